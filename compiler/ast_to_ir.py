@@ -1,0 +1,538 @@
+"""Syntax tree to IR for one model: name resolution, the declaration graph, argument binding and
+the semantic checks that need nothing but the model itself (docs/language.md says what each
+construct means). Every problem found is collected; nothing stops at the first.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+from pathlib import Path
+
+import networkx as nx
+import sympy
+
+from ..dsl import syntax as S
+from ..dsl.diagnostics import Diagnostic, Span
+from ..dsl.parse import KEYWORDS
+from ..dsl.suggest import did_you_mean
+from . import builtins as B
+from . import graph as G
+from . import ir
+from .data_files import DataFileError, sample_shape
+from .expressions import ExprError, Scope, Template, constant, convert, is_vector
+from .modules import Entry, LoadedModule
+from .signatures import as_call, bind, constant_scope
+from .train_settings import lower_train
+
+OBJECTIVE_TARGETS = {
+    "velocity": "the velocity d/dt x_t, whose conditional mean is the drift b",
+    "noise": "the latent z (the denoiser), whose conditional mean gives the score",
+    "data": "the target sample x1 (data prediction)",
+    "base": "the base sample x0",
+    "score": "the score -z / gamma(t)",
+    "potential": "a scalar potential whose gradient is the velocity",
+}
+RESERVED = {"t", "x0", "x1", "z", "x", "time", "pi"} | set(B.ALL_NAMES)
+SINGLETONS = ("dim", "base", "target", "coupling", "interpolant", "objective", "train")
+
+
+class _Skip(Exception):
+    """A dependency already failed and was reported; say nothing more about this one."""
+
+
+class Lowering:
+    def __init__(self, module: LoadedModule, model: S.ModelDecl, diagnostics: list[Diagnostic]):
+        self.module = module
+        self.model = model
+        self.diags = diagnostics
+        self.local: dict[str, S.FunctionDecl | S.EnergyDecl | S.NetworkDecl | S.SamplerDecl] = {}
+        self.single: dict[str, S.Statement] = {}
+        self.converted: dict[str, object] = {}  # graph key -> IR (or None when it failed)
+        self.entries: dict[str, Entry] = {}
+        self.graph = nx.DiGraph()
+        self._shape_hint: tuple[int, ...] | None = None
+
+    # -- diagnostics --------------------------------------------------------------------------
+
+    def error(self, message, span, suggestion=None, notes=()):
+        self.diags.append(Diagnostic("Semantic", message, span, suggestion, notes=notes))
+
+    def warn(self, message, span, suggestion=None):
+        self.diags.append(Diagnostic("Semantic", message, span, suggestion, severity="warning"))
+
+    def report(self, err: ExprError):
+        self.diags.append(err.diagnostic)
+
+    # -- entry point --------------------------------------------------------------------------
+
+    def run(self) -> ir.Model | None:
+        n_errors = sum(d.severity == "error" for d in self.diags)
+        self._collect()
+        if "dim" in self.single:
+            try:
+                self._shape_hint = _shape(self.single["dim"].value)
+            except ExprError:
+                pass  # reported when dim itself is converted
+        self._build_graph()
+        for key in G.evaluation_order(self.graph):
+            self.converted[key] = self._convert(key)
+        model = self._assemble()
+        if sum(d.severity == "error" for d in self.diags) > n_errors:
+            return None
+        return model
+
+    # -- 1. declarations ----------------------------------------------------------------------
+
+    def _collect(self):
+        for st in self.model.body:
+            if isinstance(st, S.InterpolantDecl):
+                self._single("interpolant", st)
+                if st.params:
+                    self.error("The model's interpolant takes no parameters.", st.name_span,
+                               "Declare a named interpolant outside the model, then use it here "
+                               "with arguments.")
+            elif isinstance(st, (S.FunctionDecl, S.EnergyDecl, S.NetworkDecl, S.SamplerDecl)):
+                if self._check_name(st.name, st.name_span):
+                    if st.name in self.local:
+                        self.error(f"'{st.name}' is declared twice in model {self.model.name}.",
+                                   st.name_span, "Rename or remove one of them.",
+                                   notes=(("first declared here", self.local[st.name].name_span),))
+                    else:
+                        self.local[st.name] = st
+            elif isinstance(st, S.DimStmt):
+                self._single("dim", st)
+            elif isinstance(st, S.DensityStmt):
+                self._single(st.role, st)
+            elif isinstance(st, S.CouplingStmt):
+                self._single("coupling", st)
+            elif isinstance(st, S.ObjectiveBlock):
+                self._single("objective", st)
+            elif isinstance(st, S.TrainBlock):
+                self._single("train", st)
+            else:  # pragma: no cover - the grammar makes no other statements
+                raise AssertionError(st)
+
+    def _single(self, role: str, st):
+        if role in self.single:
+            self.error(f"The model has more than one {role} statement.", st.span,
+                       "Keep one of them.", notes=(("the first one", self.single[role].span),))
+        else:
+            self.single[role] = st
+
+    def _check_name(self, name: str, span: Span) -> bool:
+        if name.startswith("__"):
+            self.error(f"Names beginning with '__' are reserved: '{name}'.", span,
+                       "Choose a name without the leading underscores.")
+        elif keyword.iskeyword(name) or keyword.issoftkeyword(name):
+            self.error(f"'{name}' is a reserved word and cannot name a declaration.", span,
+                       f"Choose another name, e.g. '{name}_'.")
+        elif name in KEYWORDS:
+            self.error(f"'{name}' is a tfm keyword and cannot name a declaration.", span)
+        elif name in RESERVED:
+            self.error(f"'{name}' has a fixed meaning in tfm and cannot be redeclared.", span,
+                       "Choose another name.")
+        else:
+            return True
+        return False
+
+    # -- 2. the declaration graph --------------------------------------------------------------
+
+    def _build_graph(self):
+        uses: dict[str, set[str]] = {}
+        attrs: dict[str, dict] = {}
+        todo: list[tuple[str, object, dict, set]] = []
+        for name, st in self.local.items():
+            kind = _local_kind(st)
+            attrs[name] = {"kind": kind, "label": name, "span": st.name_span}
+            todo.append((name, st, self.module.scope, _bound(st)))
+        for role, st in self.single.items():
+            attrs[role] = {"kind": role, "label": role, "span": st.span}
+            todo.append((role, st, self.module.scope, _bound(st)))
+        while todo:
+            key, st, scope, bound = todo.pop()
+            refs = uses.setdefault(key, set())
+            local_ok = key in self.local or key in self.single
+            for name in sorted(_referenced_names(st) - bound):
+                if local_ok and name in self.local:
+                    refs.add(name)
+                elif name in scope:
+                    entry = scope[name]
+                    refs.add(entry.key)
+                    if entry.key not in uses:
+                        uses[entry.key] = set()
+                        self.entries[entry.key] = entry
+                        attrs[entry.key] = {"kind": _entry_kind(entry), "label": entry.decl.name,
+                                            "imported": True, "span": entry.decl.name_span}
+                        todo.append((entry.key, entry.decl, entry.module.scope, _bound(entry.decl)))
+        self.graph = G.build(uses, attrs)
+        for cycle in G.cycles(self.graph):
+            names = [self.graph.nodes[k].get("label", k) for k in cycle]
+            spans = [self.graph.nodes[k].get("span") for k in cycle]
+            if len(cycle) == 1:
+                message = f"'{names[0]}' refers to itself; recursion is not allowed."
+            else:
+                message = ("These declarations refer to each other in a cycle: "
+                           + " -> ".join(names + [names[0]]) + ".")
+            self.error(message, spans[0], "Break the cycle: declarations are evaluated in order "
+                       "of use and none may depend on itself.",
+                       notes=tuple((f"'{n}' is declared here", s)
+                                   for n, s in zip(names[1:], spans[1:]) if s is not None))
+
+    # -- 3. conversion, dependencies first ------------------------------------------------------
+
+    def _scope_for(self, key: str, symbols: dict, vectors=False) -> Scope:
+        entry = self.entries.get(key)
+        module_scope = entry.module.scope if entry else self.module.scope
+        use_local = entry is None
+
+        def resolve(name):
+            if use_local and name in self.local:
+                value = self.converted.get(name, _MISSING)
+                st = self.local[name]
+                if isinstance(st, S.FunctionDecl):
+                    if value is None or value is _MISSING:
+                        raise _Skip
+                    return value
+                return _local_kind(st)
+            found = module_scope.get(name)
+            if found is None:
+                return None
+            if isinstance(found.decl, S.PrimitiveDecl):
+                return found.decl.kind
+            value = self.converted.get(found.key, _MISSING)
+            if value is None or value is _MISSING:
+                raise _Skip
+            return value
+
+        def candidates():
+            return list(module_scope) + (list(self.local) if use_local else [])
+
+        return Scope(dict(symbols), resolve, candidates, vectors, self._dim_hint())
+
+    def _dim_hint(self):
+        return None if self._shape_hint is None else math.prod(self._shape_hint)
+
+    def _convert(self, key: str):
+        try:
+            if key in self.entries:
+                return self._convert_entry(self.entries[key])
+            if key in self.local:
+                return self._convert_local(key, self.local[key])
+            return self._convert_single(key, self.single[key])
+        except ExprError as err:
+            self.report(err)
+        except _Skip:
+            pass
+        return None
+
+    def _convert_entry(self, entry: Entry):
+        decl = entry.decl
+        if isinstance(decl, S.PrimitiveDecl):
+            return decl  # bound at each use
+        if isinstance(decl, S.FunctionDecl):
+            return self._function(entry.key, decl)
+        params, defaults = self._params(entry.key, decl.params or ())
+        symbols = {p: sympy.Symbol(p, real=True) for p in params}
+        symbols.update(_interpolant_symbols())
+        body = convert(decl.body, self._scope_for(entry.key, symbols))
+        return Template(decl.name, params, defaults, body)
+
+    def _params(self, key, params) -> tuple[tuple[str, ...], tuple]:
+        names, defaults = [], []
+        for p in params:
+            if p.type is not None:
+                raise ExprError("Parameter types are only written in primitive declarations.",
+                                p.type.span, f"Write {p.name} or {p.name} = default.")
+            if p.name in names:
+                raise ExprError(f"The parameter '{p.name}' appears twice.", p.span)
+            if p.name.startswith("__") or keyword.iskeyword(p.name):
+                raise ExprError(f"'{p.name}' cannot name a parameter.", p.span)
+            names.append(p.name)
+            if p.default is not None:
+                defaults.append((p.name, constant(p.default, self._scope_for(key, {}))))
+        return tuple(names), tuple(defaults)
+
+    def _function(self, key, decl: S.FunctionDecl) -> ir.ScalarFunction:
+        params, defaults = self._params(key, decl.params)
+        if decl.is_noise and (len(params) != 1 or defaults):
+            raise ExprError("A noise schedule is a function of time alone, as in "
+                            "noise eps(t) = 0.1 * t * (1 - t).", decl.name_span)
+        symbols = {p: sympy.Symbol(p, real=True) for p in params}
+        body = convert(decl.body, self._scope_for(key, symbols))
+        return ir.ScalarFunction(decl.name, params, defaults, body, decl.is_noise, span=decl.span)
+
+    def _convert_local(self, name, st):
+        if isinstance(st, S.FunctionDecl):
+            return self._function(name, st)
+        if isinstance(st, S.EnergyDecl):
+            if st.arg in RESERVED - {"x"} or st.arg.startswith("__"):
+                raise ExprError(f"'{st.arg}' cannot name the argument of an energy.", st.span,
+                                "Write energy U(x) = ...")
+            scope = self._scope_for(name, {st.arg: ir.x}, vectors=True)
+            expr = convert(st.body, scope)
+            if is_vector(expr):
+                raise ExprError(f"The energy '{name}' is a vector; an energy is a number.",
+                                st.body.span, "Reduce it with sum, dot or norm, as in "
+                                "0.5 * sum(x^2).")
+            return ir.Energy(name, expr, span=st.span)
+        if isinstance(st, S.NetworkDecl):
+            return ir.Network(name, self._constructor(st.value, "network", name), span=st.span)
+        if isinstance(st, S.SamplerDecl):
+            return ir.Sampler(name, self._constructor(st.value, "sampler", name), span=st.span)
+        raise AssertionError(st)  # pragma: no cover
+
+    def _constructor(self, expr: S.Expr, kind: str, key: str) -> ir.Constructor:
+        call = as_call(expr)
+        if call is None:
+            raise ExprError(f"Expected a {kind}, such as {_EXAMPLE[kind]}.", expr.span)
+        entry = self.module.scope.get(call.func)
+        if entry is None or not isinstance(entry.decl, S.PrimitiveDecl):
+            pool = [n for n, e in self.module.scope.items()
+                    if isinstance(e.decl, S.PrimitiveDecl) and e.decl.kind == kind]
+            what = f"'{call.func}' is not a {kind}" if entry is not None or call.func in self.local \
+                else f"Unknown {kind} '{call.func}'"
+            raise ExprError(f"{what}.", call.func_span,
+                            did_you_mean(call.func, pool) or f"Known: {', '.join(sorted(pool))}.")
+        if entry.decl.kind != kind:
+            raise ExprError(f"'{call.func}' is a {entry.decl.kind}, not a {kind}.", call.func_span,
+                            f"For example: {_EXAMPLE[kind]}.")
+        refs = {n: _local_kind(st) for n, st in self.local.items()}
+        return bind(call, entry.decl, constant_scope(), refs)
+
+    def _convert_single(self, role, st):
+        if role == "dim":
+            return _shape(st.value)
+        if role in ("base", "target"):
+            return self._density(st)
+        if role == "coupling":
+            return self._constructor(st.value, "coupling", role)
+        if role == "interpolant":
+            body = convert(st.body, self._scope_for(role, _interpolant_symbols()))
+            return ir.Interpolant(st.name, body, span=st.span)
+        if role == "objective":
+            return self._objective(st)
+        if role == "train":
+            return lower_train(st, lambda e, k: self._constructor(e, k, role), self.diags)
+        raise AssertionError(role)  # pragma: no cover
+
+    def _density(self, st: S.DensityStmt) -> ir.Density:
+        want = "x0" if st.role == "base" else "x1"
+        if st.var != want:
+            self.error(f"The {st.role} sample is called {want}, not '{st.var}'.", st.var_span,
+                       f"Write {st.role} {want} ~ ...")
+        ctor = self._constructor(st.value, "distribution", st.role)
+        entry = self.module.scope[ctor.name]
+        shape = None
+        if entry.decl.dim is not None:
+            shape = _shape(entry.decl.dim)
+        elif ctor.name == "data":
+            folder = self.module.path.parent
+            try:
+                shape = sample_shape(folder / ctor.arg("path"), ctor.arg("key"))
+            except DataFileError as err:
+                self.diags.append(Diagnostic("Data", str(err), st.value.span,
+                                             f"Paths are relative to '{_show(folder)}'."))
+                raise _Skip from None
+        return ir.Density(st.role, ctor, shape, span=st.span)
+
+    def _objective(self, st: S.ObjectiveBlock) -> ir.Objective:
+        terms: list[ir.ObjectiveTerm] = []
+        time_law = weight = None
+        for item in st.items:
+            try:
+                if isinstance(item, S.WeightDecl):
+                    if weight is not None:
+                        raise ExprError("The objective has two weights.", item.span)
+                    scope = self._scope_for("objective", {item.param: ir.t})
+                    weight = convert(item.body, scope)
+                elif item.lhs == "time":
+                    if time_law is not None:
+                        raise ExprError("The objective gives the time law twice.", item.span)
+                    time_law = self._constructor(item.value, "timelaw", "objective")
+                    _check_time_law(time_law, item.value.span)
+                else:
+                    terms.append(self._term(item, terms))
+            except ExprError as err:
+                self.report(err)
+        if not terms:
+            self.error("The objective trains no network.", st.span,
+                       "Add a term such as b ~ velocity, with network b = mlp() declared.")
+        if time_law is None:
+            time_law = ir.Constructor("timelaw", "uniform", (("low", 0.0), ("high", 1.0)))
+        return ir.Objective(tuple(terms), time_law, sympy.Integer(1) if weight is None else weight,
+                            span=st.span)
+
+    def _term(self, item: S.ObjectiveTerm, seen) -> ir.ObjectiveTerm:
+        st = self.local.get(item.lhs)
+        if not isinstance(st, S.NetworkDecl):
+            pool = [n for n, s in self.local.items() if isinstance(s, S.NetworkDecl)] + ["time"]
+            what = "is not a network" if st is not None else "is not declared"
+            raise ExprError(f"'{item.lhs}' {what}; only networks are trained.", item.lhs_span,
+                            did_you_mean(item.lhs, pool) or
+                            f"Declare it: network {item.lhs} = mlp().")
+        if any(t.network == item.lhs for t in seen):
+            raise ExprError(f"The network '{item.lhs}' is trained twice.", item.span,
+                            "Give each network one target.")
+        if not isinstance(item.value, S.Name) or item.value.id not in OBJECTIVE_TARGETS:
+            shown = item.value.id if isinstance(item.value, S.Name) else None
+            raise ExprError(
+                f"'{shown}' is not a regression target." if shown else "Expected a target name.",
+                item.value.span, (did_you_mean(shown, OBJECTIVE_TARGETS) if shown else None)
+                or "Targets: " + ", ".join(OBJECTIVE_TARGETS) + ".")
+        return ir.ObjectiveTerm(item.lhs, item.value.id, span=item.span)
+
+    # -- 4. the model --------------------------------------------------------------------------
+
+    def _assemble(self) -> ir.Model | None:
+        got = self.converted
+        name_span = self.model.name_span
+        for role, example in (("base", "base x0 ~ normal(0, 1)"),
+                              ("target", "target x1 ~ moons(noise = 0.1)"),
+                              ("interpolant", "interpolant x_t = (1 - t) * x0 + t * x1"),
+                              ("objective", "objective { b ~ velocity }")):
+            if role not in self.single:
+                self.error(f"Model {self.model.name} has no {role}.", name_span,
+                           f"Add one, for example: {example}")
+        shape = self._resolve_shape()
+        base, target = got.get("base"), got.get("target")
+        interpolant, objective = got.get("interpolant"), got.get("objective")
+        coupling = got.get("coupling") if "coupling" in self.single else \
+            ir.Constructor("coupling", "independent", ())
+        train = got.get("train") if "train" in self.single else \
+            lower_train(S.TrainBlock(()), lambda e, k: self._constructor(e, k, "train"), self.diags)
+        functions = tuple(v for k, v in got.items() if k in self.local and
+                          isinstance(v, ir.ScalarFunction))
+        energies = tuple(v for v in got.values() if isinstance(v, ir.Energy))
+        networks = tuple(v for v in got.values() if isinstance(v, ir.Network))
+        samplers = tuple(v for v in got.values() if isinstance(v, ir.Sampler))
+        if None in (shape, base, target, interpolant, objective, coupling, train) or \
+                len(functions) + len(energies) + len(networks) + len(samplers) < len(self.local):
+            return None
+        order = tuple(k for k in G.evaluation_order(self.graph) if k not in self.entries)
+        model = ir.Model(self.model.name, shape, base, target, coupling,
+                         tuple(sorted(functions, key=lambda f: order.index(f.name))),
+                         interpolant, energies, networks, objective, samplers, train,
+                         order=order, file=self.module.display, span=self.model.span)
+        from .check_model import check_model
+        self.diags.extend(check_model(model, self.single, self.local))
+        return model
+
+    def _resolve_shape(self):
+        declared = self.converted.get("dim")
+        if "dim" in self.single and declared is None:
+            return None
+        found = declared
+        for role in ("base", "target"):
+            density = self.converted.get(role)
+            if density is None or density.shape is None:
+                continue
+            if found is None:
+                found = density.shape
+            elif math.prod(found) != math.prod(density.shape) or (
+                    len(found) > 1 and len(density.shape) > 1 and found != density.shape):
+                origin = "the dim statement" if declared is not None else "the other density"
+                self.error(f"The {role} {density.constructor.name} has samples of shape "
+                           f"{list(density.shape)}, but {origin} says {list(found)}.",
+                           density.span, "Make the dim statement match the data.")
+                return None
+        if found is None:
+            self.error(f"Model {self.model.name} does not say its dimension, and its densities "
+                       "do not fix one.", self.model.name_span, "Add a statement such as dim 2.")
+        return found
+
+
+_MISSING = object()
+_EXAMPLE = {"network": "mlp(width = 256)", "sampler": "heun(steps = 20)",
+            "coupling": "independent or sinkhorn(reg = 0.05)",
+            "distribution": "normal(0, 1) or data(\"train.npy\")", "timelaw": "uniform(0, 1)",
+            "optimizer": "adam(lr = 1e-3)", "lr_schedule": "cosine(warmup = 100)"}
+
+
+def _interpolant_symbols():
+    return {"t": ir.t, "x0": ir.x0, "x1": ir.x1, "z": ir.z}
+
+
+def _local_kind(st) -> str:
+    if isinstance(st, S.FunctionDecl):
+        return "noise" if st.is_noise else "function"
+    return {S.EnergyDecl: "energy", S.NetworkDecl: "network", S.SamplerDecl: "sampler"}[type(st)]
+
+
+def _entry_kind(entry: Entry) -> str:
+    decl = entry.decl
+    if isinstance(decl, S.PrimitiveDecl):
+        return decl.kind
+    if isinstance(decl, S.InterpolantDecl):
+        return "interpolant"
+    return "noise" if decl.is_noise else "function"
+
+
+def _bound(st) -> set[str]:
+    """Names an expression of ``st`` binds itself (parameters, t, x0...)."""
+    if isinstance(st, S.FunctionDecl):
+        return {p.name for p in st.params}
+    if isinstance(st, S.InterpolantDecl):
+        return {p.name for p in st.params or ()} | {"t", "x0", "x1", "z"}
+    if isinstance(st, S.EnergyDecl):
+        return {st.arg}
+    if isinstance(st, S.PrimitiveDecl):
+        return {p.name for p in st.params}
+    return set()
+
+
+def _referenced_names(st) -> set[str]:
+    exprs = []
+    if isinstance(st, (S.FunctionDecl, S.InterpolantDecl, S.EnergyDecl)):
+        exprs.append(st.body)
+        exprs += [p.default for p in getattr(st, "params", None) or () if p.default is not None]
+    elif isinstance(st, S.PrimitiveDecl):
+        return set()
+    elif isinstance(st, S.ObjectiveBlock):
+        for item in st.items:
+            if isinstance(item, S.WeightDecl):
+                exprs.append(item.body)
+            elif item.lhs == "time":
+                exprs.append(item.value)
+    elif isinstance(st, S.TrainBlock):
+        exprs += [i.value for i in st.items]
+    elif hasattr(st, "value"):
+        exprs.append(st.value)
+    names = set()
+    for expr in exprs:
+        for node in S.walk(expr):
+            if isinstance(node, S.Name):
+                names.add(node.id)
+            elif isinstance(node, S.Call):
+                names.add(node.func)
+    if isinstance(st, S.ObjectiveBlock):
+        names |= {i.lhs for i in st.items if isinstance(i, S.ObjectiveTerm) and i.lhs != "time"}
+    return names
+
+
+def _shape(expr: S.Expr) -> tuple[int, ...]:
+    items = expr.items if isinstance(expr, S.ListExpr) else (expr,)
+    if not items:
+        raise ExprError("A shape needs at least one size.", expr.span)
+    sizes = []
+    for item in items:
+        if not (isinstance(item, S.Number) and item.is_integer and int(item.text) > 0):
+            raise ExprError("A dimension is a positive whole number, or a list of them for a "
+                            "tensor shape, as in dim 2 or dim [1, 8, 8].", item.span)
+        sizes.append(int(item.text))
+    return tuple(sizes)
+
+
+def _check_time_law(law: ir.Constructor, span):
+    if law.name == "uniform":
+        low, high = law.arg("low"), law.arg("high")
+        if not 0 <= low < high <= 1:
+            raise ExprError(f"The time law uniform({low:g}, {high:g}) leaves [0, 1]; it needs "
+                            "0 <= low < high <= 1.", span)
+    elif law.name == "logit_normal" and law.arg("std") <= 0:
+        raise ExprError("logit_normal needs std > 0.", span)
+
+
+def _show(folder: Path) -> str:
+    from .modules import display_name
+    return display_name(folder)

@@ -1,0 +1,215 @@
+"""``tfmc``, the command line. Exit status: 0 clean, 1 errors in the user's files, 2 bad usage,
+3 an internal compiler error (a bug in tfm: please report it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .. import __version__
+from ..dsl.diagnostics import InternalCompilerError, TfmError, render
+from ..dsl.format import format_module
+from ..dsl.parse import parse
+from . import ir
+from .pipeline import compile_file, load_model
+
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except TfmError as err:
+        print(err.render(), file=sys.stderr)
+        return EXIT_USER
+    except InternalCompilerError as err:
+        print(f"Internal compiler error: {err}\nThis is a bug in tfm, not in your model; "
+              "please report it with the model file.", file=sys.stderr)
+        return EXIT_INTERNAL
+    except BrokenPipeError:  # pragma: no cover - e.g. piped into head
+        return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tfmc", description="The tfm compiler: check, format and "
+                                "inspect transport-based generative models written in tfm.")
+    p.add_argument("--version", action="version", version=f"tfmc {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("check", help="report every syntax and semantic error and warning",
+                       description="Parse, resolve and check each FILE; print every diagnostic. "
+                       "Exit 0 when no file has errors, 1 otherwise.")
+    c.add_argument("files", nargs="+", metavar="FILE")
+    c.add_argument("--json", action="store_true", help="print diagnostics as JSON lines")
+    c.set_defaults(run=_check)
+
+    f = sub.add_parser("fmt", help="rewrite files in the canonical layout",
+                       description="Rewrite each FILE in the canonical layout (comments kept). "
+                       "With --check, change nothing and exit 1 if a file would change.")
+    f.add_argument("files", nargs="+", metavar="FILE")
+    f.add_argument("--check", action="store_true", help="only report files that would change")
+    f.add_argument("--stdout", action="store_true", help="print the result instead of writing")
+    f.set_defaults(run=_fmt)
+
+    g = sub.add_parser("graph", help="print the declaration graph",
+                       description="Print the model's declarations in evaluation order with what "
+                       "each uses, or the graph in Graphviz DOT with --dot.")
+    g.add_argument("file", metavar="FILE")
+    g.add_argument("--dot", action="store_true", help="Graphviz DOT output")
+    g.set_defaults(run=_graph)
+
+    i = sub.add_parser("info", help="summarise a model",
+                       description="Summarise the model: shape, densities, coupling, "
+                       "interpolant, networks, objective, samplers, training settings.")
+    i.add_argument("file", metavar="FILE")
+    i.add_argument("--json", action="store_true", help="machine-readable JSON")
+    i.set_defaults(run=_info)
+    return p
+
+
+def _check(args) -> int:
+    status = EXIT_OK
+    for name in args.files:
+        try:
+            result = compile_file(name)
+        except TfmError as err:
+            _print_diagnostics(err.diagnostics, err.sources, args.json)
+            status = EXIT_USER
+            continue
+        _print_diagnostics(result.diagnostics, result.sources, args.json)
+        if result.errors:
+            status = EXIT_USER
+        elif not args.json:
+            n = len(result.warnings)
+            print(f"{name}: ok" + (f" ({n} warning{'s' * (n != 1)})" if n else ""))
+    return status
+
+
+def _print_diagnostics(diagnostics, sources, as_json: bool) -> None:
+    for d in diagnostics:
+        if as_json:
+            print(json.dumps(d.to_json(), sort_keys=True))
+        else:
+            print(render(d, sources) + "\n", file=sys.stderr)
+
+
+def _fmt(args) -> int:
+    status = EXIT_OK
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            print(f"tfmc fmt: no such file: '{name}'", file=sys.stderr)
+            status = EXIT_USER
+            continue
+        text = path.read_text(encoding="utf-8")
+        formatted = format_module(parse(text, name))
+        if args.stdout:
+            sys.stdout.write(formatted)
+        elif formatted != text:
+            if args.check:
+                print(f"{name}: would be reformatted")
+                status = EXIT_USER
+            else:
+                tmp = path.with_name(path.name + ".tfmc-fmt")
+                tmp.write_text(formatted, encoding="utf-8")
+                tmp.replace(path)
+                print(f"{name}: formatted")
+    return status
+
+
+def _graph(args) -> int:
+    from .graph import to_dot
+
+    result = compile_file(args.file)
+    result.raise_errors()
+    if result.graph is None:
+        print(f"{args.file}: no model", file=sys.stderr)
+        return EXIT_USER
+    graph = result.graph
+    if args.dot:
+        print(to_dot(graph, result.model.name))
+        return EXIT_OK
+    for node in result.model.order:
+        data = graph.nodes[node]
+        uses = sorted(graph.nodes[n].get("label", n) for n in graph.successors(node))
+        print(f"{data.get('label', node)} ({data.get('kind')})"
+              + (f" uses {', '.join(uses)}" if uses else ""))
+    return EXIT_OK
+
+
+def _info(args) -> int:
+    model = load_model(args.file)
+    summary = model_summary(model)
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+        return EXIT_OK
+    print(f"model {summary['model']} ({summary['file']})")
+    print(f"  shape        {summary['shape']} (dim {summary['dim']})")
+    for role in ("base", "target", "coupling"):
+        print(f"  {role:<12} {_call_text(summary[role])}")
+    print(f"  interpolant  {summary['interpolant']['name']} = {summary['interpolant']['expr']}")
+    for f in summary["functions"]:
+        print(f"  {'noise' if f['noise'] else 'function':<12} {f['name']}"
+              f"({', '.join(f['params'])}) = {f['body']}")
+    for n in summary["networks"]:
+        print(f"  network      {n['name']} = {_call_text(n['constructor'])}")
+    objective = summary["objective"]
+    for term in objective["terms"]:
+        print(f"  objective    {term['network']} ~ {term['target']}")
+    print(f"  time law     {_call_text(objective['time_law'])}, weight {objective['weight']}")
+    for s in summary["samplers"]:
+        print(f"  sampler      {s['name']} = {_call_text(s['constructor'])}")
+    train = ", ".join(f"{k} {_call_text(v) if isinstance(v, dict) else v}"
+                      for k, v in summary["train"].items())
+    print(f"  train        {train}")
+    return EXIT_OK
+
+
+def _call_text(ctor: dict) -> str:
+    def show(v):
+        if isinstance(v, dict):
+            return v["name"]
+        if isinstance(v, list):
+            return "[" + ", ".join(map(str, v)) + "]" if len(v) > 1 else str(v[0])
+        return repr(v) if isinstance(v, str) else str(v)
+    return f"{ctor['name']}({', '.join(f'{k} = {show(v)}' for k, v in ctor['args'].items())})"
+
+
+def model_summary(model: ir.Model) -> dict:
+    """The JSON summary of ``tfmc info --json``: stable keys, plain values."""
+    return {
+        "model": model.name,
+        "file": model.file,
+        "shape": list(model.shape),
+        "dim": model.dim,
+        "base": model.base.constructor.to_json(),
+        "target": model.target.constructor.to_json(),
+        "coupling": model.coupling.to_json(),
+        "interpolant": {"name": model.interpolant.name, "expr": str(model.interpolant.expr),
+                        "latent": model.interpolant.uses_latent},
+        "functions": [{"name": f.name, "params": list(f.params), "body": str(f.body),
+                       "noise": f.is_noise} for f in model.functions],
+        "energies": [{"name": e.name, "expr": str(e.expr)} for e in model.energies],
+        "networks": [{"name": n.name, "constructor": n.constructor.to_json()}
+                     for n in model.networks],
+        "objective": {"terms": [{"network": t.network, "target": t.target}
+                                for t in model.objective.terms],
+                      "time_law": model.objective.time_law.to_json(),
+                      "weight": str(model.objective.weight)},
+        "samplers": [{"name": s.name, "constructor": s.constructor.to_json()}
+                     for s in model.samplers],
+        "train": {k: (v.to_json() if isinstance(v, ir.Constructor) else v)
+                  for k, v in model.train.settings},
+        "declarations": list(model.order),
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

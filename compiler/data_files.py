@@ -1,0 +1,90 @@
+"""Reading the shape of a data file without loading it, and without pickles.
+
+``.npy`` and ``.npz`` headers are read with numpy's format module (``allow_pickle=False``
+throughout); ``.csv`` files give their column count from the first data row. The first axis
+counts samples: a file of shape (N, 2) holds N points of a 2-D model, (N, 1, 8, 8) N images.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from numpy.lib import format as npformat
+
+
+class DataFileError(Exception):
+    """A data file is missing or malformed; the message names the problem."""
+
+
+def sample_shape(path: Path, key: str = "") -> tuple[int, ...]:
+    """The shape of one sample stored in ``path`` (everything after the first axis)."""
+    if not path.is_file():
+        raise DataFileError(f"The data file '{path}' does not exist.")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        with path.open("rb") as fh:
+            shape, dtype = _npy_header(fh, path.name)
+    elif suffix == ".npz":
+        shape, dtype = _npz_header(path, key)
+    else:
+        return _csv_shape(path)
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise DataFileError(f"'{path.name}' holds {dtype} values; tfm reads numbers only "
+                            "(integers or floats).")
+    if len(shape) < 2:
+        raise DataFileError(f"'{path.name}' has shape {shape}; expected (samples, features...), "
+                            "e.g. (N, 2) for 2-D points.")
+    return tuple(int(s) for s in shape[1:])
+
+
+def _npy_header(fh, name: str):
+    try:
+        version = npformat.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = npformat.read_array_header_1_0(fh)
+        else:
+            shape, _, dtype = npformat.read_array_header_2_0(fh)
+    except (ValueError, OSError) as err:
+        raise DataFileError(f"'{name}' is not a valid .npy file: {err}") from None
+    return shape, dtype
+
+
+def _npz_header(path: Path, key: str):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            arrays = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
+            if key:
+                if key not in arrays:
+                    raise DataFileError(f"'{path.name}' has no array '{key}'; it holds "
+                                        f"{', '.join(arrays) or 'none'}.")
+            elif len(arrays) == 1:
+                key = arrays[0]
+            elif "x" in arrays:
+                key = "x"
+            else:
+                raise DataFileError(f"'{path.name}' holds several arrays ({', '.join(arrays)}); "
+                                    "choose one with data(\"...\", key = \"NAME\").")
+            with archive.open(key + ".npy") as fh:
+                return _npy_header(fh, f"{path.name}[{key}]")
+    except zipfile.BadZipFile:
+        raise DataFileError(f"'{path.name}' is not a valid .npz file.") from None
+
+
+def _csv_shape(path: Path) -> tuple[int, ...]:
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            fields = line.split(",")
+            try:
+                [float(f) for f in fields]
+            except ValueError:
+                if number == 1:
+                    continue  # a header row
+                raise DataFileError(f"'{path.name}', row {number}: not all fields are numbers.") \
+                    from None
+            return (len(fields),)
+    raise DataFileError(f"'{path.name}' has no data rows.")

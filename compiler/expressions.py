@@ -1,0 +1,254 @@
+"""Syntax-tree expressions to sympy, node by node: no text is ever handed to sympy to parse.
+
+A :class:`Scope` tells the converter what each name means: a bound symbol (a function parameter,
+``t``, ``x0``...), a scalar function or named interpolant to inline, or something that is not a
+number at all (a network, a distribution), which is an error in an expression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+import sympy
+
+from ..dsl import syntax as S
+from ..dsl.diagnostics import Diagnostic
+from ..dsl.suggest import did_you_mean
+from . import builtins as B
+from . import ir
+
+
+class ExprError(Exception):
+    def __init__(self, message, span, suggestion=None):
+        super().__init__(message)
+        self.diagnostic = Diagnostic("Semantic", message, span, suggestion)
+
+
+@attrs.frozen
+class Template:
+    """A named interpolant: its body in t, x0, x1, z and its parameters with defaults."""
+
+    name: str
+    params: tuple[str, ...]
+    defaults: tuple[tuple[str, sympy.Expr], ...]
+    body: sympy.Expr
+
+
+@attrs.define
+class Scope:
+    """What names mean inside one expression."""
+
+    symbols: dict[str, sympy.Basic]
+    resolve: Callable[[str], object]  # name -> ir.ScalarFunction | Template | str (a kind) | None
+    candidates: Callable[[], list[str]]
+    vectors: bool = False  # energies: x is a vector, reductions allowed
+    dim: int | None = None
+
+
+def convert(expr: S.Expr, scope: Scope) -> sympy.Expr:
+    """Convert ``expr``; raise :class:`ExprError` at the first problem."""
+    if isinstance(expr, S.Number):
+        return sympy.Rational(expr.text)
+    if isinstance(expr, S.Name):
+        return _name(expr, scope)
+    if isinstance(expr, S.BinOp):
+        return _bounded(_binop(expr, convert(expr.left, scope), convert(expr.right, scope)), expr)
+    if isinstance(expr, S.UnaryOp):
+        value = convert(expr.operand, scope)
+        return -value if expr.op == "-" else value
+    if isinstance(expr, S.Call):
+        return _call(expr, scope)
+    if isinstance(expr, S.Index):
+        return _index(expr, scope)
+    if isinstance(expr, S.String):
+        raise ExprError("A string cannot be used in arithmetic.", expr.span,
+                        'Strings are only arguments, as in data("train.npy").')
+    if isinstance(expr, S.ListExpr):
+        raise ExprError("A list cannot be used in arithmetic.", expr.span,
+                        "Lists are only arguments, as in normal(mean = [1, 2]).")
+    raise AssertionError(expr)  # pragma: no cover - the parser makes no other nodes
+
+
+MAX_BITS = 4096
+MAX_EXPONENT = 1024
+
+
+def _binop(expr: S.BinOp, a, b):
+    if expr.op == "+":
+        return a + b
+    if expr.op == "-":
+        return a - b
+    if expr.op == "*":
+        return a * b
+    if expr.op == "/":
+        if b == 0:
+            raise ExprError("Division by zero.", expr.right.span)
+        return a / b
+    if b.is_Number and a.is_Number and abs(b) > MAX_EXPONENT and abs(a) != 1 and a != 0:
+        raise ExprError(f"The exponent {b} is too large to evaluate exactly.", expr.right.span,
+                        "Write the value as a number literal such as 1e300.")
+    if a == 0 and b.is_Number and b < 0:
+        raise ExprError("Zero to a negative power is infinite.", expr.span)
+    return a ** b
+
+
+def _bounded(value, expr):
+    """Exact rational arithmetic on literals must not grow without bound."""
+    if value.is_Rational and max(value.p.bit_length(), value.q.bit_length()) > MAX_BITS:
+        raise ExprError("This number is too large (or too finely divided) to compute with.",
+                        expr.span, "Use a float-sized literal instead.")
+    return value
+
+
+def _unknown(name: str, span, scope: Scope, what="name") -> ExprError:
+    pool = list(scope.symbols) + list(B.ALL_NAMES) + scope.candidates()
+    return ExprError(f"Unknown {what} '{name}'.", span,
+                     did_you_mean(name, pool) or _hint_for(name, scope))
+
+
+def _hint_for(name: str, scope: Scope) -> str | None:
+    if name in ("t", "x0", "x1", "z", "x"):
+        if "t" in scope.symbols:
+            return None
+        return (f"'{name}' is only defined where it is bound: give it as a parameter, "
+                f"as in f({name}) = ...")
+    return None
+
+
+def _name(expr: S.Name, scope: Scope):
+    name = expr.id
+    if name in scope.symbols:
+        return scope.symbols[name]
+    if name in B.CONSTANTS:
+        return B.CONSTANTS[name]
+    target = scope.resolve(name)
+    if isinstance(target, Template):
+        return instantiate(target, [], [], expr, scope)
+    if isinstance(target, ir.ScalarFunction):
+        raise ExprError(f"'{name}' is a function; call it with its arguments, as in "
+                        f"{name}({', '.join(target.params)}).", expr.span)
+    if name in B.UNARY or name in B.VARIADIC or name in B.REDUCTIONS:
+        raise ExprError(f"'{name}' is a function; call it, as in {name}(t).", expr.span)
+    if isinstance(target, str):
+        raise ExprError(f"'{name}' is a {target}, not a number.", expr.span)
+    raise _unknown(name, expr.span, scope)
+
+
+def _call(expr: S.Call, scope: Scope):
+    name = expr.func
+    if name in scope.symbols:
+        raise ExprError(f"'{name}' is a number, not a function.", expr.func_span)
+    target = scope.resolve(name)
+    if isinstance(target, ir.ScalarFunction):
+        values = bind_call(expr, target.params, dict(target.defaults), scope, name)
+        return target.body.xreplace(dict(zip(target.symbols(), values)))
+    if isinstance(target, Template):
+        return instantiate(target, expr.args, expr.keywords, expr, scope)
+    if target is None and name in B.UNARY:
+        _no_keywords(expr)
+        if len(expr.args) != 1:
+            raise ExprError(f"{name} takes 1 argument, not {len(expr.args)}.", expr.span)
+        return B.UNARY[name](convert(expr.args[0], scope))
+    if target is None and name in B.VARIADIC:
+        _no_keywords(expr)
+        if len(expr.args) < 2:
+            raise ExprError(f"{name} takes at least 2 arguments.", expr.span)
+        return B.VARIADIC[name](*(convert(a, scope) for a in expr.args))
+    if target is None and name in B.REDUCTIONS:
+        return _reduction(expr, scope)
+    if isinstance(target, str):
+        raise ExprError(f"'{name}' is a {target}; it cannot be used in an expression.",
+                        expr.func_span)
+    raise _unknown(name, expr.func_span, scope, "function")
+
+
+def _no_keywords(expr: S.Call):
+    if expr.keywords:
+        raise ExprError(f"{expr.func} takes no keyword arguments.", expr.keywords[0].span)
+
+
+def bind_call(expr: S.Call, params, defaults: dict, scope: Scope, name: str) -> list:
+    """Positional and keyword arguments of a call to a scalar function, in parameter order."""
+    if len(expr.args) > len(params):
+        raise ExprError(f"{name} takes {len(params)} argument{'s' * (len(params) != 1)}, "
+                        f"but {len(expr.args)} were given.", expr.span,
+                        f"Its parameters: {', '.join(params)}.")
+    values: dict[str, sympy.Expr] = {p: convert(a, scope) for p, a in zip(params, expr.args)}
+    for kw in expr.keywords:
+        if kw.name not in params:
+            raise ExprError(f"{name} has no parameter '{kw.name}'.", kw.span,
+                            did_you_mean(kw.name, params) or f"Its parameters: {', '.join(params)}.")
+        if kw.name in values:
+            raise ExprError(f"The argument '{kw.name}' is given twice.", kw.span)
+        values[kw.name] = convert(kw.value, scope)
+    for p in params:
+        if p not in values:
+            if p not in defaults:
+                raise ExprError(f"The call to {name} misses the argument '{p}'.", expr.span,
+                                f"Call it as {name}({', '.join(params)}).")
+            values[p] = defaults[p]
+    return [values[p] for p in params]
+
+
+def instantiate(template: Template, args, keywords, expr, scope: Scope) -> sympy.Expr:
+    if not {"t", "x0", "x1", "z"} <= set(scope.symbols):
+        raise ExprError(f"The interpolant '{template.name}' can only be used in an interpolant.",
+                        expr.span)
+    call = S.Call(template.name, tuple(args), tuple(keywords), span=expr.span, func_span=expr.span)
+    values = bind_call(call, template.params, dict(template.defaults), scope, template.name)
+    symbols = [sympy.Symbol(p, real=True) for p in template.params]
+    return template.body.xreplace(dict(zip(symbols, values)))
+
+
+def _index(expr: S.Index, scope: Scope):
+    if not (scope.vectors and isinstance(expr.value, S.Name) and expr.value.id == "x"):
+        raise ExprError("Only the sample x of an energy can be indexed, as in x[0].", expr.span)
+    index = convert(expr.index, scope)
+    if not (index.is_Integer and index >= 0):
+        raise ExprError("An index must be a whole number, 0 or more.", expr.index.span)
+    if scope.dim is not None and int(index) >= scope.dim:
+        raise ExprError(f"Index {int(index)} is out of range: x has {scope.dim} components "
+                        f"(0 to {scope.dim - 1}).", expr.index.span)
+    return sympy.Indexed(sympy.IndexedBase("x"), index)
+
+
+def _reduction(expr: S.Call, scope: Scope):
+    name = expr.func
+    if not scope.vectors:
+        raise ExprError(f"{name} works on the sample x of an energy; it cannot be used here.",
+                        expr.func_span)
+    _no_keywords(expr)
+    args = [convert(a, scope) for a in expr.args]
+    arity = {"sum": 1, "norm": 1, "dot": 2}.get(name)
+    if arity is not None and len(args) != arity:
+        raise ExprError(f"{name} takes {arity} argument{'s' * (arity > 1)}, not {len(args)}.",
+                        expr.span)
+    if name == "sum":
+        return B.VSum(args[0])
+    if name == "norm":
+        return sympy.sqrt(B.VSum(args[0] ** 2))
+    if name == "dot":
+        return B.VSum(args[0] * args[1])
+    if len(args) < 1:
+        raise ExprError("logsumexp takes at least 1 argument.", expr.span)
+    for a, node in zip(args, expr.args):
+        if is_vector(a):
+            raise ExprError("logsumexp takes scalar arguments, as in "
+                            "logsumexp(-sum((x - 1)^2), -sum((x + 1)^2)).", node.span)
+    return B.LogSumExp(*args)
+
+
+def is_vector(expr: sympy.Expr) -> bool:
+    """Whether an energy expression still depends on the whole vector x (outside reductions)."""
+    reduced = expr.replace(lambda e: isinstance(e, B.VSum), lambda e: sympy.Integer(0))
+    return ir.x in reduced.free_symbols
+
+
+def constant(expr: S.Expr, scope: Scope) -> sympy.Expr:
+    """A constant expression (no free symbols), e.g. a default or an argument like 2 * pi."""
+    value = convert(expr, scope)
+    if value.free_symbols:
+        raise ExprError("This must be a constant number.", expr.span,
+                        f"It depends on {', '.join(sorted(map(str, value.free_symbols)))}.")
+    return value

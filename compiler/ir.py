@@ -1,0 +1,175 @@
+"""The intermediate representation: what a model *means*, names resolved and values checked.
+
+Frozen attrs classes; scalar maths are sympy expressions built node by node from the syntax tree
+(``tfm.compiler.expressions``), never parsed from text. Spans are kept for diagnostics and left
+out of equality, so two IRs are equal when they describe the same model.
+
+Symbols (MATH.md section 2): ``t`` is time in [0, 1]; ``x0``, ``x1``, ``z`` are the base sample, the
+target sample and the latent Gaussian, treated elementwise; ``x`` is the argument of an energy.
+"""
+
+from __future__ import annotations
+
+import attrs
+import sympy
+
+from ..dsl.diagnostics import Span
+
+t = sympy.Symbol("t", real=True)
+x0 = sympy.Symbol("x0", real=True)
+x1 = sympy.Symbol("x1", real=True)
+z = sympy.Symbol("z", real=True)
+x = sympy.Symbol("x", real=True)
+
+_span = attrs.field(eq=False, repr=False, default=None)
+
+
+@attrs.frozen
+class Reference:
+    """A reference from an argument to a declaration of the model (a noise schedule, an energy)."""
+
+    kind: str
+    name: str
+
+
+Value = int | float | str | tuple | Reference
+
+
+@attrs.frozen
+class Constructor:
+    """An applied primitive, e.g. ``mlp(width = 64)``: every parameter bound, defaults filled in,
+    in the order of the primitive's declaration."""
+
+    kind: str
+    name: str
+    args: tuple[tuple[str, Value], ...]
+    span: Span | None = _span
+
+    def arg(self, name: str) -> Value:
+        return dict(self.args)[name]
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "args": {k: _jsonable(v) for k, v in self.args}}
+
+
+def _jsonable(value):
+    if isinstance(value, Reference):
+        return {"ref": value.kind, "name": value.name}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+@attrs.frozen
+class Density:
+    """``base`` or ``target``: a constructor and the shape of one sample where it is fixed."""
+
+    role: str
+    constructor: Constructor
+    shape: tuple[int, ...] | None
+    span: Span | None = _span
+
+
+@attrs.frozen
+class ScalarFunction:
+    """``name(params) = body``: body is a sympy expression in ``Symbol(param, real=True)``."""
+
+    name: str
+    params: tuple[str, ...]
+    defaults: tuple[tuple[str, sympy.Expr], ...]
+    body: sympy.Expr
+    is_noise: bool = False
+    span: Span | None = _span
+
+    def symbols(self) -> tuple[sympy.Symbol, ...]:
+        return tuple(sympy.Symbol(p, real=True) for p in self.params)
+
+
+@attrs.frozen
+class Interpolant:
+    """x_t as one expression in t, x0, x1 and z, with every function call inlined."""
+
+    name: str
+    expr: sympy.Expr
+    span: Span | None = _span
+
+    @property
+    def uses_latent(self) -> bool:
+        return z in self.expr.free_symbols
+
+
+@attrs.frozen
+class Energy:
+    name: str
+    expr: sympy.Expr
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Network:
+    name: str
+    constructor: Constructor
+    span: Span | None = _span
+
+
+@attrs.frozen
+class ObjectiveTerm:
+    network: str
+    target: str
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Objective:
+    terms: tuple[ObjectiveTerm, ...]
+    time_law: Constructor
+    weight: sympy.Expr
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Sampler:
+    name: str
+    constructor: Constructor
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Train:
+    settings: tuple[tuple[str, Value | Constructor], ...]
+    span: Span | None = _span
+
+    def __getitem__(self, key: str):
+        return dict(self.settings)[key]
+
+
+@attrs.frozen
+class Model:
+    name: str
+    shape: tuple[int, ...]
+    base: Density
+    target: Density
+    coupling: Constructor
+    functions: tuple[ScalarFunction, ...]
+    interpolant: Interpolant
+    energies: tuple[Energy, ...]
+    networks: tuple[Network, ...]
+    objective: Objective
+    samplers: tuple[Sampler, ...]
+    train: Train
+    order: tuple[str, ...] = attrs.field(eq=False, default=())
+    file: str = attrs.field(eq=False, default="<string>")
+    span: Span | None = _span
+
+    @property
+    def dim(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    def function(self, name: str) -> ScalarFunction:
+        return next(f for f in self.functions if f.name == name)
+
+    def network(self, name: str) -> Network:
+        return next(n for n in self.networks if n.name == name)

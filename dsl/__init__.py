@@ -1,0 +1,8 @@
+"""Text to syntax tree: grammar, parser, syntax tree, diagnostics and the formatter."""
+
+from .diagnostics import (Diagnostic, InternalCompilerError, Span, TfmDataError, TfmError,
+                          TfmRuntimeError, TfmSemanticError, TfmSyntaxError)
+from .parse import parse
+
+__all__ = ["Diagnostic", "InternalCompilerError", "Span", "TfmDataError", "TfmError",
+           "TfmRuntimeError", "TfmSemanticError", "TfmSyntaxError", "parse"]
