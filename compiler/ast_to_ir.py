@@ -52,6 +52,7 @@ class Lowering:
         self.entries: dict[str, Entry] = {}
         self.graph = nx.DiGraph()
         self._shape_hint: tuple[int, ...] | None = None
+        self._tainted = False
 
     # -- diagnostics --------------------------------------------------------------------------
 
@@ -188,38 +189,53 @@ class Lowering:
 
         def resolve(name):
             if use_local and name in self.local:
-                value = self.converted.get(name, _MISSING)
                 st = self.local[name]
                 if isinstance(st, S.FunctionDecl):
-                    if value is None or value is _MISSING:
-                        raise _Skip
-                    return value
+                    return self._converted_or_stand_in(name, st)
                 return _local_kind(st)
             found = module_scope.get(name)
             if found is None:
                 return None
             if isinstance(found.decl, S.PrimitiveDecl):
                 return found.decl.kind
-            value = self.converted.get(found.key, _MISSING)
-            if value is None or value is _MISSING:
-                raise _Skip
-            return value
+            return self._converted_or_stand_in(found.key, found.decl)
 
         def candidates():
             return list(module_scope) + (list(self.local) if use_local else [])
 
         return Scope(dict(symbols), resolve, candidates, vectors, self._dim_hint())
 
+    def _converted_or_stand_in(self, key: str, decl):
+        """The IR of a dependency. One that failed (and was reported) is replaced by an opaque
+        stand-in so that this declaration is still checked; its own result is then dropped."""
+        value = self.converted.get(key)
+        if value is not None:
+            return value
+        if key not in self.converted:  # on a cycle, reported already
+            raise _Skip
+        self._tainted = True
+        params = tuple(p.name for p in decl.params or ())
+        defaults = tuple((p.name, sympy.Integer(0)) for p in decl.params or () if p.default)
+        symbols = [sympy.Symbol(p, real=True) for p in params]
+        if isinstance(decl, S.InterpolantDecl):
+            symbols += [ir.t, ir.x0, ir.x1, ir.z]
+            body = sympy.Function(decl.name)(*symbols)
+            return Template(decl.name, params, defaults, body)
+        return ir.ScalarFunction(decl.name, params, defaults, sympy.Function(decl.name)(*symbols))
+
     def _dim_hint(self):
         return None if self._shape_hint is None else math.prod(self._shape_hint)
 
     def _convert(self, key: str):
+        self._tainted = False
         try:
             if key in self.entries:
-                return self._convert_entry(self.entries[key])
-            if key in self.local:
-                return self._convert_local(key, self.local[key])
-            return self._convert_single(key, self.single[key])
+                result = self._convert_entry(self.entries[key])
+            elif key in self.local:
+                result = self._convert_local(key, self.local[key])
+            else:
+                result = self._convert_single(key, self.single[key])
+            return None if self._tainted else result
         except ExprError as err:
             self.report(err)
         except _Skip:
@@ -329,7 +345,8 @@ class Lowering:
         elif ctor.name == "data":
             folder = self.module.path.parent
             try:
-                shape = sample_shape(folder / ctor.arg("path"), ctor.arg("key"))
+                shape = sample_shape(folder / ctor.arg("path"), ctor.arg("key"),
+                                     ctor.arg("path"))
             except DataFileError as err:
                 self.diags.append(Diagnostic("Data", str(err), st.value.span,
                                              f"Paths are relative to '{_show(folder)}'."))
@@ -355,7 +372,7 @@ class Lowering:
                     terms.append(self._term(item, terms))
             except ExprError as err:
                 self.report(err)
-        if not terms:
+        if not any(isinstance(i, S.ObjectiveTerm) and i.lhs != "time" for i in st.items):
             self.error("The objective trains no network.", st.span,
                        "Add a term such as b ~ velocity, with network b = mlp() declared.")
         if time_law is None:
@@ -436,17 +453,17 @@ class Lowering:
                            f"{list(density.shape)}, but {origin} says {list(found)}.",
                            density.span, "Make the dim statement match the data.")
                 return None
-        if found is None:
+        if found is None and all(self.converted.get(r) is not None for r in ("base", "target")
+                                 if r in self.single):
             self.error(f"Model {self.model.name} does not say its dimension, and its densities "
                        "do not fix one.", self.model.name_span, "Add a statement such as dim 2.")
         return found
 
 
-_MISSING = object()
 _EXAMPLE = {"network": "mlp(width = 256)", "sampler": "heun(steps = 20)",
             "coupling": "independent or sinkhorn(reg = 0.05)",
             "distribution": "normal(0, 1) or data(\"train.npy\")", "timelaw": "uniform(0, 1)",
-            "optimizer": "adam(lr = 1e-3)", "lr_schedule": "cosine(warmup = 100)"}
+            "optimizer": "adam(lr = 1e-3)", "lr_schedule": "cosine_decay(warmup = 100)"}
 
 
 def _interpolant_symbols():

@@ -18,10 +18,11 @@ class DataFileError(Exception):
     """A data file is missing or malformed; the message names the problem."""
 
 
-def sample_shape(path: Path, key: str = "") -> tuple[int, ...]:
-    """The shape of one sample stored in ``path`` (everything after the first axis)."""
+def sample_shape(path: Path, key: str = "", shown: str | None = None) -> tuple[int, ...]:
+    """The shape of one sample stored in ``path`` (everything after the first axis); messages
+    name the file as ``shown`` (the name the model gave)."""
     if not path.is_file():
-        raise DataFileError(f"The data file '{path}' does not exist.")
+        raise DataFileError(f"The data file '{shown or path.name}' does not exist.")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         with path.open("rb") as fh:

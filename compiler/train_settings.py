@@ -5,7 +5,7 @@
 | steps            | whole number >= 1             | 10000       |
 | batch            | whole number >= 1             | 256         |
 | optimizer        | adam / adamw / sgd (...)      | adam()      |
-| lr_schedule      | constant / cosine (...)       | constant()  |
+| lr_schedule      | constant_lr / cosine_decay   | constant_lr() |
 | ema              | number in [0, 1), 0 is off    | 0           |
 | clip             | gradient-norm bound, 0 is off | 0           |
 | seed             | whole number >= 0             | 0           |
@@ -27,7 +27,7 @@ SETTINGS: dict[str, tuple[str, object]] = {
     "steps": ("count", 10000),
     "batch": ("count", 256),
     "optimizer": ("optimizer", "adam"),
-    "lr_schedule": ("lr_schedule", "constant"),
+    "lr_schedule": ("lr_schedule", "constant_lr"),
     "ema": ("fraction", 0.0),
     "clip": ("nonnegative", 0.0),
     "seed": ("seed", 0),

@@ -1,0 +1,23 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite the expected outputs of tests/golden from the current compiler")
+
+
+@pytest.fixture
+def update_golden(request) -> bool:
+    return request.config.getoption("--update-golden") or os.environ.get("TFM_UPDATE_GOLDEN") == "1"
+
+
+@pytest.fixture
+def in_root(monkeypatch):
+    """Run from the repository root, so that diagnostics name files as the goldens do."""
+    monkeypatch.chdir(ROOT)
+    return ROOT
