@@ -153,8 +153,12 @@ class _Printer:
             self.next += 1
 
     def _block(self, items, depth: int):
-        for item in items:
+        for i, item in enumerate(items):
             self._flush(item.span.line, depth)
+            if depth == 0 and isinstance(item, S.ModelDecl) and self.out and self.out[-1] != "":
+                self.out.append("")  # a model always stands apart from what precedes it
+            after = items[i + 1].span.line if i + 1 < len(items) else None
+            shares_line = after == item.span.end_line  # a comment there belongs to the next one
             block = _children(item)
             if block is None:
                 self._emit(_line(item), depth, item.span.line)
@@ -167,12 +171,14 @@ class _Printer:
                         c = self.comments[self.next]
                         self.out.append(INDENT * depth + c.text)
                         self.next += 1
-                self._trailing(item.span.end_line)
+                if not shares_line:
+                    self._trailing(item.span.end_line)
                 self.last_line = item.span.end_line
                 continue
             head, children = block
             self._emit(head, depth, item.span.line)
-            self._trailing(item.span.line)
+            if not (children and children[0].span.line == item.span.line):
+                self._trailing(item.span.line)
             self.last_line = item.span.line
             self._block(children, depth + 1)
             self._flush(item.span.end_line, depth + 1)
@@ -180,5 +186,6 @@ class _Printer:
                 self.out[-1] += "}"
             else:
                 self.out.append(INDENT * depth + "}")
-            self._trailing(item.span.end_line)
+            if not shares_line:
+                self._trailing(item.span.end_line)
             self.last_line = item.span.end_line
