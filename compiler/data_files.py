@@ -74,6 +74,8 @@ def _npz_header(path: Path, key: str):
 
 
 def _csv_shape(path: Path) -> tuple[int, ...]:
+    """Every row must hold the same number of numeric fields; a first row of names is a header."""
+    width = None
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for number, line in enumerate(fh, start=1):
             line = line.strip()
@@ -85,7 +87,13 @@ def _csv_shape(path: Path) -> tuple[int, ...]:
             except ValueError:
                 if number == 1:
                     continue  # a header row
-                raise DataFileError(f"'{path.name}', row {number}: not all fields are numbers.") \
-                    from None
-            return (len(fields),)
-    raise DataFileError(f"'{path.name}' has no data rows.")
+                raise DataFileError(f"'{path.name}', row {number}: not all fields are numbers "
+                                    f"({line[:60]!r}).") from None
+            if width is None:
+                width = len(fields)
+            elif len(fields) != width:
+                raise DataFileError(f"'{path.name}', row {number}: {len(fields)} fields, but "
+                                    f"earlier rows have {width}.")
+    if width is None:
+        raise DataFileError(f"'{path.name}' has no data rows.")
+    return (width,)
