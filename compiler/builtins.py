@@ -40,4 +40,5 @@ class LogSumExp(sympy.Function):
 
 
 REDUCTIONS = ("sum", "dot", "norm", "logsumexp")
-ALL_NAMES = tuple(UNARY) + tuple(VARIADIC) + tuple(CONSTANTS) + REDUCTIONS
+SPECIAL = ("integral",)  # integral(body, s, lo, hi): symbolic definite integral
+ALL_NAMES = tuple(UNARY) + tuple(VARIADIC) + tuple(CONSTANTS) + REDUCTIONS + SPECIAL

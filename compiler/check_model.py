@@ -21,7 +21,8 @@ def check_model(model: ir.Model, statements: dict, declarations: dict) -> list[D
         out.append(Diagnostic("Semantic", message, span, suggestion))
 
     def warn(message, span, suggestion=None):
-        out.append(Diagnostic("Semantic", message, span, suggestion, severity="warning"))
+        out.append(Diagnostic("Semantic", message, span, suggestion, severity="warning",
+                              pedantic=True))
 
     # densities
     for density in (model.base, model.target):

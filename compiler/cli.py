@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
                        "Exit 0 when no file has errors, 1 otherwise.")
     c.add_argument("files", nargs="+", metavar="FILE")
     c.add_argument("--json", action="store_true", help="print diagnostics as JSON lines")
+    c.add_argument("--pedantic", action="store_true",
+                   help="also print advice (unused declarations, redundant networks)")
     c.set_defaults(run=_check)
 
     f = sub.add_parser("fmt", help="rewrite files in the canonical layout",
@@ -71,6 +73,15 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("file", metavar="FILE")
     i.add_argument("--json", action="store_true", help="machine-readable JSON")
     i.set_defaults(run=_info)
+
+    d = sub.add_parser("derive", help="print what the compiler derives",
+                       description="Print the interpolant and its time derivative, every "
+                       "regression target and loss, the conversions between velocity, score, "
+                       "denoiser and predictions, the SDE drifts, and the checks' findings.")
+    d.add_argument("file", metavar="FILE")
+    d.add_argument("--format", choices=("text", "latex", "json"), default="text")
+    d.add_argument("--pedantic", action="store_true", help="also report advice")
+    d.set_defaults(run=_derive)
     return p
 
 
@@ -83,11 +94,12 @@ def _check(args) -> int:
             _print_diagnostics(err.diagnostics, err.sources, args.json)
             status = EXIT_USER
             continue
-        _print_diagnostics(result.diagnostics, result.sources, args.json)
+        shown = [d for d in result.diagnostics if args.pedantic or not d.pedantic]
+        _print_diagnostics(shown, result.sources, args.json)
         if result.errors:
             status = EXIT_USER
         elif not args.json:
-            n = len(result.warnings)
+            n = sum(d.severity == "warning" for d in shown)
             print(f"{name}: ok" + (f" ({n} warning{'s' * (n != 1)})" if n else ""))
     return status
 
@@ -141,6 +153,19 @@ def _graph(args) -> int:
         uses = sorted(graph.nodes[n].get("label", n) for n in graph.successors(node))
         print(f"{data.get('label', node)} ({data.get('kind')})"
               + (f" uses {', '.join(uses)}" if uses else ""))
+    return EXIT_OK
+
+
+def _derive(args) -> int:
+    from .derive_report import report
+
+    result = compile_file(args.file)
+    result.raise_errors()
+    if result.model is None:
+        print(f"{args.file}: no model", file=sys.stderr)
+        return EXIT_USER
+    findings = [d for d in result.diagnostics if args.pedantic or not d.pedantic]
+    print(report(result.model, findings, args.format, result.sources))
     return EXIT_OK
 
 

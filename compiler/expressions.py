@@ -157,6 +157,8 @@ def _call(expr: S.Call, scope: Scope):
         return B.VARIADIC[name](*(convert(a, scope) for a in expr.args))
     if target is None and name in B.REDUCTIONS:
         return _reduction(expr, scope)
+    if target is None and name == "integral":
+        return _integral(expr, scope)
     if isinstance(target, str):
         raise ExprError(f"'{name}' is a {target}; it cannot be used in an expression.",
                         expr.func_span)
@@ -211,6 +213,31 @@ def _index(expr: S.Index, scope: Scope):
         raise ExprError(f"Index {int(index)} is out of range: x has {scope.dim} components "
                         f"(0 to {scope.dim - 1}).", expr.index.span)
     return sympy.Indexed(sympy.IndexedBase("x"), index)
+
+
+def _integral(expr: S.Call, scope: Scope):
+    """integral(body, s, lo, hi): the definite integral of body over s from lo to hi, done by
+    sympy (MATH.md section 2: the VP signal exp(-1/2 integral of beta))."""
+    _no_keywords(expr)
+    if len(expr.args) != 4 or not isinstance(expr.args[1], S.Name):
+        raise ExprError("integral takes a body, a variable name and two bounds, as in "
+                        "integral(beta(s), s, 0, tau).", expr.span)
+    var = expr.args[1].id
+    if var in scope.symbols or var in B.CONSTANTS or var in ("t", "x0", "x1", "z", "x"):
+        raise ExprError(f"The integration variable '{var}' is already bound here; pick a fresh "
+                        "name.", expr.args[1].span)
+    symbol = sympy.Symbol(var, real=True)
+    inner = Scope({**scope.symbols, var: symbol}, scope.resolve, scope.candidates,
+                  scope.vectors, scope.dim)
+    body = convert(expr.args[0], inner)
+    lo, hi = convert(expr.args[2], scope), convert(expr.args[3], scope)
+    if symbol in lo.free_symbols | hi.free_symbols:
+        raise ExprError(f"The bounds may not use the integration variable '{var}'.", expr.span)
+    result = sympy.integrate(body, (symbol, lo, hi))
+    if result.has(sympy.Integral):
+        raise ExprError("sympy cannot integrate this in closed form.", expr.args[0].span,
+                        "Write the antiderivative yourself.")
+    return result
 
 
 def _reduction(expr: S.Call, scope: Scope):

@@ -158,6 +158,7 @@ class Model:
     samplers: tuple[Sampler, ...]
     train: Train
     order: tuple[str, ...] = attrs.field(eq=False, default=())
+    derivation: "Derivation | None" = attrs.field(eq=False, default=None)
     file: str = attrs.field(eq=False, default="<string>")
     span: Span | None = _span
 
@@ -173,3 +174,52 @@ class Model:
 
     def network(self, name: str) -> Network:
         return next(n for n in self.networks if n.name == name)
+
+
+# --- derived quantities (compiler/derive_*.py) ---------------------------------------------------
+
+@attrs.frozen
+class LinearForm:
+    """a0 * x0 + a1 * x1 + az * z + c, the coefficients functions of t (MATH.md section 2)."""
+
+    x0: sympy.Expr
+    x1: sympy.Expr
+    z: sympy.Expr
+    const: sympy.Expr = sympy.Integer(0)
+
+    def expr(self) -> sympy.Expr:
+        return self.x0 * x0 + self.x1 * x1 + self.z * z + self.const
+
+    def coefficients(self) -> tuple[tuple[str, sympy.Expr], ...]:
+        return (("x0", self.x0), ("x1", self.x1), ("z", self.z), ("1", self.const))
+
+
+@attrs.frozen
+class Field:
+    """A field of the model as a function of the state ``x`` and the network outputs (symbols
+    named after the networks), or the reason it cannot be determined from them."""
+
+    name: str
+    expr: sympy.Expr | None
+    reason: str | None = None
+    generic: sympy.Expr | None = None  # in terms of alpha, beta, gamma, c and their rates
+
+
+@attrs.frozen
+class Derivation:
+    """Everything the compiler derives from a model (``tfmc derive``)."""
+
+    affine: bool
+    interpolant: sympy.Expr
+    form: LinearForm | None  # alpha, beta, gamma, c of an affine interpolant
+    velocity_target: sympy.Expr  # d/dt I + gamma' z
+    derivatives: tuple[tuple[str, sympy.Expr], ...]  # d/dt of every function of one variable
+    targets: tuple[tuple[str, str, sympy.Expr], ...]  # (network, target name, Y)
+    losses: tuple[tuple[str, sympy.Expr], ...]  # (network, per-sample loss integrand)
+    fields: tuple[Field, ...]
+    drifts: tuple[tuple[str, str, sympy.Expr], ...]  # (sampler, direction, drift)
+    time_law: Constructor
+    weight: sympy.Expr
+
+    def field(self, name: str) -> Field:
+        return next(f for f in self.fields if f.name == name)

@@ -1,6 +1,7 @@
 """The compiler's stages, in order. Each stage is a pure function of the previous one's output:
 
     text --parse--> syntax tree --load/resolve--> modules --lower--> IR --check--> checked IR
+         --derive--> derived IR (targets, conversions, drifts) --check_boundaries--> findings
 
 ``run`` performs them all and returns a :class:`Compilation` holding every stage, so that any one
 can be dumped (``tfmc info``, ``tfmc graph``) and every diagnostic is reported together.
@@ -17,9 +18,11 @@ from ..dsl.diagnostics import (Diagnostic, InternalCompilerError, TfmDataError, 
                                TfmSemanticError)
 from . import ir
 from .ast_to_ir import Lowering
+from .check_boundaries import check_boundaries
+from .derive import derive
 from .modules import LoadedModule, Loader, display_name
 
-STAGES = ("parse", "resolve", "lower", "check")
+STAGES = ("parse", "resolve", "lower", "check", "derive", "check_boundaries")
 
 
 @attrs.define
@@ -80,6 +83,8 @@ def _compile(load) -> Compilation:
             lowering = Lowering(module, models[0], loader.diagnostics)
             model = lowering.run()
             graph = lowering.graph
+            if model is not None:
+                model = _derive(model, loader.diagnostics)
     except TfmError as err:
         err.sources = {**loader.sources, **err.sources}
         raise
@@ -92,6 +97,14 @@ def _compile(load) -> Compilation:
         raise InternalCompilerError(f"{type(err).__name__}: {err}") from err
     diagnostics = _dedupe(loader.diagnostics)
     return Compilation(module, model, graph, diagnostics, loader.sources)
+
+
+def _derive(model: ir.Model, diagnostics: list[Diagnostic]) -> ir.Model:
+    derivation, found = derive(model)
+    diagnostics.extend(found)
+    findings, time_law = check_boundaries(model, derivation)
+    diagnostics.extend(findings)
+    return attrs.evolve(model, derivation=attrs.evolve(derivation, time_law=time_law))
 
 
 def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:

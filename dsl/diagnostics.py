@@ -58,6 +58,7 @@ class Diagnostic:
     suggestion: str | None = None
     severity: str = "error"
     notes: tuple[tuple[str, Span], ...] = ()
+    pedantic: bool = False  # advice, shown only with --pedantic
 
     def to_json(self) -> dict:
         out: dict = {"severity": self.severity, "kind": self.kind, "message": self.message}

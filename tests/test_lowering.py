@@ -87,8 +87,33 @@ def test_stdlib_interpolants_all_lower():
     assert not loader.diagnostics
     names = [d.name for d in module.syntax.items if isinstance(d, S.InterpolantDecl)]
     for name in names:
-        model = ok(BASIC + f"interpolant x_t = {name}", "import stdlib.interpolants")
+        if name == "mirror":  # data to itself: needs x0 = x1, see the next test
+            continue
+        body = BASIC + f"interpolant x_t = {name}"
+        if name == "ve":  # variance exploding: the base has the largest noise's spread
+            assert any("violates I(0) = x0: beta(0) = 1" in m
+                       for m in errors(body, "import stdlib.interpolants"))
+            body = body.replace("normal(0, 1)", "normal(0, 50)")
+        model = ok(body, "import stdlib.interpolants")
         assert model.interpolant.expr.free_symbols <= {t, x0, x1, z}
+
+
+def test_mirror_needs_paired_copies_of_the_data(tmp_path):
+    np.save(tmp_path / "d.npy", np.zeros((8, 2)))
+    body = """
+        base x0 ~ data("d.npy")
+        target x1 ~ data("d.npy")
+        coupling {coupling}
+        interpolant x_t = mirror
+        network b = mlp()
+        network eta = mlp()
+        objective {{ b ~ velocity  eta ~ noise }}
+    """
+    model = ok(body.format(coupling="paired"), "import stdlib.interpolants", folder=tmp_path)
+    assert model.interpolant.expr.coeff(z) != 0
+    messages = errors(body.format(coupling="independent"), "import stdlib.interpolants",
+                      folder=tmp_path)
+    assert any("violates I(0) = x0" in m for m in messages)
 
 
 def test_every_stdlib_module_loads_and_every_primitive_binds_its_defaults():

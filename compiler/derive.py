@@ -1,0 +1,234 @@
+"""Symbolic derivations, IR -> derived IR (MATH.md section 2).
+
+For an interpolant x_t = I(t, x0, x1) + gamma(t) z this pass derives, with sympy:
+- the time derivative of the interpolant (the velocity target d/dt I + gamma' z) and of every
+  scalar function of one variable;
+- each objective term's regression target Y as a combination of x0, x1 and z, and its loss
+  w(t) |N - Y|^2 (the potential form |grad phi|^2 - 2 dI/dt . grad phi for ``potential``);
+- for affine interpolants, the conversions between fields (velocity, denoiser E[z|x], data and
+  base predictions E[x1|x], E[x0|x], score) by solving the linear relations
+  x = alpha E[x0|x] + beta E[x1|x] + gamma E[z|x] + c together with one equation per network,
+  and, for a standard normal base with an independent coupling, the merge of x0 with z
+  (gamma E[x0|x] = alpha E[z|x]); nothing here is a table of special cases;
+- the drifts b + eps s (forward) and b - eps s (backward) of every SDE sampler.
+Non-affine interpolants get derivatives and targets; conversions are refused with the reason.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import sympy
+
+from ..dsl.diagnostics import Diagnostic
+from . import ir
+
+ETA = {"x0": sympy.Symbol("eta_x0", real=True), "x1": sympy.Symbol("eta_x1", real=True),
+       "z": sympy.Symbol("eta_z", real=True)}
+ODE_SAMPLERS = ("euler", "midpoint", "heun", "rk4", "dopri5")
+SDE_SAMPLERS = ("euler_maruyama",)
+FIELD_NAMES = ("velocity", "score", "noise", "data", "base")
+_RANDOM = (ir.x0, ir.x1, ir.z)
+MAX_SIMPLIFY_OPS = 40  # sympy.simplify is superlinear; larger expressions only get cancel()
+
+
+def tidy(expr: sympy.Expr) -> sympy.Expr:
+    """A cheap, deterministic simplification (memoised: the same schedules recur)."""
+    return _tidy(expr)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tidy(expr: sympy.Expr) -> sympy.Expr:
+    cheap = sympy.cancel(expr) if expr.is_rational_function() else expr
+    if expr.count_ops() > MAX_SIMPLIFY_OPS:
+        return cheap
+    simplified = sympy.simplify(expr)
+    if simplified.has(sympy.Piecewise) or simplified.count_ops() > cheap.count_ops():
+        return cheap
+    return simplified
+
+
+def output_symbol(network: str, target: str) -> sympy.Symbol:
+    """What a network's output stands for in field expressions: its name, or grad_NAME for a
+    potential network (whose gradient is the field)."""
+    return sympy.Symbol(f"grad_{network}" if target == "potential" else network, real=True)
+
+
+def affine_form(expr: sympy.Expr) -> ir.LinearForm | None:
+    """alpha, beta, gamma, c with expr = alpha x0 + beta x1 + gamma z + c, or None."""
+    coefficients = [expr.diff(s) for s in _RANDOM]
+    if any(c.free_symbols & set(_RANDOM) for c in coefficients):
+        return None
+    rest = sympy.expand(expr - sum(c * s for c, s in zip(coefficients, _RANDOM)))
+    if rest.free_symbols & set(_RANDOM):
+        return None
+    return ir.LinearForm(*(tidy(c) for c in coefficients), tidy(rest))
+
+
+def regression_target(name: str, model: ir.Model, velocity: sympy.Expr,
+                      form: ir.LinearForm | None) -> sympy.Expr:
+    """Y for a target name, an expression in x0, x1, z and t."""
+    if name in ("velocity", "potential"):
+        return velocity
+    if name == "noise":
+        return ir.z
+    if name == "data":
+        return ir.x1
+    if name == "base":
+        return ir.x0
+    if name == "score":
+        gamma = form.z if form is not None else model.interpolant.expr.diff(ir.z)
+        return -ir.z / gamma
+    raise AssertionError(name)  # pragma: no cover - names are checked when lowering
+
+
+def gaussian_base(model: ir.Model) -> tuple[sympy.Expr, sympy.Expr] | None:
+    """(mean, scale) of an isotropic normal base independent of x1, else None. Then x0 and z
+    are jointly Gaussian given x1, which is what the score and the merge of x0 with z need."""
+    ctor = model.base.constructor
+    if ctor.name != "normal" or model.coupling.name != "independent":
+        return None
+    means, scales = set(ctor.arg("mean")), set(ctor.arg("scale"))
+    if len(means) != 1 or len(scales) != 1:
+        return None
+    return sympy.nsimplify(means.pop()), sympy.nsimplify(scales.pop())
+
+
+def derive(model: ir.Model) -> tuple[ir.Derivation, list[Diagnostic]]:
+    """The derived quantities of ``model`` and the problems found while deriving them (the
+    boundary checks live in ``check_boundaries``)."""
+    diags: list[Diagnostic] = []
+    expr = model.interpolant.expr
+    form = affine_form(expr)
+    velocity = tidy(expr.diff(ir.t)) if form is None else \
+        ir.LinearForm(*(tidy(c.diff(ir.t)) for c in (form.x0, form.x1, form.z, form.const))).expr()
+    derivatives = tuple((f.name, tidy(f.body.diff(f.symbols()[0])))
+                        for f in model.functions if len(f.params) == 1)
+    targets = tuple((term.network, term.target, regression_target(term.target, model, velocity, form))
+                    for term in model.objective.terms)
+    weight = model.objective.weight
+    losses = []
+    for network, target, y in targets:
+        out = output_symbol(network, target)
+        if target == "potential":
+            losses.append((network, weight * (out ** 2 - 2 * y * out)))
+        else:
+            losses.append((network, weight * (out - y) ** 2))
+    fields = conversions(model, form, diags)
+    drifts = sde_drifts(model, fields, diags)
+    for s in model.samplers:
+        if s.constructor.name in ODE_SAMPLERS and _missing(fields, "velocity"):
+            diags.append(Diagnostic(
+                "Semantic", f"The ODE sampler '{s.name}' needs the velocity, which the trained "
+                f"networks do not determine: {_field(fields, 'velocity').reason}", s.span,
+                "Train a network on velocity, or on a target the velocity can be derived from."))
+    derivation = ir.Derivation(form is not None, expr, form, velocity, derivatives, targets,
+                               tuple(losses), fields, drifts, model.objective.time_law, weight)
+    return derivation, diags
+
+
+def _field(fields, name) -> ir.Field:
+    return next(f for f in fields if f.name == name)
+
+
+def _missing(fields, name) -> bool:
+    return _field(fields, name).expr is None
+
+
+def conversions(model: ir.Model, form: ir.LinearForm | None, diags) -> tuple[ir.Field, ...]:
+    """Every field in terms of x and the network outputs, solved from the linear relations among
+    the conditional expectations E[x0|x], E[x1|x], E[z|x] (MATH.md section 2, Conversions)."""
+    terms = model.objective.terms
+    if form is None:
+        reason = ("the interpolant is not affine in x0, x1 and z, so conditional expectations "
+                  "cannot be related linearly")
+        out = []
+        for name in FIELD_NAMES:
+            direct = next((t for t in terms if t.target == name or
+                           (name == "velocity" and t.target == "potential")), None)
+            out.append(ir.Field(name, output_symbol(direct.network, direct.target), None)
+                       if direct else ir.Field(name, None, reason))
+        return tuple(out)
+    eta0, eta1, etaz = ETA["x0"], ETA["x1"], ETA["z"]
+    unknowns = [eta0, eta1, etaz]
+    to_eta = {ir.x0: eta0, ir.x1: eta1, ir.z: etaz}
+    # Solve with the coefficients as plain symbols (fast and generic), then substitute them.
+    coeffs = [sympy.Symbol(n, real=True) for n in ("alpha", "beta", "gamma", "c")]
+    rates = [sympy.Symbol(n + "_dot", real=True) for n in ("alpha", "beta", "gamma", "c")]
+    actual = (form.x0, form.x1, form.z, form.const)
+    values = dict(zip(coeffs, actual)) | dict(zip(rates, (tidy(c.diff(ir.t)) for c in actual)))
+    alpha, beta, gamma, c = (0 if v == 0 else s for s, v in zip(coeffs, actual))
+    gaussian = gaussian_base(model)
+    equations = [ir.x - (alpha * eta0 + beta * eta1 + gamma * etaz + c)]
+    if gamma == 0:
+        equations.append(etaz)  # z is independent of x_t when it does not enter it
+    elif gaussian:  # x0 = m + s xi and z merge: E[s xi | x] / (alpha s^2) = E[z | x] / gamma
+        m, sd = gaussian
+        equations.append(gamma * (eta0 - m) - alpha * sd ** 2 * etaz)
+    velocity = ir.LinearForm(*(0 if v == 0 else r for r, v in zip(rates, actual)))
+    symbolic = ir.LinearForm(alpha, beta, gamma, c)
+    for term in terms:
+        y = regression_target(term.target, model, velocity.expr(), symbolic)
+        candidate = equations + [output_symbol(term.network, term.target) - y.xreplace(to_eta)]
+        if sympy.linsolve(candidate, unknowns) == sympy.EmptySet:
+            diags.append(Diagnostic(
+                "Semantic", f"The network '{term.network}' learns a quantity the other networks "
+                "already determine; it adds nothing to the conversions.", term.span,
+                "Train it on another target, or remove it.", severity="warning", pedantic=True))
+            continue
+        equations = candidate
+    (solution,) = sympy.linsolve(equations, unknowns).args
+    substitution = dict(zip(unknowns, solution))
+    wanted = {"velocity": velocity.expr().xreplace(to_eta), "noise": etaz, "data": eta1,
+              "base": eta0}
+    if gamma != 0:
+        wanted["score"] = -etaz / gamma
+    elif gaussian:
+        m, sd = gaussian
+        wanted["score"] = -(eta0 - m) / (alpha * sd ** 2)
+    fields = []
+    for name in FIELD_NAMES:
+        if name not in wanted:
+            fields.append(ir.Field(name, None, "the score needs latent noise (a z term) or an "
+                                   "isotropic normal base with an independent coupling"))
+            continue
+        value = sympy.cancel(wanted[name].xreplace(substitution))
+        if value.free_symbols & set(unknowns):
+            fields.append(ir.Field(name, None, _undetermined(name, terms)))
+        else:
+            fields.append(ir.Field(name, tidy(value.xreplace(values)), generic=value))
+    return tuple(fields)
+
+
+def _undetermined(name: str, terms) -> str:
+    trained = ", ".join(f"{t.network} ~ {t.target}" for t in terms) or "nothing"
+    return (f"the {name} is not determined by what the networks learn ({trained}); "
+            "add a network for one more independent target")
+
+
+def sde_drifts(model: ir.Model, fields, diags) -> tuple[tuple[str, str, sympy.Expr], ...]:
+    out = []
+    velocity, score = _field(fields, "velocity"), _field(fields, "score")
+    for s in model.samplers:
+        if s.constructor.name not in SDE_SAMPLERS:
+            continue
+        missing = [f for f in (velocity, score) if f.expr is None]
+        if missing:
+            diags.append(Diagnostic(
+                "Semantic", f"The SDE sampler '{s.name}' needs the {missing[0].name}, which the "
+                f"trained networks do not determine: {missing[0].reason}.", s.span,
+                "Add a network trained on noise (with latent z) or use an ODE sampler."))
+            continue
+        eps = noise_schedule(model, s.constructor.arg("eps"))
+        direction = s.constructor.arg("direction")
+        sign = 1 if direction == "forward" else -1
+        out.append((s.name, direction, tidy(velocity.expr + sign * eps * score.expr)))
+    return tuple(out)
+
+
+def noise_schedule(model: ir.Model, value) -> sympy.Expr:
+    """eps(t) of a sampler argument: a declared noise schedule or a constant."""
+    if isinstance(value, ir.Reference):
+        f = model.function(value.name)
+        return f.body.xreplace({f.symbols()[0]: ir.t})
+    return sympy.nsimplify(value)

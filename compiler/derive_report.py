@@ -1,0 +1,143 @@
+"""``tfmc derive`` output: the derived IR as text, LaTeX or JSON (docs/derive.md explains it).
+
+JSON keys are fixed and sorted; expressions are given twice, as sympy's ``str`` (parseable by
+sympy, for tools) and as LaTeX.
+"""
+
+from __future__ import annotations
+
+import json
+
+import sympy
+
+from ..dsl.diagnostics import Diagnostic, render
+from . import ir
+
+COEFFICIENTS = ("alpha", "beta", "gamma", "c")
+
+
+def _coefficients(d: ir.Derivation):
+    if d.form is None:
+        return []
+    out = []
+    for name, value in zip(COEFFICIENTS, (d.form.x0, d.form.x1, d.form.z, d.form.const)):
+        out.append((name, value, _simple(value.diff(ir.t))))
+    return out
+
+
+def _simple(expr):
+    from .derive import tidy
+    return tidy(expr)
+
+
+def _functions(model: ir.Model, d: ir.Derivation):
+    by_name = {f.name: f for f in model.functions}
+    return [(name, by_name[name], rate) for name, rate in d.derivatives]
+
+
+def report(model: ir.Model, findings: list[Diagnostic], fmt: str, sources) -> str:
+    d = model.derivation
+    if fmt == "json":
+        return json.dumps(_json(model, d, findings), indent=2, sort_keys=True)
+    if fmt == "latex":
+        return _latex(model, d, findings)
+    return _text(model, d, findings, sources)
+
+
+def _expr(e) -> dict:
+    return {"str": str(e), "latex": sympy.latex(e)}
+
+
+def _json(model, d, findings) -> dict:
+    return {
+        "model": model.name,
+        "file": model.file,
+        "interpolant": {"expr": _expr(d.interpolant), "affine": d.affine,
+                        "latent": model.interpolant.uses_latent,
+                        "coefficients": {n: {"value": _expr(v), "rate": _expr(r)}
+                                         for n, v, r in _coefficients(d)}},
+        "velocity_target": _expr(d.velocity_target),
+        "derivatives": {name: {"params": list(f.params), "body": _expr(f.body),
+                               "rate": _expr(rate)} for name, f, rate in _functions(model, d)},
+        "objective": {"time_law": d.time_law.to_json(), "weight": _expr(d.weight),
+                      "terms": [{"network": n, "target": t, "regression_target": _expr(y),
+                                 "loss": _expr(loss)}
+                                for (n, t, y), (_, loss) in zip(d.targets, d.losses)]},
+        "fields": {f.name: ({"expr": _expr(f.expr), "generic": _expr(f.generic)
+                             if f.generic is not None else None}
+                            if f.expr is not None else {"reason": f.reason})
+                   for f in d.fields},
+        "drifts": [{"sampler": s, "direction": direction, "drift": _expr(e)}
+                   for s, direction, e in d.drifts],
+        "findings": [f.to_json() for f in findings],
+    }
+
+
+def _text(model, d, findings, sources) -> str:
+    out = [f"model {model.name} ({model.file})", ""]
+    kind = "affine" if d.affine else "not affine"
+    out.append(f"interpolant ({kind}{', with latent z' if model.interpolant.uses_latent else ''})")
+    out.append(f"  x_t = {d.interpolant}")
+    for name, value, rate in _coefficients(d):
+        out.append(f"  {name + '(t)':<9} = {value}")
+        out.append(f"  {name + chr(39) + '(t)':<9} = {rate}")
+    out.append(f"  velocity target d/dt x_t = {d.velocity_target}")
+    functions = _functions(model, d)
+    if functions:
+        out += ["", "derivatives"]
+        for name, f, rate in functions:
+            out.append(f"  {name}'({f.params[0]}) = {rate}")
+    out += ["", f"objective (t ~ {_call(d.time_law)}, weight w(t) = {d.weight})"]
+    for (network, target, y), (_, loss) in zip(d.targets, d.losses):
+        out.append(f"  {network} ~ {target}: Y = {y}")
+        out.append(f"  {'':<{len(network) + len(target) + 3}}  loss = {loss}")
+    out += ["", "fields (x is the state; network names stand for their outputs)"]
+    for f in d.fields:
+        if f.expr is None:
+            out.append(f"  {f.name:<9} not determined: {f.reason}")
+        else:
+            out.append(f"  {f.name:<9} = {f.expr}")
+            if f.generic is not None and f.generic != f.expr:
+                out.append(f"  {'':<9}   {f.generic}   (in alpha, beta, gamma, c)")
+    if d.drifts:
+        out += ["", "SDE drifts (b + eps s forward, b - eps s backward)"]
+        for sampler, direction, drift in d.drifts:
+            out.append(f"  {sampler} ({direction}) = {drift}")
+    out += ["", "findings"]
+    if not findings:
+        out.append("  none")
+    for f in findings:
+        out.append("  " + render(f, {}).replace("\n", "\n  "))
+    return "\n".join(out)
+
+
+def _latex(model, d, findings) -> str:
+    L = sympy.latex
+    rows = [rf"x_t &= {L(d.interpolant)}"]
+    for name, value, rate in _coefficients(d):
+        rows.append(rf"\{name}(t) &= {L(value)}, & \dot\{name}(t) &= {L(rate)}"
+                    if name != "c" else rf"c(t) &= {L(value)}, & \dot c(t) &= {L(rate)}")
+    rows.append(rf"\partial_t x_t &= {L(d.velocity_target)}")
+    for name, f, rate in _functions(model, d):
+        rows.append(rf"\mathrm{{{_tex_name(name)}}}'({f.params[0]}) &= {L(rate)}")
+    for (network, target, y), (_, loss) in zip(d.targets, d.losses):
+        rows.append(rf"Y_{{\mathrm{{{_tex_name(network)}}}}} &= {L(y)}"
+                    rf"\quad(\text{{{target}}})")
+        rows.append(rf"\ell_{{\mathrm{{{_tex_name(network)}}}}} &= {L(loss)}")
+    for f in d.fields:
+        if f.expr is not None:
+            rows.append(rf"\text{{{f.name}}} &= {L(f.expr)}")
+    for sampler, direction, drift in d.drifts:
+        rows.append(rf"\text{{drift}}_{{\mathrm{{{_tex_name(sampler)}}}}} &= {L(drift)}"
+                    rf"\quad(\text{{{direction}}})")
+    body = " \\\\\n".join(rows)
+    notes = "\n".join(f"% {f.severity}: {f.message}" for f in findings)
+    return f"% tfmc derive {model.file}\n{notes}\n\\begin{{align*}}\n{body}\n\\end{{align*}}"
+
+
+def _tex_name(name: str) -> str:
+    return name.replace("_", r"\_")
+
+
+def _call(ctor: ir.Constructor) -> str:
+    return f"{ctor.name}({', '.join(f'{v:g}' if isinstance(v, float) else str(v) for _, v in ctor.args)})"
