@@ -52,20 +52,21 @@ def check_boundaries(model: ir.Model, derivation: ir.Derivation
         _non_affine_boundaries(diags, model, span, identical)
 
     restrict = {0: [], 1: []}
+    probe = {ir.x0: sympy.Rational(3, 10), ir.x1: sympy.Rational(7, 10), ir.z: sympy.Rational(1, 2)}
     if form is not None:
         rates = [(f"{n}'(t)", c.diff(ir.t)) for n, c in
                  (("alpha", form.x0), ("beta", form.x1), ("gamma", form.z), ("c", form.const))]
     else:  # singularities in t do not depend on the values of the random symbols
-        probe = {ir.x0: sympy.Rational(3, 10), ir.x1: sympy.Rational(7, 10), ir.z: sympy.Rational(1, 2)}
         rates = [("d/dt of the interpolant", derivation.velocity_target.xreplace(probe))]
     for label, rate in rates:
         for t0 in (0, 1):
             if rate != 0 and _unbounded(rate, t0):
                 restrict[t0].append(label)
-    if any(term.target == "score" for term in model.objective.terms) and form is not None:
-        for t0 in (0, 1):
-            if _value(form.z, t0) == 0:
-                restrict[t0].append("the score target -z / gamma")
+    for network, target, y in derivation.targets:
+        if target == "score":  # -z / gamma, or -(x0 - m) / (alpha s^2): singular where they vanish
+            for t0 in (0, 1):
+                if _unbounded(y.xreplace(probe), t0):
+                    restrict[t0].append(f"the score target of '{network}'")
     time_law = _restricted(model.objective.time_law, restrict, diags, model)
 
     if model.interpolant.uses_latent:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..dsl.diagnostics import Diagnostic
 from . import ir
+from .derive import gaussian_base
 
 LATENT_TARGETS = ("noise", "score")
 
@@ -66,11 +67,17 @@ def check_model(model: ir.Model, statements: dict, declarations: dict) -> list[D
 
     # networks and objective
     trained = {term.network for term in model.objective.terms}
+    gaussian = gaussian_base(model) is not None
     for term in model.objective.terms:
-        if term.target in LATENT_TARGETS and not model.interpolant.uses_latent:
+        if model.interpolant.uses_latent or (term.target == "score" and gaussian):
+            continue
+        if term.target in LATENT_TARGETS:
             error(f"The target '{term.target}' is defined through the latent z, but the "
-                  "interpolant has no z term.", term.span,
-                  "Add latent noise, e.g. + sqrt(0.1 * t * (1 - t)) * z, or train velocity.")
+                  "interpolant has no z term" + (" and the base is not an isotropic normal."
+                                                 if term.target == "score" else "."), term.span,
+                  "Add latent noise, e.g. + sqrt(0.1 * t * (1 - t)) * z, or train velocity"
+                  + (" (with a normal base, 'base' predicts the noise x0)."
+                     if term.target == "noise" else "."))
     for net in model.networks:
         if net.constructor.name == "convnet" and len(model.shape) != 3:
             error(f"convnet works on image-shaped data [channels, height, width]; this model's "

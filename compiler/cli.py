@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 
 from .. import __version__
@@ -29,12 +31,17 @@ def main(argv: list[str] | None = None) -> int:
     except TfmError as err:
         print(err.render(), file=sys.stderr)
         return EXIT_USER
-    except InternalCompilerError as err:
-        print(f"Internal compiler error: {err}\nThis is a bug in tfm, not in your model; "
-              "please report it with the model file.", file=sys.stderr)
-        return EXIT_INTERNAL
     except BrokenPipeError:  # pragma: no cover - e.g. piped into head
         return EXIT_OK
+    except Exception as err:  # noqa: BLE001 - a bug of ours: one clear line, never the user's
+        if not isinstance(err, InternalCompilerError):
+            err = InternalCompilerError(f"{type(err).__name__}: {err}")
+        if os.environ.get("TFM_DEBUG"):
+            traceback.print_exc()
+        print(f"Internal compiler error: {err}\nThis is a bug in tfm, not in your model; "
+              "please report it with the model file (set TFM_DEBUG=1 for the traceback).",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def _parser() -> argparse.ArgumentParser:

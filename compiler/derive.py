@@ -43,9 +43,15 @@ def _tidy(expr: sympy.Expr) -> sympy.Expr:
     if expr.count_ops() > MAX_SIMPLIFY_OPS:
         return cheap
     simplified = sympy.simplify(expr)
-    if simplified.has(sympy.Piecewise) or simplified.count_ops() > cheap.count_ops():
-        return cheap
+    if (simplified.has(sympy.Piecewise) or simplified.count_ops() > cheap.count_ops()
+            or _largest_number_bits(simplified) > max(64, 2 * _largest_number_bits(cheap))):
+        return cheap  # simplify() sometimes multiplies out constants such as 5000**(2 t)
     return simplified
+
+
+def _largest_number_bits(expr: sympy.Expr) -> int:
+    return max((max(abs(r.p).bit_length(), abs(r.q).bit_length())
+                for r in expr.atoms(sympy.Rational)), default=0)
 
 
 def output_symbol(network: str, target: str) -> sympy.Symbol:
@@ -76,8 +82,12 @@ def regression_target(name: str, model: ir.Model, velocity: sympy.Expr,
         return ir.x1
     if name == "base":
         return ir.x0
-    if name == "score":
+    if name == "score":  # denoising score matching: -z / gamma, or through a Gaussian base
         gamma = form.z if form is not None else model.interpolant.expr.diff(ir.z)
+        gaussian = gaussian_base(model)
+        if gamma == 0 and gaussian is not None and form is not None:
+            m, sd = gaussian
+            return -(ir.x0 - m) / (form.x0 * sd ** 2)
         return -ir.z / gamma
     raise AssertionError(name)  # pragma: no cover - names are checked when lowering
 

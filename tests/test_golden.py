@@ -2,6 +2,7 @@
 recorded; every ``tests/golden/bad/*.tfm`` gives exactly the recorded diagnostics (file, line,
 column, underline, message, suggestion). Regenerate with ``pytest --update-golden``."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,31 @@ def test_bad(path, capsys, in_root, update_golden):
 
 def test_there_are_goldens():
     assert len(GOOD) >= 3 and len(BAD) >= 15
+
+
+DERIVE = sorted((GOLDEN / "derive").glob("*.tfm"))
+
+
+@pytest.mark.parametrize("path", DERIVE, ids=lambda p: p.stem)
+def test_derive(path, capsys, in_root, update_golden):
+    """``tfmc derive`` for every stdlib interpolant, as text; JSON and LaTeX are well formed."""
+    rel = path.relative_to(in_root).as_posix()
+    code, out, err = _run(capsys, "derive", rel)
+    assert code == 0, err
+    _compare(path.with_suffix(".txt"), out, update_golden)
+    code, out, err = _run(capsys, "derive", rel, "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert set(data["fields"]) == {"velocity", "score", "noise", "data", "base"}
+    assert data["interpolant"]["affine"] is True
+    code, out, err = _run(capsys, "derive", rel, "--format", "latex")
+    assert code == 0 and "\\begin{align*}" in out and out.rstrip().endswith("\\end{align*}")
+
+
+def test_every_stdlib_interpolant_has_a_derive_golden():
+    from tfm.compiler.modules import Loader
+    from tfm.dsl import syntax as S
+    from tfm import stdlib
+    module = Loader().load(stdlib.module_path("interpolants"))
+    names = {d.name for d in module.syntax.items if isinstance(d, S.InterpolantDecl)}
+    assert names <= {p.stem for p in DERIVE}
