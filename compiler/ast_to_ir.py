@@ -5,7 +5,6 @@ construct means). Every problem found is collected; nothing stops at the first.
 
 from __future__ import annotations
 
-import keyword
 import math
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import sympy
 
 from ..dsl import syntax as S
 from ..dsl.diagnostics import Diagnostic, Span
-from ..dsl.parse import KEYWORDS
 from ..dsl.suggest import did_you_mean
 from . import builtins as B
 from . import graph as G
@@ -22,6 +20,7 @@ from . import ir
 from .data_files import DataFileError, sample_shape
 from .expressions import ExprError, Scope, Template, constant, convert, is_vector
 from .modules import Entry, LoadedModule
+from .names import name_problem
 from .signatures import as_call, bind, constant_scope
 from .train_settings import lower_train
 
@@ -33,7 +32,6 @@ OBJECTIVE_TARGETS = {
     "score": "the score -z / gamma(t)",
     "potential": "a scalar potential whose gradient is the velocity",
 }
-RESERVED = {"t", "x0", "x1", "z", "x", "time", "pi"} | set(B.ALL_NAMES)
 SINGLETONS = ("dim", "base", "target", "coupling", "interpolant", "objective", "train")
 
 
@@ -68,7 +66,13 @@ class Lowering:
     # -- entry point --------------------------------------------------------------------------
 
     def run(self) -> ir.Model | None:
+        """Lower the model; with no model (a library file), check every declaration."""
         n_errors = sum(d.severity == "error" for d in self.diags)
+        if self.model is None:
+            self._build_graph()
+            for key in G.evaluation_order(self.graph):
+                self.converted[key] = self._convert(key)
+            return None
         self._collect()
         if "dim" in self.single:
             try:
@@ -122,20 +126,10 @@ class Lowering:
             self.single[role] = st
 
     def _check_name(self, name: str, span: Span) -> bool:
-        if name.startswith("__"):
-            self.error(f"Names beginning with '__' are reserved: '{name}'.", span,
-                       "Choose a name without the leading underscores.")
-        elif keyword.iskeyword(name) or keyword.issoftkeyword(name):
-            self.error(f"'{name}' is a reserved word and cannot name a declaration.", span,
-                       f"Choose another name, e.g. '{name}_'.")
-        elif name in KEYWORDS:
-            self.error(f"'{name}' is a tfm keyword and cannot name a declaration.", span)
-        elif name in RESERVED:
-            self.error(f"'{name}' has a fixed meaning in tfm and cannot be redeclared.", span,
-                       "Choose another name.")
-        else:
-            return True
-        return False
+        problem = name_problem(name)
+        if problem:
+            self.error(problem[0], span, problem[1])
+        return problem is None
 
     # -- 2. the declaration graph --------------------------------------------------------------
 
@@ -150,6 +144,13 @@ class Lowering:
         for role, st in self.single.items():
             attrs[role] = {"kind": role, "label": role, "span": st.span}
             todo.append((role, st, self.module.scope, _bound(st)))
+        for entry in self.module.own.values():  # checked even when nothing uses them
+            if not isinstance(entry.decl, S.PrimitiveDecl):
+                self.entries[entry.key] = entry
+                uses[entry.key] = set()
+                attrs[entry.key] = {"kind": _entry_kind(entry), "label": entry.decl.name,
+                                    "imported": True, "span": entry.decl.name_span}
+                todo.append((entry.key, entry.decl, self.module.scope, _bound(entry.decl)))
         while todo:
             key, st, scope, bound = todo.pop()
             refs = uses.setdefault(key, set())
@@ -262,8 +263,9 @@ class Lowering:
                                 p.type.span, f"Write {p.name} or {p.name} = default.")
             if p.name in names:
                 raise ExprError(f"The parameter '{p.name}' appears twice.", p.span)
-            if p.name.startswith("__") or keyword.iskeyword(p.name):
-                raise ExprError(f"'{p.name}' cannot name a parameter.", p.span)
+            if p.name.startswith("__") or name_problem(p.name) and p.name not in ("t", "x"):
+                raise ExprError(f"'{p.name}' cannot name a parameter.", p.span,
+                                (name_problem(p.name) or ("", None))[1])
             names.append(p.name)
             if p.default is not None:
                 defaults.append((p.name, constant(p.default, self._scope_for(key, {}))))
@@ -282,7 +284,7 @@ class Lowering:
         if isinstance(st, S.FunctionDecl):
             return self._function(name, st)
         if isinstance(st, S.EnergyDecl):
-            if st.arg in RESERVED - {"x"} or st.arg.startswith("__"):
+            if st.arg != "x" and name_problem(st.arg):
                 raise ExprError(f"'{st.arg}' cannot name the argument of an energy.", st.span,
                                 "Write energy U(x) = ...")
             scope = self._scope_for(name, {st.arg: ir.x}, vectors=True)
@@ -313,7 +315,9 @@ class Lowering:
         if entry.decl.kind != kind:
             raise ExprError(f"'{call.func}' is a {entry.decl.kind}, not a {kind}.", call.func_span,
                             f"For example: {_EXAMPLE[kind]}.")
-        refs = {n: _local_kind(st) for n, st in self.local.items()}
+        refs = {n: "noise" for n, e in self.module.scope.items()
+                if isinstance(e.decl, S.FunctionDecl) and e.decl.is_noise}
+        refs |= {n: _local_kind(st) for n, st in self.local.items()}
         return bind(call, entry.decl, constant_scope(), refs)
 
     def _convert_single(self, role, st):
@@ -344,6 +348,9 @@ class Lowering:
             shape = _shape(entry.decl.dim)
         elif ctor.name == "data":
             folder = self.module.path.parent
+            if ctor.arg("key") and not ctor.arg("path").lower().endswith(".npz"):
+                raise ExprError("key chooses an array inside a .npz file; this file holds one "
+                                "array.", st.value.span, "Remove key = ...")
             try:
                 shape = sample_shape(folder / ctor.arg("path"), ctor.arg("key"),
                                      ctor.arg("path"))
@@ -420,6 +427,11 @@ class Lowering:
             lower_train(S.TrainBlock(()), lambda e, k: self._constructor(e, k, "train"), self.diags)
         functions = tuple(v for k, v in got.items() if k in self.local and
                           isinstance(v, ir.ScalarFunction))
+        # noise schedules imported from other files, as samplers refer to them
+        functions += tuple(got[key] for sampler in self.local.values()
+                           if isinstance(sampler, S.SamplerDecl)
+                           for key in self.graph.successors(sampler.name)
+                           if key in self.entries and isinstance(got.get(key), ir.ScalarFunction))
         energies = tuple(v for v in got.values() if isinstance(v, ir.Energy))
         networks = tuple(v for v in got.values() if isinstance(v, ir.Network))
         samplers = tuple(v for v in got.values() if isinstance(v, ir.Sampler))
@@ -427,8 +439,9 @@ class Lowering:
                 len(functions) + len(energies) + len(networks) + len(samplers) < len(self.local):
             return None
         order = tuple(k for k in G.evaluation_order(self.graph) if k not in self.entries)
+        rank = {name: i for i, name in enumerate(order)}
         model = ir.Model(self.model.name, shape, base, target, coupling,
-                         tuple(sorted(functions, key=lambda f: order.index(f.name))),
+                         tuple(sorted(functions, key=lambda f: rank.get(f.name, -1))),
                          interpolant, energies, networks, objective, samplers, train,
                          order=order, file=self.module.display, span=self.model.span)
         from .check_model import check_model
@@ -533,16 +546,21 @@ def _shape(expr: S.Expr) -> tuple[int, ...]:
         raise ExprError("A shape needs at least one size.", expr.span)
     sizes = []
     for item in items:
-        if not (isinstance(item, S.Number) and item.is_integer and int(item.text) > 0):
+        value = None if isinstance(item, (S.String, S.ListExpr)) else \
+            constant(item, constant_scope())
+        if value is None or not (value.is_Integer and 0 < value < 2**31):
             raise ExprError("A dimension is a positive whole number, or a list of them for a "
                             "tensor shape, as in dim 2 or dim [1, 8, 8].", item.span)
-        sizes.append(int(item.text))
+        sizes.append(int(value))
     return tuple(sizes)
 
 
 def _check_time_law(law: ir.Constructor, span):
     if law.name == "uniform":
         low, high = law.arg("low"), law.arg("high")
+        if low >= high:
+            raise ExprError(f"The time law uniform({low:g}, {high:g}) is empty; it needs "
+                            "low < high.", span)
         if not 0 <= low < high <= 1:
             raise ExprError(f"The time law uniform({low:g}, {high:g}) leaves [0, 1]; it needs "
                             "0 <= low < high <= 1.", span)

@@ -8,6 +8,8 @@ by the derivation passes, not here.
 from __future__ import annotations
 
 
+import sympy
+
 from ..dsl.diagnostics import Diagnostic
 from . import ir
 from .derive import gaussian_base
@@ -45,6 +47,14 @@ def check_model(model: ir.Model, statements: dict, declarations: dict) -> list[D
               "objective cannot be trained; energy-based training objectives are not in "
               "language version 0.", model.target.span,
               "Give samples with data(\"file.npy\") or a stdlib distribution.")
+
+    # energies index the flattened sample
+    for energy in model.energies:
+        for atom in energy.expr.atoms(sympy.Indexed):
+            index = int(atom.indices[0])
+            if index >= model.dim:
+                error(f"x[{index}] is out of range in energy '{energy.name}': x has {model.dim} "
+                      f"components (0 to {model.dim - 1}).", energy.span)
 
     # coupling
     coupling = model.coupling

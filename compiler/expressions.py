@@ -44,6 +44,7 @@ class Scope:
     candidates: Callable[[], list[str]]
     vectors: bool = False  # energies: x is a vector, reductions allowed
     dim: int | None = None
+    constant_only: bool = False  # constructor arguments: numbers, nothing declared
 
 
 def convert(expr: S.Expr, scope: Scope) -> sympy.Expr:
@@ -102,6 +103,9 @@ def _bounded(value, expr):
 
 
 def _unknown(name: str, span, scope: Scope, what="name") -> ExprError:
+    if scope.constant_only:
+        return ExprError(f"Arguments of constructors are constant numbers; '{name}' is not one.",
+                         span, "Write the number itself, e.g. width = 64 or lr = 2 * 1e-3.")
     pool = list(scope.symbols) + list(B.ALL_NAMES) + scope.candidates()
     return ExprError(f"Unknown {what} '{name}'.", span,
                      did_you_mean(name, pool) or _hint_for(name, scope))
@@ -204,7 +208,8 @@ def instantiate(template: Template, args, keywords, expr, scope: Scope) -> sympy
 
 
 def _index(expr: S.Index, scope: Scope):
-    if not (scope.vectors and isinstance(expr.value, S.Name) and expr.value.id == "x"):
+    if not (scope.vectors and isinstance(expr.value, S.Name)
+            and scope.symbols.get(expr.value.id) == ir.x):
         raise ExprError("Only the sample x of an energy can be indexed, as in x[0].", expr.span)
     index = convert(expr.index, scope)
     if not (index.is_Integer and index >= 0):

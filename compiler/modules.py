@@ -20,6 +20,7 @@ from ..dsl import syntax as S
 from ..dsl.diagnostics import Diagnostic
 from ..dsl.parse import parse
 from ..dsl.suggest import did_you_mean
+from .names import name_problem
 
 TopDecl = S.FunctionDecl | S.InterpolantDecl | S.PrimitiveDecl
 
@@ -114,6 +115,11 @@ class Loader:
                     scope[name], origin[name] = entry, item
         own: dict[str, Entry] = {}
         models = module.models
+        for model in models:
+            problem = name_problem(model.name)
+            if problem:
+                self.error(problem[0].replace("a declaration", "a model"), model.name_span,
+                           problem[1])
         for extra in models[1:]:
             self.error("A file holds at most one model.", extra.name_span,
                        f"Move model '{extra.name}' to a file of its own and import what it shares.",
@@ -124,6 +130,10 @@ class Loader:
                     self.error(f"'{item.name}' is declared twice in this file.", item.name_span,
                                "Rename or remove one of them.",
                                notes=(("first declared here", own[item.name].decl.name_span),))
+                    continue
+                problem = None if module.is_stdlib else name_problem(item.name)
+                if problem:  # the stdlib may use keywords, e.g. the distribution energy(U)
+                    self.error(problem[0], item.name_span, problem[1])
                     continue
                 if isinstance(item, S.PrimitiveDecl) and not module.is_stdlib:
                     self.error("Only the standard library may declare primitives.", item.kind_span,

@@ -79,12 +79,12 @@ def _compile(load) -> Compilation:
         module = load(loader)
         model = graph = None
         models = module.models
+        lowering = Lowering(module, models[0] if models else None, loader.diagnostics)
+        model = lowering.run()
         if models:
-            lowering = Lowering(module, models[0], loader.diagnostics)
-            model = lowering.run()
             graph = lowering.graph
-            if model is not None:
-                model = _derive(model, loader.diagnostics)
+        if model is not None:
+            model = _derive(model, loader.diagnostics)
     except TfmError as err:
         err.sources = {**loader.sources, **err.sources}
         raise

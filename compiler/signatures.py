@@ -15,9 +15,14 @@ from pathlib import PurePosixPath
 from ..dsl import syntax as S
 from ..dsl.suggest import did_you_mean
 from . import ir
+from . import builtins as B
 from .expressions import ExprError, Scope, constant
 
-TYPES = ("real", "int", "vector", "string", "path", "energy", "schedule")
+TYPES = ("real", "positive", "nonnegative", "int", "count", "natural", "vector", "string",
+         "path", "energy", "schedule")
+# lower bounds of the numeric types: (bound, strict)
+BOUNDS = {"positive": (0, True), "nonnegative": (0, False), "count": (1, False),
+          "natural": (0, False)}
 DATA_SUFFIXES = (".npy", ".npz", ".csv")
 
 
@@ -81,9 +86,12 @@ def value(expr: S.Expr, param: S.Param, decl: S.PrimitiveDecl, scope: Scope, ref
         choices = param.type.choices
         if isinstance(expr, S.Name) and expr.id in choices:
             return expr.id
-        shown = expr.id if isinstance(expr, S.Name) else "this"
-        raise ExprError(f"{what} must be one of {', '.join(choices)}; '{shown}' is not.", expr.span,
-                        did_you_mean(shown, choices) if isinstance(expr, S.Name) else None)
+        if isinstance(expr, S.String) and expr.value in choices:
+            raise ExprError(f"{what} is a name, not a string.", expr.span,
+                            f"Write {param.name} = {expr.value}, without quotes.")
+        shown = f"'{expr.id}' is not" if isinstance(expr, S.Name) else "this is not a name"
+        raise ExprError(f"{what} must be one of {', '.join(choices)}; {shown}.", expr.span,
+                        did_you_mean(expr.id, choices) if isinstance(expr, S.Name) else None)
     if kind in ("string", "path"):
         if not isinstance(expr, S.String):
             raise ExprError(f"{what} must be a string in double quotes.", expr.span)
@@ -91,7 +99,8 @@ def value(expr: S.Expr, param: S.Param, decl: S.PrimitiveDecl, scope: Scope, ref
     if kind in ("energy", "schedule"):
         if isinstance(expr, S.Name) and refs.get(expr.id) == ("noise" if kind == "schedule" else kind):
             return ir.Reference("noise" if kind == "schedule" else kind, expr.id)
-        if kind == "schedule" and not isinstance(expr, (S.Name, S.String, S.ListExpr)):
+        if kind == "schedule" and not isinstance(expr, (S.String, S.ListExpr)) and not (
+                isinstance(expr, S.Name) and expr.id not in B.CONSTANTS):
             return _real(expr, scope, what, nonnegative=True)
         wanted = "a noise schedule declared with noise NAME(t) = ..." if kind == "schedule" \
             else "an energy declared with energy NAME(x) = ..."
@@ -99,10 +108,13 @@ def value(expr: S.Expr, param: S.Param, decl: S.PrimitiveDecl, scope: Scope, ref
         shown = expr.id if isinstance(expr, S.Name) else None
         raise ExprError(f"{what} must be {wanted}" + (f"; '{shown}' is not." if shown else "."),
                         expr.span, did_you_mean(shown, pool) if shown else None)
-    if kind == "int":
+    if kind in ("int", "count", "natural"):
+        if isinstance(expr, (S.String, S.ListExpr)):
+            raise ExprError(f"{what} must be a whole number.", expr.span)
         number = constant(expr, scope)
         if not number.is_Integer:
             raise ExprError(f"{what} must be a whole number.", expr.span)
+        _check_bound(int(number), kind, what, expr)
         return int(number)
     if kind == "vector":
         if isinstance(expr, S.ListExpr):
@@ -110,10 +122,21 @@ def value(expr: S.Expr, param: S.Param, decl: S.PrimitiveDecl, scope: Scope, ref
                 raise ExprError(f"{what} is an empty list.", expr.span)
             return tuple(_real(item, scope, what) for item in expr.items)
         return (_real(expr, scope, what),)
-    if kind == "real":
-        return _real(expr, scope, what)
+    if kind in ("real", "positive", "nonnegative"):
+        result = _real(expr, scope, what)
+        _check_bound(result, kind, what, expr)
+        return result
     raise ExprError(f"Unknown parameter type '{kind}' in the declaration of {decl.name}.",
                     param.span, f"Types: {', '.join(TYPES)} or {{a, b}}.")
+
+
+def _check_bound(number, kind: str, what: str, expr) -> None:
+    if kind not in BOUNDS:
+        return
+    bound, strict = BOUNDS[kind]
+    if number < bound or (strict and number == bound):
+        relation = f"greater than {bound}" if strict else f"{bound} or more"
+        raise ExprError(f"{what} must be {relation}; it is {number:g}.", expr.span)
 
 
 def _real(expr: S.Expr, scope: Scope, what: str, nonnegative: bool = False) -> float:
@@ -155,5 +178,5 @@ def is_primitive(entry, kind: str | None = None) -> bool:
 
 
 def constant_scope() -> Scope:
-    return Scope({}, lambda name: None, lambda: [])
+    return Scope({}, lambda name: None, lambda: [], constant_only=True)
 

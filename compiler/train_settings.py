@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..dsl import syntax as S
 from ..dsl.diagnostics import Diagnostic
 from ..dsl.suggest import did_you_mean
@@ -93,7 +95,9 @@ def _setting(key: str, kind: str, expr: S.Expr):
     try:
         number = float(value)
     except (OverflowError, TypeError, ValueError):
-        raise ExprError(f"The train setting '{key}' is not a finite number.", expr.span) from None
+        number = math.inf
+    if not math.isfinite(number):
+        raise ExprError(f"The train setting '{key}' is not a finite number.", expr.span)
     if kind == "fraction" and not 0 <= number < 1:
         raise ExprError(f"The train setting '{key}' lies in [0, 1), e.g. 0.999.", expr.span)
     if kind == "nonnegative" and not number >= 0:
