@@ -14,7 +14,6 @@ import sympy
 from ..dsl import syntax as S
 from ..dsl.diagnostics import Diagnostic, Span
 from ..dsl.suggest import did_you_mean
-from . import builtins as B
 from . import graph as G
 from . import ir
 from .data_files import DataFileError, sample_shape

@@ -10,7 +10,6 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-import numpy as np
 from numpy.lib import format as npformat
 
 

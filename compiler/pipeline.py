@@ -114,9 +114,11 @@ def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
         if key not in seen:
             seen.add(key)
             out.append(d)
-    span_key = (lambda d: (d.span.file, d.span.start, d.span.line, d.span.column)
-                if d.span else ("", 0, 0, 0))
-    return sorted(out, key=span_key)
+    return sorted(out, key=_position)
+
+
+def _position(d: Diagnostic):
+    return (d.span.file, d.span.start, d.span.line, d.span.column) if d.span else ("", 0, 0, 0)
 
 
 __all__ = ["STAGES", "Compilation", "compile_file", "compile_text", "display_name", "load_model"]
