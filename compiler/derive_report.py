@@ -69,8 +69,21 @@ def _json(model, d, findings) -> dict:
                    for f in d.fields},
         "drifts": [{"sampler": s, "direction": direction, "drift": _expr(e)}
                    for s, direction, e in d.drifts],
+        "cse": _cse(d),
         "findings": [f.to_json() for f in findings],
     }
+
+
+def _cse(d: ir.Derivation) -> dict:
+    """The fields and drifts after common-subexpression elimination, as a backend prints them:
+    shared pieces first (``w0 = ...``), then each expression in terms of them."""
+    named = [(f"field:{f.name}", f.expr) for f in d.fields if f.expr is not None]
+    named += [(f"drift:{s}", e) for s, _, e in d.drifts]
+    named += [(f"target:{n}", y) for n, _, y in d.targets]
+    symbols = sympy.numbered_symbols("w")
+    replacements, reduced = sympy.cse([e for _, e in named], symbols=symbols)
+    return {"replacements": [[str(s), str(e)] for s, e in replacements],
+            "exprs": {name: str(e) for (name, _), e in zip(named, reduced)}}
 
 
 def _text(model, d, findings, sources) -> str:
