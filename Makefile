@@ -1,5 +1,5 @@
 # Two entry points, both from a fresh machine with only Python 3.11+:
-#   make demo   set up .venv, check every example, summarise and graph examples/moons.tfm
+#   make demo   set up .venv, check every example, summarise, graph and derive examples/moons.tfm
 #   make test   set up .venv and run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -21,8 +21,10 @@ demo: setup
 	mkdir -p $(RUN)
 	$(BIN)/tfmc info examples/moons.tfm --json > $(RUN)/model.json
 	$(BIN)/tfmc graph examples/moons.tfm --dot > $(RUN)/graph.dot
+	$(BIN)/tfmc derive examples/moons.tfm --format json > $(RUN)/derive.json
 	$(BIN)/tfmc info examples/moons.tfm
-	@echo "wrote $(RUN)/model.json and $(RUN)/graph.dot"
+	$(BIN)/tfmc derive examples/moons.tfm
+	@echo "wrote $(RUN)/model.json, $(RUN)/graph.dot and $(RUN)/derive.json"
 
 test: setup
 	$(BIN)/python -m pytest
