@@ -248,13 +248,15 @@ class Lowering:
             return decl  # bound at each use
         if isinstance(decl, S.FunctionDecl):
             return self._function(entry.key, decl)
-        params, defaults = self._params(entry.key, decl.params or ())
+        params, defaults = self._params(entry.key, decl.params or (), allowed=())
         symbols = {p: sympy.Symbol(p, real=True) for p in params}
         symbols.update(_interpolant_symbols())
         body = convert(decl.body, self._scope_for(entry.key, symbols))
         return Template(decl.name, params, defaults, body)
 
-    def _params(self, key, params) -> tuple[tuple[str, ...], tuple]:
+    def _params(self, key, params, allowed=("t", "x")) -> tuple[tuple[str, ...], tuple]:
+        """Parameter names: any declarable name; functions may also call theirs t or x.
+        A named interpolant may not, since t, x0, x1 and z are bound in it already."""
         names, defaults = [], []
         for p in params:
             if p.type is not None:
@@ -262,7 +264,7 @@ class Lowering:
                                 p.type.span, f"Write {p.name} or {p.name} = default.")
             if p.name in names:
                 raise ExprError(f"The parameter '{p.name}' appears twice.", p.span)
-            if p.name.startswith("__") or name_problem(p.name) and p.name not in ("t", "x"):
+            if p.name.startswith("__") or name_problem(p.name) and p.name not in allowed:
                 raise ExprError(f"'{p.name}' cannot name a parameter.", p.span,
                                 (name_problem(p.name) or ("", None))[1])
             names.append(p.name)
@@ -277,6 +279,14 @@ class Lowering:
                             "noise eps(t) = 0.1 * t * (1 - t).", decl.name_span)
         symbols = {p: sympy.Symbol(p, real=True) for p in params}
         body = convert(decl.body, self._scope_for(key, symbols))
+        if decl.is_noise:  # eps(t) >= 0 on [0, 1] (MATH.md section 2)
+            from .check_boundaries import grid_failure
+            bad = grid_failure(body.xreplace({symbols[params[0]]: ir.t}), lambda v: v >= 0,
+                               interior=False)
+            if bad is not None:
+                raise ExprError(f"The noise schedule {decl.name}({params[0]}) is negative or not "
+                                f"a real number at {params[0]} = {bad:.3g}; eps(t) >= 0 is "
+                                "required.", decl.body.span)
         return ir.ScalarFunction(decl.name, params, defaults, body, decl.is_noise, span=decl.span)
 
     def _convert_local(self, name, st):
@@ -348,8 +358,8 @@ class Lowering:
         elif ctor.name == "data":
             folder = self.module.path.parent
             if ctor.arg("key") and not ctor.arg("path").lower().endswith(".npz"):
-                raise ExprError("key chooses an array inside a .npz file; this file holds one "
-                                "array.", st.value.span, "Remove key = ...")
+                raise ExprError("key chooses an array inside a .npz file; .npy and .csv files "
+                                "hold one array.", st.value.span, "Remove key = ...")
             try:
                 shape = sample_shape(folder / ctor.arg("path"), ctor.arg("key"),
                                      ctor.arg("path"))
@@ -367,6 +377,9 @@ class Lowering:
                 if isinstance(item, S.WeightDecl):
                     if weight is not None:
                         raise ExprError("The objective has two weights.", item.span)
+                    if item.param != "t" and name_problem(item.param):
+                        raise ExprError(f"'{item.param}' cannot name the weight's parameter.",
+                                        item.span, "Write weight(t) = ...")
                     scope = self._scope_for("objective", {item.param: ir.t})
                     weight = convert(item.body, scope)
                 elif item.lhs == "time":

@@ -12,7 +12,7 @@ import sympy
 
 from ..dsl.diagnostics import Diagnostic
 from . import ir
-from .derive import gaussian_base
+from .derive import affine_form, gaussian_base
 
 LATENT_TARGETS = ("noise", "score")
 
@@ -63,8 +63,6 @@ def check_model(model: ir.Model, statements: dict, declarations: dict) -> list[D
         error("coupling paired reads x0 and x1 together, so base and target must both be "
               "data(...).", coupling.span or model.span,
               "Use independent, minibatch_ot or sinkhorn for other densities.")
-    if coupling.name == "sinkhorn" and coupling.arg("reg") <= 0:
-        error("sinkhorn needs reg > 0.", coupling.span)
 
     # interpolant
     expr = model.interpolant.expr
@@ -77,13 +75,14 @@ def check_model(model: ir.Model, statements: dict, declarations: dict) -> list[D
 
     # networks and objective
     trained = {term.network for term in model.objective.terms}
-    gaussian = gaussian_base(model) is not None
+    gaussian = gaussian_base(model) is not None and affine_form(model.interpolant.expr) is not None
     for term in model.objective.terms:
         if model.interpolant.uses_latent or (term.target == "score" and gaussian):
             continue
         if term.target in LATENT_TARGETS:
             error(f"The target '{term.target}' is defined through the latent z, but the "
-                  "interpolant has no z term" + (" and the base is not an isotropic normal."
+                  "interpolant has no z term" + (" and the base is not an isotropic normal "
+                                                 "with an affine interpolant."
                                                  if term.target == "score" else "."), term.span,
                   "Add latent noise, e.g. + sqrt(0.1 * t * (1 - t)) * z, or train velocity"
                   + (" (with a normal base, 'base' predicts the noise x0)."
@@ -107,12 +106,6 @@ def check_model(model: ir.Model, statements: dict, declarations: dict) -> list[D
         if f.is_noise and f.name not in used:
             warn(f"The noise schedule '{f.name}' is not used by any sampler.", f.span,
                  f"Use it as sampler sde = euler_maruyama(eps = {f.name}).")
-    for s in model.samplers:
-        for key, value in s.constructor.args:
-            if key == "steps" and value < 1:
-                error("A sampler needs at least 1 step.", s.constructor.span)
-            if key in ("rtol", "atol") and not value > 0:
-                error(f"{key} must be positive.", s.constructor.span)
     return out
 
 

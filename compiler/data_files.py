@@ -91,8 +91,9 @@ def _csv_shape(path: Path) -> tuple[int, ...]:
             if width is None:
                 width = len(fields)
             elif len(fields) != width:
-                raise DataFileError(f"'{path.name}', row {number}: {len(fields)} fields, but "
-                                    f"earlier rows have {width}.")
+                raise DataFileError(f"'{path.name}', row {number}: {len(fields)} "
+                                    f"field{'s' * (len(fields) != 1)}, but earlier rows have "
+                                    f"{width}.")
     if width is None:
         raise DataFileError(f"'{path.name}' has no data rows.")
     return (width,)

@@ -29,6 +29,7 @@ ODE_SAMPLERS = ("euler", "midpoint", "heun", "rk4", "dopri5")
 SDE_SAMPLERS = ("euler_maruyama",)
 FIELD_NAMES = ("velocity", "score", "noise", "data", "base")
 _RANDOM = (ir.x0, ir.x1, ir.z)
+EQUATION_ORDER = {"noise": 0, "score": 1, "base": 2, "data": 3, "potential": 4, "velocity": 5}
 MAX_SIMPLIFY_OPS = 40  # sympy.simplify is superlinear; larger expressions only get cancel()
 
 
@@ -132,9 +133,39 @@ def derive(model: ir.Model) -> tuple[ir.Derivation, list[Diagnostic]]:
                 "Semantic", f"The ODE sampler '{s.name}' needs the velocity, which the trained "
                 f"networks do not determine: {_field(fields, 'velocity').reason}", s.span,
                 "Train a network on velocity, or on a target the velocity can be derived from."))
+    diags.extend(_singular_conversions(model, fields))
     derivation = ir.Derivation(form is not None, expr, form, velocity, derivatives, targets,
                                tuple(losses), fields, drifts, model.objective.time_law, weight)
     return derivation, diags
+
+
+def _singular_conversions(model: ir.Model, fields) -> list[Diagnostic]:
+    """A derived field that divides by zero inside (0, 1) is an error where a sampler needs it
+    (ODE: velocity; SDE: velocity and score), advice otherwise."""
+    needed: dict[str, list[str]] = {}
+    for s in model.samplers:
+        wants = ("velocity",) if s.constructor.name in ODE_SAMPLERS else ("velocity", "score")
+        for name in wants:
+            needed.setdefault(name, []).append(s.name)
+    out = []
+    for f in fields:
+        if f.expr is None or not f.singular_at:
+            continue
+        where = (f"t = {f.singular_at[0]:.3g}" if len(f.singular_at) == 1 else
+                 f"{len(f.singular_at)} points of t between {f.singular_at[0]:.3g} and "
+                 f"{f.singular_at[-1]:.3g}")
+        message = (f"The {f.name} derived from the trained networks divides by zero at {where} "
+                   f"(its formula, {f.generic}, has a vanishing denominator there)")
+        users = needed.get(f.name)
+        if users:
+            out.append(Diagnostic("Semantic", message + f"; sampler '{users[0]}' needs it.",
+                                  model.objective.span or model.span,
+                                  f"Train a network on {f.name if f.name != 'score' else 'noise'}"
+                                  " directly, so that no conversion is needed."))
+        else:
+            out.append(Diagnostic("Semantic", message + ".", model.objective.span or model.span,
+                                  severity="warning", pedantic=True))
+    return out
 
 
 def _field(fields, name) -> ir.Field:
@@ -177,7 +208,9 @@ def conversions(model: ir.Model, form: ir.LinearForm | None, diags) -> tuple[ir.
         equations.append(gamma * (eta0 - m) - alpha * sd ** 2 * etaz)
     velocity = ir.LinearForm(*(0 if v == 0 else r for r, v in zip(rates, actual)))
     symbolic = ir.LinearForm(alpha, beta, gamma, c)
-    for term in terms:
+    # Networks that predict a random symbol come first, velocity last: when two networks say the
+    # same thing, keeping the prediction avoids dividing by rates such as gamma', which vanish.
+    for term in sorted(terms, key=lambda term: EQUATION_ORDER[term.target]):
         y = regression_target(term.target, model, velocity.expr(), symbolic)
         candidate = equations + [output_symbol(term.network, term.target) - y.xreplace(to_eta)]
         if sympy.linsolve(candidate, unknowns) == sympy.EmptySet:
@@ -198,6 +231,12 @@ def conversions(model: ir.Model, form: ir.LinearForm | None, diags) -> tuple[ir.
         wanted["score"] = -(eta0 - m) / (alpha * sd ** 2)
     fields = []
     for name in FIELD_NAMES:
+        direct = next((term for term in terms if term.target == name or
+                       (name == "velocity" and term.target == "potential")), None)
+        if direct is not None:  # a trained field is the network itself
+            out = output_symbol(direct.network, direct.target)
+            fields.append(ir.Field(name, out, generic=out))
+            continue
         if name not in wanted:
             fields.append(ir.Field(name, None, "the score needs latent noise (a z term) or an "
                                    "isotropic normal base with an independent coupling"))
@@ -205,9 +244,30 @@ def conversions(model: ir.Model, form: ir.LinearForm | None, diags) -> tuple[ir.
         value = sympy.cancel(wanted[name].xreplace(substitution))
         if value.free_symbols & set(unknowns):
             fields.append(ir.Field(name, None, _undetermined(name, terms)))
-        else:
-            fields.append(ir.Field(name, tidy(value.xreplace(values)), generic=value))
+            continue
+        denominator = sympy.fraction(value)[1].xreplace(values)
+        fields.append(ir.Field(name, tidy(value.xreplace(values)), generic=value,
+                               singular_at=_zeros(denominator)))
     return tuple(fields)
+
+
+def _zeros(denominator: sympy.Expr) -> tuple[float, ...]:
+    """Grid points inside (0, 1) where a conversion divides by zero (or by nothing real)."""
+    from .check_boundaries import GRID
+    if denominator.is_number:
+        return () if denominator != 0 else tuple((i + 1) / (GRID + 1) for i in range(GRID))
+    f = sympy.lambdify(ir.t, denominator, "math")
+    bad = []
+    for i in range(GRID):
+        p = (i + 1) / (GRID + 1)
+        try:
+            v = complex(f(p))
+        except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+            bad.append(p)
+            continue
+        if abs(v) < 1e-12 or v != v:
+            bad.append(p)
+    return tuple(bad)
 
 
 def _undetermined(name: str, terms) -> str:

@@ -112,11 +112,13 @@ def _unknown(name: str, span, scope: Scope, what="name") -> ExprError:
 
 
 def _hint_for(name: str, scope: Scope) -> str | None:
-    if name in ("t", "x0", "x1", "z", "x"):
-        if "t" in scope.symbols:
-            return None
-        return (f"'{name}' is only defined where it is bound: give it as a parameter, "
-                f"as in f({name}) = ...")
+    if name == "t":
+        return "t is bound in interpolants; a function of time names it: f(t) = ..."
+    if name in ("x0", "x1", "z"):
+        return (f"{name} is bound only in interpolants (interpolant x_t = ...); functions "
+                "take scalars of t.")
+    if name == "x":
+        return "x is bound only in energies: energy U(x) = ..."
     return None
 
 

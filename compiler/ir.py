@@ -203,6 +203,7 @@ class Field:
     expr: sympy.Expr | None
     reason: str | None = None
     generic: sympy.Expr | None = None  # in terms of alpha, beta, gamma, c and their rates
+    singular_at: tuple[float, ...] = ()  # grid points in (0, 1) where the conversion divides by 0
 
 
 @attrs.frozen

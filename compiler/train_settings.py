@@ -78,6 +78,9 @@ def _setting(key: str, kind: str, expr: S.Expr):
     if kind == "precision":
         if isinstance(expr, S.Name) and expr.id in PRECISIONS:
             return expr.id
+        if isinstance(expr, S.String) and expr.value in PRECISIONS:
+            raise ExprError("precision is a name, not a string.", expr.span,
+                            f"Write precision {expr.value}, without quotes.")
         shown = expr.id if isinstance(expr, S.Name) else ""
         raise ExprError(f"precision is one of {', '.join(PRECISIONS)}.", expr.span,
                         did_you_mean(shown, PRECISIONS) if shown else None)
