@@ -101,7 +101,7 @@ def value(expr: S.Expr, param: S.Param, decl: S.PrimitiveDecl, scope: Scope, ref
             return ir.Reference("noise" if kind == "schedule" else kind, expr.id)
         if kind == "schedule" and not isinstance(expr, (S.String, S.ListExpr)) and not (
                 isinstance(expr, S.Name) and expr.id not in B.CONSTANTS):
-            return _real(expr, scope, what, nonnegative=True)
+            return real_value(expr, scope, what, nonnegative=True)
         wanted = "a noise schedule declared with noise NAME(t) = ..." if kind == "schedule" \
             else "an energy declared with energy NAME(x) = ..."
         pool = [n for n, k in refs.items() if k == ("noise" if kind == "schedule" else kind)]
@@ -120,10 +120,10 @@ def value(expr: S.Expr, param: S.Param, decl: S.PrimitiveDecl, scope: Scope, ref
         if isinstance(expr, S.ListExpr):
             if not expr.items:
                 raise ExprError(f"{what} is an empty list.", expr.span)
-            return tuple(_real(item, scope, what) for item in expr.items)
-        return (_real(expr, scope, what),)
+            return tuple(real_value(item, scope, what) for item in expr.items)
+        return (real_value(expr, scope, what),)
     if kind in ("real", "positive", "nonnegative"):
-        result = _real(expr, scope, what)
+        result = real_value(expr, scope, what)
         _check_bound(result, kind, what, expr)
         return result
     raise ExprError(f"Unknown parameter type '{kind}' in the declaration of {decl.name}.",
@@ -139,7 +139,8 @@ def _check_bound(number, kind: str, what: str, expr) -> None:
         raise ExprError(f"{what} must be {relation}; it is {number:g}.", expr.span)
 
 
-def _real(expr: S.Expr, scope: Scope, what: str, nonnegative: bool = False) -> float:
+def real_value(expr: S.Expr, scope: Scope, what: str, nonnegative: bool = False) -> float:
+    """A constant expression as a finite float; ``what`` names it in messages."""
     if isinstance(expr, (S.String, S.ListExpr)):
         raise ExprError(f"{what} must be a number.", expr.span)
     number = constant(expr, scope)

@@ -16,14 +16,12 @@
 
 from __future__ import annotations
 
-import math
-
 from ..dsl import syntax as S
 from ..dsl.diagnostics import Diagnostic
 from ..dsl.suggest import did_you_mean
 from . import ir
 from .expressions import ExprError, constant
-from .signatures import constant_scope
+from .signatures import constant_scope, real_value
 
 SETTINGS: dict[str, tuple[str, object]] = {
     "steps": ("count", 10000),
@@ -84,10 +82,11 @@ def _setting(key: str, kind: str, expr: S.Expr):
         shown = expr.id if isinstance(expr, S.Name) else ""
         raise ExprError(f"precision is one of {', '.join(PRECISIONS)}.", expr.span,
                         did_you_mean(shown, PRECISIONS) if shown else None)
-    if isinstance(expr, (S.String, S.ListExpr)):
-        raise ExprError(f"The train setting '{key}' takes a number.", expr.span)
-    value = constant(expr, constant_scope())
+    what = f"The train setting '{key}'"
     if kind in ("count", "seed"):
+        if isinstance(expr, (S.String, S.ListExpr)):
+            raise ExprError(f"{what} takes a number.", expr.span)
+        value = constant(expr, constant_scope())
         low = 1 if kind == "count" else 0
         if not value.is_Integer or value < low:
             raise ExprError(f"The train setting '{key}' is a whole number, {low} or more.",
@@ -95,12 +94,7 @@ def _setting(key: str, kind: str, expr: S.Expr):
         if value >= 2**63:
             raise ExprError(f"The train setting '{key}' is too large.", expr.span)
         return int(value)
-    try:
-        number = float(value)
-    except (OverflowError, TypeError, ValueError):
-        number = math.inf
-    if not math.isfinite(number):
-        raise ExprError(f"The train setting '{key}' is not a finite number.", expr.span)
+    number = real_value(expr, constant_scope(), what)
     if kind == "fraction" and not 0 <= number < 1:
         raise ExprError(f"The train setting '{key}' lies in [0, 1), e.g. 0.999.", expr.span)
     if kind == "nonnegative" and not number >= 0:
