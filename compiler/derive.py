@@ -256,6 +256,8 @@ def _zeros(denominator: sympy.Expr) -> tuple[float, ...]:
     from .check_boundaries import GRID
     if denominator.is_number:
         return () if denominator != 0 else tuple((i + 1) / (GRID + 1) for i in range(GRID))
+    if denominator.free_symbols - {ir.t}:  # depends on the state or the networks: not a rate
+        return ()
     f = sympy.lambdify(ir.t, denominator, "math")
     bad = []
     for i in range(GRID):
