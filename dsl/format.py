@@ -1,6 +1,7 @@
 """The canonical layout of tfm text (``tfmc fmt``): one statement a line, four-space indents,
 minimal parentheses, spaces around binary operators but not around ``^``, comments kept where they
-were (own-line comments before the statement they precede, end-of-line comments after it), at most
+were (own-line comments before the statement they precede, end-of-line comments after it; a
+comment inside a statement written across lines moves to its own line before it), at most
 one blank line kept between statements. Formatting is idempotent and never changes meaning: the
 formatted text parses to an equal syntax tree.
 """
@@ -161,16 +162,9 @@ class _Printer:
             shares_line = after == item.span.end_line  # a comment there belongs to the next one
             block = _children(item)
             if block is None:
+                # comments inside a statement written across lines move before it
+                self._flush(item.span.end_line, depth)
                 self._emit(_line(item), depth, item.span.line)
-                # comments inside a statement written across lines move after it
-                while (self.next < len(self.comments) and
-                       self.comments[self.next].span.line < item.span.end_line):
-                    self._trailing(self.comments[self.next].span.line)
-                    if self.next < len(self.comments) and \
-                            self.comments[self.next].span.line < item.span.end_line:
-                        c = self.comments[self.next]
-                        self.out.append(INDENT * depth + c.text)
-                        self.next += 1
                 if not shares_line:
                     self._trailing(item.span.end_line)
                 self.last_line = item.span.end_line
