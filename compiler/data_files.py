@@ -20,8 +20,13 @@ class DataFileError(Exception):
 def sample_shape(path: Path, key: str = "", shown: str | None = None) -> tuple[int, ...]:
     """The shape of one sample stored in ``path`` (everything after the first axis); messages
     name the file as ``shown`` (the name the model gave)."""
-    if not path.is_file():
-        raise DataFileError(f"The data file '{shown or path.name}' does not exist.")
+    try:
+        exists = path.is_file()
+    except OSError as err:  # e.g. a name longer than the file system allows
+        raise DataFileError(f"The data file '{(shown or path.name)[:80]}' cannot be looked up: "
+                            f"{err.strerror}.") from None
+    if not exists:
+        raise DataFileError(f"The data file '{(shown or path.name)[:80]}' does not exist.")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         with path.open("rb") as fh:

@@ -22,6 +22,7 @@ import sympy
 
 from ..dsl.diagnostics import Diagnostic
 from . import ir
+from .deadline import Expired, deadline
 
 ETA = {"x0": sympy.Symbol("eta_x0", real=True), "x1": sympy.Symbol("eta_x1", real=True),
        "z": sympy.Symbol("eta_z", real=True)}
@@ -29,8 +30,10 @@ ODE_SAMPLERS = ("euler", "midpoint", "heun", "rk4", "dopri5")
 SDE_SAMPLERS = ("euler_maruyama",)
 FIELD_NAMES = ("velocity", "score", "noise", "data", "base")
 _RANDOM = (ir.x0, ir.x1, ir.z)
+BASE_MEAN, BASE_SCALE = sympy.Symbol("m", real=True), sympy.Symbol("s", positive=True)
 EQUATION_ORDER = {"noise": 0, "score": 1, "base": 2, "data": 3, "potential": 4, "velocity": 5}
 MAX_SIMPLIFY_OPS = 40  # sympy.simplify is superlinear; larger expressions only get cancel()
+SIMPLIFY_SECONDS = 0.5  # and it can take minutes on trigonometric constants: then cancel() too
 
 
 def tidy(expr: sympy.Expr) -> sympy.Expr:
@@ -43,7 +46,11 @@ def _tidy(expr: sympy.Expr) -> sympy.Expr:
     cheap = sympy.cancel(expr) if expr.is_rational_function() else expr
     if expr.count_ops() > MAX_SIMPLIFY_OPS:
         return cheap
-    simplified = sympy.simplify(expr)
+    try:
+        with deadline(SIMPLIFY_SECONDS):
+            simplified = sympy.simplify(expr)
+    except Expired:
+        return cheap
     if (simplified.has(sympy.Piecewise) or simplified.count_ops() > cheap.count_ops()
             or _largest_number_bits(simplified) > max(64, 2 * _largest_number_bits(cheap))):
         return cheap  # simplify() sometimes multiplies out constants such as 5000**(2 t)
@@ -73,8 +80,9 @@ def affine_form(expr: sympy.Expr) -> ir.LinearForm | None:
 
 
 def regression_target(name: str, model: ir.Model, velocity: sympy.Expr,
-                      form: ir.LinearForm | None) -> sympy.Expr:
-    """Y for a target name, an expression in x0, x1, z and t."""
+                      form: ir.LinearForm | None, symbolic_base: bool = False) -> sympy.Expr:
+    """Y for a target name, an expression in x0, x1, z and t (with ``symbolic_base``, a normal
+    base's mean and scale stay the symbols m and s, as in the conversions)."""
     if name in ("velocity", "potential"):
         return velocity
     if name == "noise":
@@ -87,7 +95,7 @@ def regression_target(name: str, model: ir.Model, velocity: sympy.Expr,
         gamma = form.z if form is not None else model.interpolant.expr.diff(ir.z)
         gaussian = gaussian_base(model)
         if gamma == 0 and gaussian is not None and form is not None:
-            m, sd = gaussian
+            m, sd = (BASE_MEAN, BASE_SCALE) if symbolic_base else gaussian
             return -(ir.x0 - m) / (form.x0 * sd ** 2)
         return -ir.z / gamma
     raise AssertionError(name)  # pragma: no cover - names are checked when lowering
@@ -198,20 +206,21 @@ def conversions(model: ir.Model, form: ir.LinearForm | None, diags) -> tuple[ir.
     rates = [sympy.Symbol(n + "_dot", real=True) for n in ("alpha", "beta", "gamma", "c")]
     actual = (form.x0, form.x1, form.z, form.const)
     values = dict(zip(coeffs, actual)) | dict(zip(rates, (tidy(c.diff(ir.t)) for c in actual)))
+    if gaussian_base(model) is not None:  # solved with m and s as symbols, like the coefficients
+        values |= dict(zip((BASE_MEAN, BASE_SCALE), gaussian_base(model)))
     alpha, beta, gamma, c = (0 if v == 0 else s for s, v in zip(coeffs, actual))
     gaussian = gaussian_base(model)
     equations = [ir.x - (alpha * eta0 + beta * eta1 + gamma * etaz + c)]
     if gamma == 0:
         equations.append(etaz)  # z is independent of x_t when it does not enter it
     elif gaussian:  # x0 = m + s xi and z merge: E[s xi | x] / (alpha s^2) = E[z | x] / gamma
-        m, sd = gaussian
-        equations.append(gamma * (eta0 - m) - alpha * sd ** 2 * etaz)
+        equations.append(gamma * (eta0 - BASE_MEAN) - alpha * BASE_SCALE ** 2 * etaz)
     velocity = ir.LinearForm(*(0 if v == 0 else r for r, v in zip(rates, actual)))
     symbolic = ir.LinearForm(alpha, beta, gamma, c)
     # Networks that predict a random symbol come first, velocity last: when two networks say the
     # same thing, keeping the prediction avoids dividing by rates such as gamma', which vanish.
     for term in sorted(terms, key=lambda term: EQUATION_ORDER[term.target]):
-        y = regression_target(term.target, model, velocity.expr(), symbolic)
+        y = regression_target(term.target, model, velocity.expr(), symbolic, symbolic_base=True)
         candidate = equations + [output_symbol(term.network, term.target) - y.xreplace(to_eta)]
         if sympy.linsolve(candidate, unknowns) == sympy.EmptySet:
             diags.append(Diagnostic(
@@ -227,8 +236,7 @@ def conversions(model: ir.Model, form: ir.LinearForm | None, diags) -> tuple[ir.
     if gamma != 0:
         wanted["score"] = -etaz / gamma
     elif gaussian:
-        m, sd = gaussian
-        wanted["score"] = -(eta0 - m) / (alpha * sd ** 2)
+        wanted["score"] = -(eta0 - BASE_MEAN) / (alpha * BASE_SCALE ** 2)
     fields = []
     for name in FIELD_NAMES:
         direct = next((term for term in terms if term.target == name or

@@ -111,7 +111,9 @@ def _text(model, d, findings, sources) -> str:
         else:
             out.append(f"  {f.name:<9} = {f.expr}")
             if f.generic is not None and f.generic != f.expr:
-                out.append(f"  {'':<9}   {f.generic}   (in alpha, beta, gamma, c)")
+                base = ("; m, s: the normal base's mean and scale"
+                        if {"m", "s"} & {str(v) for v in f.generic.free_symbols} else "")
+                out.append(f"  {'':<9}   {f.generic}   (in alpha, beta, gamma, c{base})")
     if d.drifts:
         out += ["", "SDE drifts (b + eps s forward, b - eps s backward)"]
         for sampler, direction, drift in d.drifts:

@@ -148,7 +148,7 @@ def _call(expr: S.Call, scope: Scope):
     target = scope.resolve(name)
     if isinstance(target, ir.ScalarFunction):
         values = bind_call(expr, target.params, dict(target.defaults), scope, name)
-        return target.body.xreplace(dict(zip(target.symbols(), values)))
+        return _inlined(target.body.xreplace(dict(zip(target.symbols(), values))), expr)
     if isinstance(target, Template):
         return instantiate(target, expr.args, expr.keywords, expr, scope)
     if target is None and name in B.UNARY:
@@ -169,6 +169,19 @@ def _call(expr: S.Call, scope: Scope):
         raise ExprError(f"'{name}' is a {target}; it cannot be used in an expression.",
                         expr.func_span)
     raise _unknown(name, expr.func_span, scope, "function")
+
+
+MAX_NODES = 20000
+
+
+def _inlined(result: sympy.Expr, expr: S.Call) -> sympy.Expr:
+    """Inlining can double an expression at every level (f_k(t) = f_{k-1}(sin t) +
+    f_{k-1}(cos t)); past MAX_NODES tree nodes that is an error, not a minute of sympy."""
+    for count, _ in enumerate(sympy.preorder_traversal(result)):
+        if count > MAX_NODES:
+            raise ExprError(f"Inlining {expr.func} makes an expression of more than {MAX_NODES} "
+                            "terms.", expr.span, "Simplify the functions that call each other.")
+    return result
 
 
 def _no_keywords(expr: S.Call):

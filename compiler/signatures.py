@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from pathlib import PurePosixPath
 
+import sympy
+
 from ..dsl import syntax as S
 from ..dsl.suggest import did_you_mean
 from . import ir
@@ -134,6 +136,8 @@ def _check_bound(number, kind: str, what: str, expr) -> None:
     if kind not in BOUNDS:
         return
     bound, strict = BOUNDS[kind]
+    if kind in ("count", "natural") and number >= 2**63:
+        raise ExprError(f"{what} is too large (at most 2^63 - 1).", expr.span)
     if number < bound or (strict and number == bound):
         relation = f"greater than {bound}" if strict else f"{bound} or more"
         raise ExprError(f"{what} must be {relation}; it is {number:g}.", expr.span)
@@ -146,15 +150,29 @@ def real_value(expr: S.Expr, scope: Scope, what: str, nonnegative: bool = False)
     number = constant(expr, scope)
     if not number.is_real:
         raise ExprError(f"{what} must be a real number.", expr.span)
-    try:
-        result = float(number)
-    except (OverflowError, TypeError, ValueError):
-        result = math.inf
+    result = to_float(number)
     if not math.isfinite(result):
-        raise ExprError(f"{what} is not finite.", expr.span)
+        raise ExprError(f"{what} is not a finite number in double precision.", expr.span)
     if nonnegative and result < 0:
         raise ExprError(f"{what} must be 0 or more.", expr.span)
     return result
+
+
+def to_float(number) -> float:
+    """A constant sympy expression as a float, computed in double precision (sympy's own evalf
+    may need unbounded precision, e.g. for sin(exp(1000000))); inf or nan when it does not fit."""
+    if number.is_Rational:
+        try:
+            return float(number)
+        except OverflowError:
+            return math.inf
+    try:
+        value = sympy.lambdify((), number, "math")()
+        return float(value)
+    except (OverflowError, ZeroDivisionError):
+        return math.inf
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def check_path(expr: S.String) -> str:
@@ -164,6 +182,9 @@ def check_path(expr: S.String) -> str:
     if not text or text.startswith("/") or (len(text) > 1 and text[1] == ":"):
         raise ExprError("Data files are named relative to the model file, not by an absolute path.",
                         expr.span, "Copy or link the file next to the model.")
+    if any(len(part) > 255 for part in path.parts) or len(text) > 1024:
+        raise ExprError("This data file name is too long (at most 255 characters a folder or "
+                        "file, 1024 in all).", expr.span)
     if any(part == ".." for part in path.parts):
         raise ExprError("Data file names may not go up with '..': data must lie in the model's "
                         "folder or below it.", expr.span, "Copy or link the file next to the model.")

@@ -24,6 +24,7 @@ from .suggest import did_you_mean
 
 MAX_DEPTH = 100
 MAX_INT_DIGITS = 18
+MAX_NUMBER_CHARS = 64
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 KEYWORDS = ("import", "model", "dim", "base", "target", "coupling", "noise", "interpolant",
             "energy", "network", "sampler", "objective", "weight", "train", "primitive")
@@ -203,6 +204,9 @@ class _ToSyntax(Transformer_NonRecursive):
     def number(self, meta, children):
         tok = children[0]
         text, span = str(tok), self._tok(tok)
+        if len(text) > MAX_NUMBER_CHARS:
+            raise _syntax(f"This number literal is {len(text)} characters long; tfm reads at most "
+                          f"{MAX_NUMBER_CHARS}.", span, "Write it with an exponent, e.g. 1e-30.")
         if "." not in text and "e" not in text.lower():
             if len(text.lstrip("0")) > MAX_INT_DIGITS:
                 raise _syntax(f"The integer {text[:24]}{'...' if len(text) > 24 else ''} has more "
@@ -399,7 +403,7 @@ def _describe(err: UnexpectedInput, text: str, file: str) -> Diagnostic:
     expected = sorted((_readable(parser, name) for name in (getattr(err, "expected", None) or ())),
                       key=lambda s: (s[1:-1].isalpha(), s))
     suggestion = None
-    previous = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*$", text[: span.start])
+    previous = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*$", text[max(0, span.start - 80): span.start])
     for word in ([str(err.token)] if isinstance(err, UnexpectedToken) else []) + (
             [previous.group(1)] if previous else []):
         keyword = did_you_mean(word, [k for k in KEYWORDS if k != word])

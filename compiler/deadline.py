@@ -1,0 +1,43 @@
+"""A time limit for sympy calls that are usually instant but can run for minutes on unlucky input
+(``simplify`` of trigonometric constants, ``limit``). On expiry the caller falls back to a cheaper
+answer; a model can therefore not stall the compiler. Uses SIGALRM, so it applies in the main
+thread on POSIX and is a no-op elsewhere; an outer alarm (a test's own time limit) is kept."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from contextlib import contextmanager
+
+
+class Expired(Exception):
+    """The time limit of :func:`deadline` ran out."""
+
+
+@contextmanager
+def deadline(seconds: float):
+    usable = (hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+    outer_delay, _ = signal.getitimer(signal.ITIMER_REAL)
+    if 0 < outer_delay <= seconds:  # an outer alarm comes first: let it decide
+        yield
+        return
+
+    def expire(signum, frame):
+        raise Expired
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    start = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer_delay > 0:
+            remaining = outer_delay - (time.monotonic() - start)
+            signal.setitimer(signal.ITIMER_REAL, max(remaining, 1e-3))
