@@ -33,7 +33,7 @@ _RANDOM = (ir.x0, ir.x1, ir.z)
 BASE_MEAN, BASE_SCALE = sympy.Symbol("m", real=True), sympy.Symbol("s", positive=True)
 EQUATION_ORDER = {"noise": 0, "score": 1, "base": 2, "data": 3, "potential": 4, "velocity": 5}
 MAX_SIMPLIFY_OPS = 40  # sympy.simplify is superlinear; larger expressions only get cancel()
-SIMPLIFY_SECONDS = 0.5  # and it can take minutes on trigonometric constants: then cancel() too
+SIMPLIFY_SECONDS = 1.0  # and it can take minutes on trigonometric constants: then cancel() too
 
 
 def tidy(expr: sympy.Expr) -> sympy.Expr:
