@@ -11,8 +11,12 @@ import time
 from contextlib import contextmanager
 
 
-class Expired(Exception):
-    """The time limit of :func:`deadline` ran out."""
+REPEAT = 0.05  # seconds between repeated alarms once the limit has passed
+
+
+class Expired(BaseException):
+    """The time limit of :func:`deadline` ran out. A BaseException, so that the ``except
+    Exception`` inside sympy cannot swallow it; the alarm also repeats until the block exits."""
 
 
 @contextmanager
@@ -32,7 +36,7 @@ def deadline(seconds: float):
 
     previous = signal.signal(signal.SIGALRM, expire)
     start = time.monotonic()
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, REPEAT)
     try:
         yield
     finally:
