@@ -24,14 +24,12 @@ the suite stays fast and never hangs.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import re
 import select
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -43,6 +41,7 @@ from hypothesis import strategies as st
 from tfm.compiler.pipeline import compile_text
 from tfm.dsl import InternalCompilerError, TfmError, TfmSyntaxError, parse
 from tfm.dsl.diagnostics import Diagnostic, render
+from limits import time_limit  # tests/limits.py
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN_GOOD = ROOT / "tests" / "golden" / "good"
@@ -159,29 +158,6 @@ def _listing(path: Path) -> list[str]:
 
 
 # --- the invariants -----------------------------------------------------------------------------
-
-class TookTooLong(BaseException):
-    """Raised by SIGALRM inside a compile (a BaseException, so that the compiler's own
-    ``except Exception`` cannot turn it into an InternalCompilerError)."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float, what: str = ""):
-    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def alarm(signum, frame):
-        raise TookTooLong(f"took more than {seconds} s: {what[:3000]!r}")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
 
 def check_diagnostic(d: Diagnostic, text: str, file: str):
     assert isinstance(d.message, str) and d.message.strip(), d

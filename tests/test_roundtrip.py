@@ -20,11 +20,8 @@ Properties:
 
 from __future__ import annotations
 
-import contextlib
 import keyword
 import random
-import signal
-import threading
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -38,6 +35,7 @@ from tfm.dsl import syntax as S
 from tfm.dsl.format import format_module
 from tfm.dsl.parse import KEYWORDS
 from tfm.compiler.pipeline import compile_text
+from limits import time_limit  # tests/limits.py
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.tfm"))
@@ -657,30 +655,6 @@ def model_texts(draw, anywhere: bool = True):
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-class TookTooLong(BaseException):
-    """Raised by SIGALRM inside a compile (a BaseException, so that the compiler's own
-    ``except Exception`` cannot turn it into an InternalCompilerError)."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float, what: str = ""):
-    """Fail, instead of hanging the suite, when the body runs longer than ``seconds``."""
-    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def alarm(signum, frame):
-        raise TookTooLong(f"took more than {seconds} s: {what}")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
 
 def comment_texts_of(module: S.Module) -> Counter:
     return Counter(c.text for c in module.comments)
