@@ -7,7 +7,8 @@
 - singular points on [0, 1]: where the velocity target's coefficients (e.g. gamma' of
   sqrt(t (1 - t))) or a trained score target (-z / gamma) are unbounded at an end, the time law
   is restricted to [T_MIN, 1 - T_MIN] on that side, with a warning that says so;
-- gamma > 0 inside (0, 1) when the latent z is used; every noise schedule eps(t) >= 0 on [0, 1].
+- gamma > 0 inside (0, 1) when the latent z is used (eps(t) >= 0 is checked where a noise
+  schedule is declared, with ``grid_failure`` below).
 Returns diagnostics and the (possibly restricted) time law; pure.
 """
 
@@ -20,11 +21,10 @@ import mpmath
 import sympy
 
 from ..dsl.diagnostics import Diagnostic
-from . import ir
+from . import grid, ir
 
 APPROXIMATE = 0.05
 T_MIN = 1e-3
-GRID = 199
 # singularities in t do not depend on the values of the random symbols: probe them at these
 PROBE = {ir.x0: sympy.Rational(3, 10), ir.x1: sympy.Rational(7, 10), ir.z: sympy.Rational(1, 2)}
 
@@ -42,12 +42,11 @@ def check_boundaries(model: ir.Model, derivation: ir.Derivation
         else:
             wanted = [("alpha", form.x0, 1, 0), ("beta", form.x1, 0, 1)]
         wanted += [("gamma", form.z, 0, 0), ("c", form.const, 0, 0)]
-        scale = _base_scale(model)
+        # a leftover of x1 at t = 0 is measured against the spread of the base there
+        spread = _base_scale(model) * _magnitude(_value(form.x0, 0))
         for label, coefficient, at0, at1 in wanted:
             for t0, target in ((0, at0), (1, at1)):
-                # a leftover of x1 at t = 0 is measured against the base's spread there
-                relative = scale * abs(complex(_value(form.x0, 0))) if (label, t0) == ("beta", 0) \
-                    else 1.0
+                relative = spread if (label, t0) == ("beta", 0) else 1.0
                 _boundary(diags, label, coefficient, t0, target, span, relative)
     else:
         _non_affine_boundaries(diags, model, span, identical)
@@ -87,6 +86,13 @@ def _value(expr: sympy.Expr, t0: int) -> sympy.Expr:
     return sympy.simplify(value)
 
 
+def _magnitude(value: sympy.Expr) -> float:
+    try:
+        return abs(complex(value))
+    except (TypeError, OverflowError):
+        return math.inf
+
+
 def _base_scale(model: ir.Model) -> float:
     ctor = model.base.constructor
     return max(ctor.arg("scale")) if ctor.name == "normal" else 1.0
@@ -100,10 +106,7 @@ def _boundary(diags, label, coefficient, t0, target, span, relative=1.0):
     which = "I(0) = x0" if t0 == 0 else "I(1) = x1"
     if label == "gamma":
         which = f"gamma({t0}) = 0"
-    try:
-        defect = abs(complex(value) - target)
-    except TypeError:
-        defect = math.inf
+    defect = _magnitude(value - target)
     if defect < APPROXIMATE * max(relative, 1e-12):
         diags.append(Diagnostic("Semantic", f"{which} holds only approximately: {shown}.", span,
                                 "Fine for diffusion schedules; samplers start from the base "
@@ -161,24 +164,13 @@ def _unbounded(expr: sympy.Expr, t0: int) -> bool:
 
 
 def grid_failure(expr: sympy.Expr, ok, interior: bool) -> float | None:
-    """The first t of a grid of GRID interior points (and both ends unless ``interior``) where
-    ``ok(value)`` fails or the value is not a real number; None if there is none."""
-    try:
-        f = sympy.lambdify(ir.t, expr, "math")
-    except (TypeError, ValueError, SyntaxError):  # pragma: no cover - printable expressions
-        return None
-    points = [(i + 1) / (GRID + 1) for i in range(GRID)]
-    if not interior:
-        points = [0.0] + points + [1.0]
-    for p in points:
-        try:
-            v = f(p)
-            v = float(v)
-        except (ValueError, ZeroDivisionError, OverflowError):
+    """The first grid point (``compiler/grid.py``; with both ends unless ``interior``) where the
+    value is not a real number or ``ok(value)`` fails; None if there is none. Points where the
+    expression cannot be evaluated at all (a pole of math.log, say) are skipped."""
+    for p, v in grid.values(expr, interior):
+        if v is None:
             continue
-        except TypeError:  # complex, or not a number at all
-            return p
-        if math.isnan(v) or not ok(v):
+        if v.imag != 0 or v.real != v.real or not ok(v.real):
             return p
     return None
 

@@ -15,7 +15,7 @@ from ..dsl.diagnostics import InternalCompilerError, TfmError, render
 from ..dsl.format import format_module
 from ..dsl.parse import parse
 from . import ir
-from .pipeline import compile_file, load_model
+from .pipeline import compile_file, compile_model, load_model
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -146,11 +146,7 @@ def _fmt(args) -> int:
 def _graph(args) -> int:
     from .graph import to_dot
 
-    result = compile_file(args.file)
-    result.raise_errors()
-    if result.graph is None:
-        print(f"{args.file}: no model", file=sys.stderr)
-        return EXIT_USER
+    result = compile_model(args.file)
     graph = result.graph
     if args.dot:
         print(to_dot(graph, result.model.name))
@@ -166,11 +162,7 @@ def _graph(args) -> int:
 def _derive(args) -> int:
     from .derive_report import report
 
-    result = compile_file(args.file)
-    result.raise_errors()
-    if result.model is None:
-        print(f"{args.file}: no model", file=sys.stderr)
-        return EXIT_USER
+    result = compile_model(args.file)
     findings = [d for d in result.diagnostics if args.pedantic or not d.pedantic]
     print(report(result.model, findings, args.format, result.sources))
     return EXIT_OK

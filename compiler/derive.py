@@ -21,7 +21,7 @@ import functools
 import sympy
 
 from ..dsl.diagnostics import Diagnostic
-from . import ir
+from . import grid, ir
 from .deadline import Expired, deadline
 
 ETA = {"x0": sympy.Symbol("eta_x0", real=True), "x1": sympy.Symbol("eta_x1", real=True),
@@ -261,23 +261,12 @@ def conversions(model: ir.Model, form: ir.LinearForm | None, diags) -> tuple[ir.
 
 def _zeros(denominator: sympy.Expr) -> tuple[float, ...]:
     """Grid points inside (0, 1) where a conversion divides by zero (or by nothing real)."""
-    from .check_boundaries import GRID
     if denominator.is_number:
-        return () if denominator != 0 else tuple((i + 1) / (GRID + 1) for i in range(GRID))
+        return () if denominator != 0 else tuple(grid.points())
     if denominator.free_symbols - {ir.t}:  # depends on the state or the networks: not a rate
         return ()
-    f = sympy.lambdify(ir.t, denominator, "math")
-    bad = []
-    for i in range(GRID):
-        p = (i + 1) / (GRID + 1)
-        try:
-            v = complex(f(p))
-        except (ValueError, ZeroDivisionError, OverflowError, TypeError):
-            bad.append(p)
-            continue
-        if abs(v) < 1e-12 or v != v:
-            bad.append(p)
-    return tuple(bad)
+    return tuple(p for p, v in grid.values(denominator)
+                 if v is None or abs(v) < 1e-12 or v != v)
 
 
 def _undetermined(name: str, terms) -> str:

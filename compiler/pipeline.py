@@ -63,14 +63,19 @@ def compile_text(text: str, file: str = "<string>", folder: str | Path = ".") ->
     return _compile(lambda loader: loader.load_text(text, file, path))
 
 
-def load_model(path: str | Path) -> ir.Model:
-    """The checked IR of the model in ``path``; raises on any error."""
+def compile_model(path: str | Path) -> Compilation:
+    """All stages for a file that must hold a model; raises on any error."""
     result = compile_file(path)
     result.raise_errors()
     if result.model is None:
         raise TfmSemanticError(Diagnostic("Semantic", f"'{path}' declares no model.",
                                           suggestion="Add model NAME { ... }."), result.sources)
-    return result.model
+    return result
+
+
+def load_model(path: str | Path) -> ir.Model:
+    """The checked IR of the model in ``path``; raises on any error."""
+    return compile_model(path).model
 
 
 def _compile(load) -> Compilation:
@@ -121,4 +126,5 @@ def _position(d: Diagnostic):
     return (d.span.file, d.span.start, d.span.line, d.span.column) if d.span else ("", 0, 0, 0)
 
 
-__all__ = ["STAGES", "Compilation", "compile_file", "compile_text", "display_name", "load_model"]
+__all__ = ["STAGES", "Compilation", "compile_file", "compile_model", "compile_text",
+           "display_name", "load_model"]

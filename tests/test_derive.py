@@ -718,7 +718,7 @@ def test_sde_drifts_are_velocity_plus_minus_eps_score(name):
 
 @pytest.mark.parametrize("name", CLOSED_FORM_CASES)
 @settings(max_examples=40, deadline=None, database=None, derandomize=True,
-          phases=(Phase.explicit, Phase.generate))  # no shrinking: the xfail case stays quick
+          phases=(Phase.explicit, Phase.generate))  # no shrinking: keeps the test quick
 @given(t=T_IN, x=st.floats(-10, 10), m=st.floats(-5, 5), sd=st.floats(0.2, 3))
 def test_stdlib_drifts_against_gaussian_closed_form(name, t, x, m, sd):
     """With the exact Gaussian velocity b*, the score field is the exact score s* and the
