@@ -1,5 +1,6 @@
 # Two entry points, both from a fresh machine with only Python 3.11+:
-#   make demo   set up .venv, check every example, summarise, graph and derive examples/moons.tfm
+#   make demo   set up .venv, check every example, derive examples/moons.tfm, then compile and
+#               train it on the CPU (JAX) into runs/moons: checkpoint, samples, plots, metrics
 #   make test   set up .venv and run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,7 +12,7 @@ RUN    ?= runs/moons
 $(BIN)/tfmc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,jax]'
 	touch $@
 
 setup: $(BIN)/tfmc
@@ -22,9 +23,12 @@ demo: setup
 	$(BIN)/tfmc info examples/moons.tfm --json > $(RUN)/model.json
 	$(BIN)/tfmc graph examples/moons.tfm --dot > $(RUN)/graph.dot
 	$(BIN)/tfmc derive examples/moons.tfm --format json > $(RUN)/derive.json
-	$(BIN)/tfmc info examples/moons.tfm
 	$(BIN)/tfmc derive examples/moons.tfm
-	@echo "wrote $(RUN)/model.json, $(RUN)/graph.dot and $(RUN)/derive.json"
+	$(BIN)/tfmc compile examples/moons.tfm --backend jax -o $(RUN)
+	$(BIN)/tfmc run examples/moons.tfm --backend jax --out $(RUN)
+	$(BIN)/tfmc sample $(RUN) -n 10000 -o $(RUN)/samples_10k.npy
+	@echo "wrote $(RUN)/: model.json graph.dot derive.json moons_jax.py checkpoint.safetensors"
+	@echo "       metrics.json samples.npy samples.png trajectories.png loss.png samples_10k.npy"
 
 test: setup
 	$(BIN)/python -m pytest

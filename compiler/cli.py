@@ -89,7 +89,133 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--format", choices=("text", "latex", "json"), default="text")
     d.add_argument("--pedantic", action="store_true", help="also report advice")
     d.set_defaults(run=_derive)
+
+    backends = ("jax", "torch")
+    co = sub.add_parser("compile", help="emit the model's program for a backend",
+                        description="Write DIR/<model>_<backend>.py, a readable module holding "
+                        "the model's maths; it imports tfm's runtime.")
+    co.add_argument("file", metavar="FILE")
+    co.add_argument("--backend", choices=backends, default="jax")
+    co.add_argument("-o", "--out", metavar="DIR", default="build")
+    co.set_defaults(run=_compile_command)
+
+    r = sub.add_parser("run", help="train a model and write a run folder",
+                       description="Compile FILE, train it and write into DIR the checkpoint, "
+                       "metrics.json, samples.npy, samples.png, loss.png and config.json.")
+    r.add_argument("file", metavar="FILE")
+    r.add_argument("--backend", choices=backends, default="jax")
+    r.add_argument("--steps", type=_positive, help="train to this step (default: the train block)")
+    r.add_argument("--seed", type=_natural, help="seed (default: the train block's)")
+    r.add_argument("--out", metavar="DIR", help="run folder (default: runs/<file name>)")
+    r.add_argument("--resume", action="store_true", help="continue from DIR's checkpoint")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(run=_run)
+
+    sa = sub.add_parser("sample", help="draw samples from a trained run",
+                        description="Write an (N, *shape) float32 array of samples to OUT.npy.")
+    sa.add_argument("run_dir", metavar="RUN_DIR")
+    sa.add_argument("-n", type=_positive, default=1000, help="number of samples (1000)")
+    sa.add_argument("--sampler", metavar="NAME", help="a sampler of the model (default: first)")
+    sa.add_argument("--seed", type=_natural, default=0)
+    sa.add_argument("--backend", choices=backends, help="default: the run's backend")
+    sa.add_argument("-o", "--out", metavar="OUT.npy", required=True)
+    sa.set_defaults(run=_sample)
+
+    lp = sub.add_parser("logprob", help="log-densities of points under a trained run",
+                        description="Write the (N,) log-densities of the points in IN.npy.")
+    lp.add_argument("run_dir", metavar="RUN_DIR")
+    lp.add_argument("points", metavar="IN.npy")
+    lp.add_argument("--sampler", metavar="NAME", help="an ODE sampler of the model")
+    lp.add_argument("--hutchinson", action="store_true",
+                    help="estimate the divergence (default: exact up to 32 dimensions)")
+    lp.add_argument("--seed", type=_natural, default=0)
+    lp.add_argument("--backend", choices=backends, help="default: the run's backend")
+    lp.add_argument("-o", "--out", metavar="OUT.npy", required=True)
+    lp.set_defaults(run=_logprob)
     return p
+
+
+def _positive(text: str) -> int:
+    value = _natural(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _natural(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _warn(result) -> None:
+    for d in result.warnings:
+        if not d.pedantic:
+            print(render(d, result.sources) + "\n", file=sys.stderr)
+
+
+def _compile_command(args) -> int:
+    from ..backends.run import backend_module
+
+    result = compile_model(args.file)
+    _warn(result)
+    path = backend_module(args.backend).emit.write(result.model, args.out)
+    print(path)
+    return EXIT_OK
+
+
+def _run(args) -> int:
+    from ..backends.run import run
+
+    _warn(compile_model(args.file))
+    result = run(args.file, args.backend, args.out, steps=args.steps, seed=args.seed,
+                 resume=args.resume, progress=not args.quiet,
+                 log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps(result, indent=1))
+    return EXIT_OK
+
+
+def _save_npy(path: str, array) -> None:
+    import numpy as np
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(target)
+
+
+def _sample(args) -> int:
+    import numpy as np
+
+    from ..backends.run import open_run
+
+    model = open_run(args.run_dir, args.backend)
+    samples = model.sample(args.n, sampler=args.sampler, seed=args.seed)
+    _save_npy(args.out, samples.astype(np.float32))
+    print(f"{args.out}: {samples.shape[0]} samples of shape {samples.shape[1:]}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _logprob(args) -> int:
+    import numpy as np
+
+    from ..backends.run import open_run
+    from ..backends.shared.data import load
+
+    model = open_run(args.run_dir, args.backend)
+    points_path = Path(args.points).resolve()
+    points = load(points_path.name, points_path.parent, model.shape)
+    values = model.log_prob(points, sampler=args.sampler, exact=False if args.hutchinson else None,
+                            seed=args.seed)
+    _save_npy(args.out, values.astype(np.float32))
+    print(f"{args.out}: {len(values)} log-densities, mean {float(np.mean(values)):.4f}",
+          file=sys.stderr)
+    return EXIT_OK
 
 
 def _check(args) -> int:

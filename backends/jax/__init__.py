@@ -1,0 +1,24 @@
+"""The JAX backend: ``printer`` (sympy -> jnp), ``emit`` (one module per model) and ``runtime``
+(what emitted modules use). The torch backend has the same files and the same API."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from . import emit
+
+BACKEND = "jax"
+
+
+def build(model, folder: str | Path | None = None):
+    """Emit ``model`` (checked IR) into ``folder`` (default: a temporary folder), import it and
+    return a ``JaxModel`` whose data files resolve next to the model file."""
+    from .runtime import JaxModel
+
+    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="tfm_jax_"))
+    module = emit.load(emit.write(model, folder))
+    return JaxModel(module, root=Path(model.file).resolve().parent)
+
+
+__all__ = ["BACKEND", "build", "emit"]

@@ -1,0 +1,6 @@
+"""The runtime that emitted JAX modules use: networks, optimisers, densities, couplings, the fused
+training loop, solvers, likelihoods, and the model object tying them together."""
+
+from .model import JaxModel
+
+__all__ = ["JaxModel"]

@@ -1,0 +1,115 @@
+"""The training loop: many optimiser steps fused into one compiled ``lax.scan`` chunk.
+
+Inside a chunk each step draws its batch on the device (base, target, coupling, time, latent z),
+evaluates the emitted loss, takes the gradient and the optimiser update, and updates the EMA of the
+weights; nothing returns to the host until the chunk ends. Each step's random key is
+``fold_in(key(seed), step)``, so the result does not depend on how steps are split into chunks:
+a resumed run repeats an uninterrupted one exactly. Between chunks the host checks the losses
+(a non-finite loss stops the run, keeping the last good checkpoint), draws the progress bar and
+writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from . import networks
+
+
+def time_sampler(entry: dict):
+    """(key, n) -> t of shape (n,) for the time law ``entry``."""
+    args = entry["args"]
+    if entry["name"] == "logit_normal":
+        return lambda key, n: jax.nn.sigmoid(args["mean"] + args["std"] * jax.random.normal(key, (n,)))
+    low, high = float(args["low"]), float(args["high"])
+    return lambda key, n: low + (high - low) * jax.random.uniform(key, (n,))
+
+
+def loss_function(spec: dict, module, dtype):
+    """loss(params, t, x0, x1, z): the mean over the batch and the elements of each trained
+    network's integrand, summed over the networks (MATH.md section 2, the loss L[f])."""
+    shape = tuple(spec["shape"])
+
+    def loss(params, t, x0, x1, z):
+        tb = t.reshape((-1,) + (1,) * len(shape))
+        xt = module.interpolant(tb, x0, x1, z)
+        out = networks.outputs(spec, params, t, xt, dtype)
+        terms = module.losses(tb, x0, x1, z, out)
+        return sum(jnp.mean(jnp.broadcast_to(v, xt.shape).astype(jnp.float32))
+                   for v in terms.values())
+    return loss
+
+
+def make_step(spec: dict, module, draw, opt: optax.GradientTransformation, root_key, dtype):
+    """One training step as a function state -> (state, loss), for ``lax.scan``."""
+    shape = tuple(spec["shape"])
+    batch = int(spec["train"]["batch"])
+    decay = float(spec["train"]["ema"])
+    draw_time = time_sampler(spec["time_law"])
+    loss = loss_function(spec, module, dtype)
+    latent = spec["latent"]
+
+    def step(state, _):
+        key = jax.random.fold_in(root_key, state["step"])
+        k_pair, k_time, k_z = jax.random.split(key, 3)
+        x0, x1 = draw(k_pair, batch)
+        t = draw_time(k_time, batch)
+        z = jax.random.normal(k_z, (batch,) + shape) if latent else 0.0
+        value, grads = jax.value_and_grad(loss)(state["params"], t, x0, x1, z)
+        updates, opt_state = opt.update(grads, state["opt"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        ema = state["ema"]
+        if decay > 0:
+            ema = jax.tree_util.tree_map(lambda e, p: decay * e + (1 - decay) * p, ema, params)
+        return {"params": params, "opt": opt_state, "ema": ema, "step": state["step"] + 1}, value
+
+    return step
+
+
+class NonFiniteLoss(Exception):
+    def __init__(self, step: int):
+        self.step = step
+
+
+def chunk_runner(step):
+    """A compiled function (state, length) -> (state, losses); one compilation per length."""
+    cache = {}
+
+    def run(state, length: int):
+        if length not in cache:
+            cache[length] = jax.jit(lambda s: jax.lax.scan(step, s, None, length=length))
+        return cache[length](state)
+    return run
+
+
+def train(run_chunk, state, first: int, total: int, log_every: int, checkpoint_every: int,
+          on_chunk, on_checkpoint):
+    """Steps ``first`` .. ``total``; chunks end at every multiple of log_every and of
+    checkpoint_every. ``on_chunk(state, losses)`` after each good chunk, ``on_checkpoint(state)``
+    at each checkpoint step and at the end. Raises NonFiniteLoss (the state before the chunk
+    stays the caller's)."""
+    step = first
+    while step < total:
+        to_log = log_every - step % log_every
+        to_checkpoint = checkpoint_every - step % checkpoint_every
+        length = min(to_log, to_checkpoint, total - step)
+        new_state, losses = run_chunk(state, length)
+        losses = np.asarray(losses)
+        finite = np.isfinite(losses)
+        if not finite.all():
+            raise NonFiniteLoss(step + int(np.argmin(finite)) + 1)
+        state = new_state
+        step += length
+        on_chunk(state, losses)
+        if step % checkpoint_every == 0 or step == total:
+            on_checkpoint(state)
+    return state
+
+
+def param_count(params) -> int:
+    return int(sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params)))

@@ -1,0 +1,148 @@
+"""Driving a backend: build a model object from a .tfm file, train it into a run folder, reopen
+a run folder. Backend-agnostic: both backends' model objects have the same API.
+
+A run folder holds ``config.json`` (the resolved settings), ``model.tfm`` (the source text it was
+built from), ``<model>_<backend>.py`` (the emitted module), ``checkpoint.safetensors``,
+``metrics.json``, ``samples.npy``, ``samples.png``, ``loss.png`` and ``trajectories.png``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..compiler.pipeline import compile_model, compile_text
+from ..dsl.diagnostics import Diagnostic, TfmDataError, TfmSemanticError
+from .shared import checkpoint, metrics as metric_fns, plots
+
+BACKENDS = ("jax", "torch")
+EVAL_POINTS = 2000
+NLL_POINTS = 1000
+PATH_SAMPLER = {"name": "heun(steps = 20)", "method": "heun", "args": {"steps": 20}, "kind": "ode"}
+
+
+def backend_module(name: str):
+    if name not in BACKENDS:
+        raise TfmSemanticError(Diagnostic("Semantic", f"Unknown backend '{name}'.",
+                                          suggestion="Backends: " + ", ".join(BACKENDS) + "."))
+    try:
+        return importlib.import_module(f"tfm.backends.{name}")
+    except ImportError as err:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The {name} backend is not available here ({err}).",
+            suggestion=f"pip install 'tfmc[{name}]'")) from None
+
+
+def build(path: str | Path, backend: str = "jax", folder: str | Path | None = None):
+    """The model object for the .tfm file ``path``; the emitted module goes into ``folder``."""
+    compilation = compile_model(path)
+    model = backend_module(backend).build(compilation.model, folder)
+    model.source_path = Path(path).resolve()
+    model.source_text = Path(path).read_text()
+    return model
+
+
+def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
+        steps: int | None = None, seed: int | None = None, resume: bool = False,
+        progress: bool = True, log=print) -> dict:
+    """Train the model of ``path`` and write a complete run folder; returns the metrics."""
+    path = Path(path)
+    out = Path(out) if out is not None else Path("runs") / path.stem
+    out.mkdir(parents=True, exist_ok=True)
+    model = build(path, backend, out)
+    if resume and not (out / checkpoint.NAME).exists():
+        raise TfmDataError(Diagnostic("Data", f"Nothing to resume: no checkpoint in '{out}'.",
+                                      suggestion="Run without --resume to start training."))
+    if seed is not None and not resume:
+        model.reset(seed)
+    total = int(steps if steps is not None else model.spec["train"]["steps"])
+    (out / "model.tfm").write_text(model.source_text)
+    checkpoint.write_json(out / "config.json", {
+        "model": model.spec["model"], "source": str(model.source_path), "backend": backend,
+        "tfm_version": __version__, "steps": total, "seed": model.seed, "spec": model.spec})
+    started = time.perf_counter()
+    model.fit(steps=total, out=out, resume=resume, progress=progress, log=log)
+    elapsed = time.perf_counter() - started
+    trained = model.last_fit_steps
+    result = evaluate(model, out)
+    result |= {"backend": backend, "steps": model.step, "train_seconds": round(elapsed, 3),
+               "steps_per_second_with_compile": round(trained / elapsed, 1) if trained else None,
+               "final_loss": float(np.mean(model.history[-100:])) if model.history else None}
+    checkpoint.write_json(out / "metrics.json", result)
+    plots.loss(out / "loss.png", np.asarray(model.history), f"{model.spec['model']}: loss")
+    log(f"wrote {out}/: checkpoint.safetensors, metrics.json, samples.npy, samples.png, "
+        "loss.png, config.json")
+    return result
+
+
+def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0) -> dict:
+    """Metrics of a trained model against fresh target draws (MATH.md section 7); with ``out``
+    also the samples and plots."""
+    name = model.spec["model"]
+    entry = model.sampler_entry(None)
+    result: dict = {"sampler": entry["name"], "eval_points": n}
+    samples = model.sample(n, seed=seed)
+    reference = _reference(model, n)
+    if reference is not None:
+        result["w2"] = metric_fns.w2(samples, reference)
+        result["mmd"] = metric_fns.mmd(samples, reference)
+    if out is not None:
+        np.save(out / "samples.npy", samples.astype(np.float32))
+        plots.samples(out / "samples.png", samples, reference, f"{name}: {entry['name']}")
+    ode = [s for s in model.spec["samplers"] if s["kind"] == "ode"]
+    if "velocity" in model.spec["fields"]:
+        fixed = next((s for s in ode if s["method"] != "dopri5"), None)
+        _, path = model.sample(n, sampler=fixed or PATH_SAMPLER, seed=seed + 1, trajectory=True)
+        result["path_energy"] = path_energy(model, path)
+        if reference is not None:
+            w2_ends = metric_fns.w2(path[0], reference)
+            result["w2_base_target"] = w2_ends
+            result["normalized_path_energy"] = abs(result["path_energy"] - w2_ends**2) / w2_ends**2
+        if out is not None:
+            plots.trajectories(out / "trajectories.png", path, f"{name}: trajectories")
+    if reference is not None and model.spec["base"]["name"] == "normal" and ode:
+        lp = model.log_prob(reference[:NLL_POINTS], seed=seed)
+        result["nll"] = float(-np.mean(lp))
+    return result
+
+
+def _reference(model, n: int):
+    try:
+        return model.reference(n)
+    except TfmSemanticError:  # no exact sampler for this target
+        return None
+
+
+def path_energy(model, path: np.ndarray) -> float:
+    """E integral_t0^t1 |b(t, X_t)|^2 dt along the states of a fixed-step trajectory
+    (trapezoid rule on its grid)."""
+    t0, t1 = model.interval()
+    times = np.linspace(t0, t1, len(path))
+    speeds = np.array([np.mean(np.sum(model.evaluate("velocity", t, x).reshape(len(x), -1) ** 2,
+                                      -1)) for t, x in zip(times, path)])
+    return float(np.trapezoid(speeds, times))
+
+
+def open_run(run_dir: str | Path, backend: str | None = None):
+    """The model object of a run folder, with its trained weights; ``backend`` may differ from
+    the one that trained it (weights are shared)."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise TfmDataError(Diagnostic("Data", f"'{run_dir}' is not a run folder (no config.json).",
+                                      suggestion="Give the folder `tfmc run` wrote (--out)."))
+    config = json.loads(config_path.read_text())
+    backend = backend or config["backend"]
+    source = Path(config["source"])
+    text = (run_dir / "model.tfm").read_text()
+    compilation = compile_text(text, file=source.name, folder=source.parent)
+    compilation.raise_errors()
+    model = backend_module(backend).build(compilation.model, run_dir / f"build_{backend}")
+    model.source_path, model.source_text = source, text
+    model.load(run_dir / checkpoint.NAME)
+    return model

@@ -1,0 +1,61 @@
+"""Checkpoints: one safetensors file per run, written atomically (a temporary file in the same
+folder, flushed to disk, then renamed over the old one), so a killed run always leaves the last
+good checkpoint whole.
+
+Tensor names: ``params/<network>.<layer>.weight`` (shared/init.py), ``ema/...`` (the same names),
+``opt/<index>`` (the optimiser state's leaves, backend-specific), ``step`` and ``loss`` (the loss
+of every step so far). Metadata: format, model, backend, steps planned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from ...dsl.diagnostics import Diagnostic, TfmDataError
+
+FORMAT = "tfm-checkpoint-1"
+NAME = "checkpoint.safetensors"
+
+
+def save(path: str | Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    save_file(arrays, str(tmp), metadata={"format": FORMAT, **metadata})
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    path = Path(path)
+    if not path.is_file():
+        raise TfmDataError(Diagnostic("Data", f"No checkpoint at '{path}'.",
+                                      suggestion="Train first with `tfmc run`, or check the run "
+                                      "folder."))
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "numpy") as fh:
+            metadata = dict(fh.metadata() or {})
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise TfmDataError(Diagnostic("Data", f"'{path}' is not a readable checkpoint: {err}"))
+    if metadata.get("format") != FORMAT:
+        raise TfmDataError(Diagnostic("Data", f"'{path}' is not a tfm checkpoint "
+                                      f"(format {metadata.get('format')!r})."))
+    return tensors, metadata
+
+
+def write_json(path: str | Path, value) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=1, sort_keys=False) + "\n")
+    os.replace(tmp, path)

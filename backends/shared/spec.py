@@ -1,0 +1,87 @@
+"""What the emitted module needs to know about a model besides its maths: plain data only
+(numbers, strings, lists, dicts), written into the module as a Python literal.
+
+The maths (interpolant, losses, fields, drifts) are collected here as sympy expressions in the
+symbols t, x0, x1, z, x and ``out_<network>`` so that both backends print the same expressions.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from ...compiler import ir
+from ...compiler.derive import ODE_SAMPLERS, noise_schedule, output_symbol
+from .codegen import identifier
+
+
+def output_name(network: str, target: str) -> str:
+    """The key of a network's output in the ``out`` mapping: its name, or grad_NAME."""
+    return output_symbol(network, target).name
+
+
+def spec(model: ir.Model) -> dict:
+    d = model.derivation
+    targets = {term.network: term.target for term in model.objective.terms}
+    networks = []
+    for n in model.networks:
+        target = targets.get(n.name)
+        networks.append({"name": identifier(n.name), "kind": n.constructor.name,
+                         "args": dict(n.constructor.to_json()["args"]),
+                         "target": target,
+                         "output": "scalar" if target == "potential" else "vector",
+                         "key": output_name(n.name, target) if target else n.name})
+    samplers = []
+    for s in model.samplers:
+        entry = {"name": s.name, "method": s.constructor.name,
+                 "args": {k: v for k, v in s.constructor.to_json()["args"].items() if k != "eps"}}
+        entry["kind"] = "ode" if s.constructor.name in ODE_SAMPLERS else "sde"
+        samplers.append(entry)
+    fields = [f.name for f in d.fields if f.expr is not None]
+    return {
+        "model": model.name,
+        "file": model.file,
+        "shape": list(model.shape),
+        "dim": model.dim,
+        "latent": model.interpolant.uses_latent,
+        "base": model.base.constructor.to_json(),
+        "target": model.target.constructor.to_json(),
+        "coupling": model.coupling.to_json(),
+        "time_law": d.time_law.to_json(),
+        "networks": networks,
+        "trained": [n["name"] for n in networks if n["target"]],
+        "fields": fields,
+        "samplers": samplers,
+        "train": {k: (v.to_json() if isinstance(v, ir.Constructor) else v)
+                  for k, v in model.train.settings},
+    }
+
+
+def _rename(expr: sympy.Expr, model: ir.Model) -> sympy.Expr:
+    mapping = {}
+    for s in expr.free_symbols:
+        if s.name in (ir.t.name, ir.x0.name, ir.x1.name, ir.z.name, ir.x.name):
+            continue
+        mapping[s] = sympy.Symbol("out_" + identifier(s.name), real=True)
+    return expr.xreplace(mapping)
+
+
+def maths(model: ir.Model) -> dict[str, dict[str, sympy.Expr]]:
+    """Groups of expressions, one emitted function per group:
+    ``interpolant`` (x_t), ``losses`` (per network), ``fields``, ``drifts`` and ``eps`` (per SDE
+    sampler)."""
+    d = model.derivation
+    out = {"interpolant": {"x_t": d.interpolant},
+           "losses": {network: _rename(loss, model) for network, loss in d.losses},
+           "fields": {f.name: _rename(f.expr, model) for f in d.fields if f.expr is not None},
+           "drifts": {}, "eps": {}}
+    for name, _direction, drift in d.drifts:
+        out["drifts"][name] = _rename(drift, model)
+        sampler = next(s for s in model.samplers if s.name == name)
+        out["eps"][name] = noise_schedule(model, sampler.constructor.arg("eps"))
+    return out
+
+
+def output_keys(model: ir.Model) -> list[str]:
+    """Every network output a field or loss may use, in declaration order."""
+    targets = {term.network: term.target for term in model.objective.terms}
+    return [output_name(n.name, targets.get(n.name, "velocity")) for n in model.networks]
