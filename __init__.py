@@ -6,3 +6,19 @@ The package maps onto the repository's folders: ``tfm.dsl`` (text to syntax tree
 """
 
 __version__ = "0.1.0"
+
+
+def load(path, backend: str = "jax", folder=None):
+    """The model of a .tfm file as an object with ``fit``, ``sample``, ``log_prob``, ``save``
+    and ``load`` (``backend`` is "jax" or "torch"; the emitted module goes into ``folder``, a
+    temporary folder by default)::
+
+        import tfm
+        m = tfm.load("examples/moons.tfm", backend="jax")
+        m.fit(steps=2000)
+        x = m.sample(1000)
+        logp = m.log_prob(x)
+    """
+    from .backends.run import build
+
+    return build(path, backend, folder)
