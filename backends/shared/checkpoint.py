@@ -27,7 +27,7 @@ def save(path: str | Path, tensors: dict[str, np.ndarray], metadata: dict[str, s
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    arrays = {k: np.asarray(v, order="C") for k, v in tensors.items()}  # keeps 0-d arrays 0-d
     save_file(arrays, str(tmp), metadata={"format": FORMAT, **metadata})
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())

@@ -168,7 +168,7 @@ class JaxModel:
 
     def _checkpoint_step(self, out) -> int:
         tensors, _ = checkpoint.load(Path(out) / checkpoint.NAME)
-        return int(tensors["step"])
+        return int(tensors["step"][0])
 
     # --- fields and sampling ----------------------------------------------------------------
     def field(self, name: str, weights=None):
@@ -302,7 +302,7 @@ class JaxModel:
         tensors |= {f"ema/{k}": np.asarray(v) for k, v in self.ema.items()}
         for i, leaf in enumerate(jax.tree_util.tree_leaves(self.opt_state)):
             tensors[f"opt/{i}"] = np.asarray(leaf)
-        tensors["step"] = np.asarray(self.step, np.int64)
+        tensors["step"] = np.asarray([self.step], np.int64)
         tensors["loss"] = np.asarray(self.history, np.float32)
         checkpoint.save(path, tensors, {"model": self.spec["model"], "backend": BACKEND,
                                         "seed": str(self.seed)})
@@ -331,10 +331,12 @@ class JaxModel:
                              "training resumes with the backend that started it.")
             leaves, tree = jax.tree_util.tree_flatten(self.optimizer.init(self.params))
             saved = [tensors.get(f"opt/{i}") for i in range(len(leaves))]
-            if any(s is None for s in saved):
-                raise _error(f"'{path}' has no complete optimiser state to resume from.")
+            if any(s is None or s.shape != np.shape(f) or s.dtype != f.dtype
+                   for s, f in zip(saved, leaves)):
+                raise _error(f"'{path}' has no complete optimiser state for this model's "
+                             "optimizer to resume from.")
             self.opt_state = jax.tree_util.tree_unflatten(tree, [jnp.asarray(s) for s in saved])
-            self.step = int(tensors["step"])
+            self.step = int(tensors["step"][0])
             self.history = [float(v) for v in tensors["loss"]]
             self.seed = int(meta.get("seed", self.seed))
         return self

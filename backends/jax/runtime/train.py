@@ -64,8 +64,10 @@ def make_step(spec: dict, module, draw, opt: optax.GradientTransformation, root_
         updates, opt_state = opt.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         ema = state["ema"]
-        if decay > 0:
-            ema = jax.tree_util.tree_map(lambda e, p: decay * e + (1 - decay) * p, ema, params)
+        if decay > 0:  # the debiased EMA, kept in its debiased form: the first step copies
+            count = (state["step"] + 1).astype(jnp.float32)
+            rate = (1 - decay) / (1 - decay ** count)
+            ema = jax.tree_util.tree_map(lambda e, p: e + rate * (p - e), ema, params)
         return {"params": params, "opt": opt_state, "ema": ema, "step": state["step"] + 1}, value
 
     return step

@@ -1,0 +1,308 @@
+"""The JAX backend end to end: exact Gaussian transport, solver orders, a short moons run,
+determinism, exact resume, bad data and a non-finite loss (issue 4's tests)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+
+import tfm  # noqa: E402
+from tfm.backends.jax.runtime import solvers  # noqa: E402
+from tfm.backends.shared import checkpoint  # noqa: E402
+from tfm.backends.shared.metrics import mmd, w2  # noqa: E402
+from tfm.dsl.diagnostics import TfmDataError, TfmRuntimeError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+G2G = ROOT / "examples" / "gaussian_to_gaussian.tfm"
+MOONS = ROOT / "examples" / "moons.tfm"
+MEAN, SCALE = np.array([2.0, -1.0]), np.array([0.5, 1.5])
+
+
+def _model_text(target: str, train: str = "steps 40  batch 64  log_every 10  checkpoint_every 20",
+                extra: str = "") -> str:
+    return f"""
+import stdlib.interpolants
+import stdlib.toy2d
+model Small {{
+    dim 2
+    base x0 ~ normal(0, 1)
+    target x1 ~ {target}
+    interpolant x_t = linear
+    network b = mlp(width = 16, depth = 2)
+    objective {{ b ~ velocity }}
+    sampler ode = euler(steps = 8)
+    train {{ {train} }}
+    {extra}
+}}
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "small.tfm") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# --- exact Gaussian transport (MATH.md section 2; examples/gaussian_to_gaussian.tfm) -----------
+
+def exact_velocity(t, x):
+    """b(t, x) = E[x1 - x0 | x_t = x] for x0 ~ N(0, 1), x1 ~ N(MEAN, SCALE^2), x_t = (1-t) x0 + t x1."""
+    var = (1 - t) ** 2 + t**2 * SCALE**2
+    return MEAN + (t * SCALE**2 - (1 - t)) / var * (x - t * MEAN)
+
+
+def exact_log_prob(x):
+    u = (x - MEAN) / SCALE
+    return np.sum(-0.5 * u**2 - np.log(SCALE) - 0.5 * math.log(2 * math.pi), -1)
+
+
+@pytest.fixture(scope="module")
+def g2g(tmp_path_factory):
+    model = tfm.load(G2G, backend="jax", folder=tmp_path_factory.mktemp("g2g"))
+    model.fit(progress=False)
+    return model
+
+
+def test_exact_velocity_transports_exactly_through_solver_and_likelihood(tmp_path):
+    """With the closed-form velocity in place of the network, rk4 samples have the target's
+    mean and covariance and the ODE log-density is the target's (solver and likelihood only)."""
+    model = tfm.load(G2G, backend="jax", folder=tmp_path)
+    model.module.fields = lambda t, x, out: {"velocity": exact_velocity(t, x)}
+    model.spec["fields"] = ["velocity"]
+    x = model.sample(40_000, seed=3)
+    assert np.allclose(x.mean(0), MEAN, atol=0.03)  # MC error: 4 sd / sqrt(n) = 0.02 * scale
+    assert np.allclose(x.std(0), SCALE, rtol=0.02)
+    assert abs(np.corrcoef(x.T)[0, 1]) < 0.02
+    points = MEAN + SCALE * np.random.default_rng(0).standard_normal((500, 2))
+    lp = model.log_prob(points.astype(np.float32))
+    assert np.max(np.abs(lp - exact_log_prob(points))) < 2e-3  # rk4, 10 steps, float32
+    hutchinson = model.log_prob(points.astype(np.float32), exact=False)
+    assert abs(np.mean(hutchinson - exact_log_prob(points))) < 0.05  # unbiased, one probe
+
+
+def test_trained_gaussian_to_gaussian_matches_the_closed_form(g2g):
+    """2000 Adam steps (the example's budget): mean within 0.1, scales within 10%, the
+    log-density within 0.2 nats on average of the closed form; the learned velocity is
+    the exact one to 0.25 in RMS where the data lie."""
+    x = g2g.sample(20_000, seed=1)
+    assert np.allclose(x.mean(0), MEAN, atol=0.1)
+    assert np.allclose(x.std(0), SCALE, rtol=0.1)
+    assert abs(np.corrcoef(x.T)[0, 1]) < 0.1
+    points = (MEAN + SCALE * np.random.default_rng(1).standard_normal((1000, 2))).astype(np.float32)
+    error = g2g.log_prob(points) - exact_log_prob(points)
+    assert abs(np.mean(error)) < 0.2
+    for t in (0.25, 0.5, 0.75):
+        xt = ((1 - t) * np.random.default_rng(2).standard_normal((2000, 2))
+              + t * points[np.arange(2000) % 1000]).astype(np.float32)
+        rms = np.sqrt(np.mean((g2g.evaluate("velocity", t, xt) - exact_velocity(t, xt)) ** 2))
+        assert rms < 0.25, (t, rms)
+
+
+# --- solvers: convergence orders on an ODE with a known solution ----------------------------
+
+@pytest.mark.parametrize("method", sorted(solvers.ORDERS))
+def test_fixed_step_solvers_converge_at_their_order(method):
+    """A rotation at rate 1 + t, y' = (1 + t) (y2, -y1), y(0) = (0, 1), has
+    y(1) = (sin 1.5, cos 1.5); halving the step divides the error by 2^order (float64)."""
+    with jax.enable_x64(True):
+        def f(t, y):
+            return jnp.stack([y[1], -y[0]]) * (1 + t)
+        y0 = jnp.array([0.0, 1.0], dtype=jnp.float64)
+        exact = np.array([math.sin(1.5), math.cos(1.5)])
+        errors = [float(np.max(np.abs(np.asarray(solvers.fixed_step(f, y0, 0.0, 1.0, n, method))
+                                      - exact))) for n in (16, 32, 64, 128)]
+    observed = [math.log2(a / b) for a, b in zip(errors, errors[1:])]
+    order = solvers.ORDERS[method]
+    assert all(abs(o - order) < 0.1 for o in observed), (method, errors, observed)
+
+
+def test_fixed_step_solvers_run_backward_and_keep_trajectories():
+    def f(t, y):
+        return -y
+    y1, path = solvers.fixed_step(f, jnp.ones(3), 1.0, 0.0, 50, "rk4", trajectory=True)
+    assert path.shape == (51, 3)
+    assert np.allclose(y1, math.e, rtol=1e-5)
+
+
+def test_dopri5_meets_its_tolerance():
+    with jax.enable_x64(True):
+        y, steps = solvers.dopri5(lambda t, y: (-2 * t + jnp.cos(t)) * y,
+                                  jnp.array([1.0], dtype=jnp.float64), 0.0, 1.0, 1e-8, 1e-8)
+    assert abs(float(y[0]) - math.exp(-1 + math.sin(1))) < 1e-7
+    assert 5 <= int(steps) < 200
+
+
+def test_euler_maruyama_reaches_the_ornstein_uhlenbeck_law():
+    """dX = -X dt + sqrt(2 eps) dW with eps = 1/2 from X0 = 2: X1 ~ N(2/e, (1 - e^-2)/2)."""
+    x = solvers.euler_maruyama(lambda t, y: -y, lambda t: 0.5, jax.random.PRNGKey(0),
+                               jnp.full((100_000, 1), 2.0), 0.0, 1.0, 200)
+    assert abs(float(x.mean()) - 2 / math.e) < 0.01
+    assert abs(float(x.var()) - (1 - math.exp(-2)) / 2) < 0.01
+
+
+# --- a short moons run --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def moons(tmp_path_factory):
+    model = tfm.load(MOONS, backend="jax", folder=tmp_path_factory.mktemp("moons"))
+    model.fit(steps=1500, progress=False)
+    return model
+
+
+def test_short_moons_run_reaches_w2_threshold(moons):
+    """Threshold 0.3 on 2000 points: N(0, I) itself is at W2 0.91 from moons(0.05), two
+    independent sets of exact moons samples are at 0.065 (the floor), and 1500 steps of this
+    example measured 0.19 (5000 steps: 0.12)."""
+    samples, reference = moons.sample(2000, seed=0), moons.reference(2000, seed=1)
+    assert w2(samples, reference) < 0.3
+    assert mmd(samples, reference) < 0.5 * mmd(np.random.default_rng(0).standard_normal(
+        (2000, 2)), reference)
+
+
+def test_same_seed_same_result(moons, tmp_path):
+    again = tfm.load(MOONS, backend="jax", folder=tmp_path).fit(steps=1500, progress=False)
+    assert all(np.array_equal(np.asarray(moons.params[k]), np.asarray(again.params[k]))
+               for k in moons.params)
+    assert np.array_equal(moons.sample(100, seed=5), again.sample(100, seed=5))
+    other = tfm.load(MOONS, backend="jax", folder=tmp_path)
+    other.reset(seed=1)
+    other.fit(steps=10, progress=False)
+    assert not np.array_equal(np.asarray(other.params["b.0.weight"]),
+                              np.asarray(tfm.load(MOONS, folder=tmp_path).fit(
+                                  steps=10, progress=False).params["b.0.weight"]))
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path):
+    """Uninterrupted 60 steps against: killed after step 30 (checkpoint at 20), resumed to 60."""
+    text = _model_text("moons(noise = 0.1)",
+                       "steps 60  batch 32  log_every 10  checkpoint_every 20  ema 0.9  "
+                       "optimizer adamw(lr = 3e-3)  lr_schedule cosine_decay(warmup = 5)")
+    path = _write(tmp_path, text)
+    whole = tfm.load(path, folder=tmp_path / "a").fit(progress=False, out=tmp_path / "run_a")
+
+    killed = tfm.load(path, folder=tmp_path / "b")
+
+    class Killed(Exception):
+        pass
+
+    def extend(history, values):  # the process dies after the chunk that ends at step 30
+        list.extend(history, values)
+        if len(history) >= 30:
+            raise Killed
+    killed.history = _ListWithHook(extend)
+    with pytest.raises(Killed):
+        killed.fit(progress=False, out=tmp_path / "run_b")
+    tensors, _ = checkpoint.load(tmp_path / "run_b" / checkpoint.NAME)
+    assert int(tensors["step"][0]) == 20
+
+    resumed = tfm.load(path, folder=tmp_path / "c").fit(progress=False, out=tmp_path / "run_b",
+                                                        resume=True, log=lambda m: None)
+    assert resumed.step == whole.step == 60
+    for k in whole.params:
+        assert np.array_equal(np.asarray(whole.params[k]), np.asarray(resumed.params[k])), k
+        assert np.array_equal(np.asarray(whole.ema[k]), np.asarray(resumed.ema[k])), k
+    assert np.array_equal(np.asarray(whole.history), np.asarray(resumed.history))
+
+
+class _ListWithHook(list):
+    def __init__(self, extend):
+        super().__init__()
+        self._hook = extend
+
+    def extend(self, values):
+        self._hook(self, values)
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+def test_nan_row_in_npy_names_the_sample(tmp_path):
+    data = np.random.default_rng(0).standard_normal((50, 2))
+    data[17, 1] = np.nan
+    np.save(tmp_path / "points.npy", data)
+    model = tfm.load(_write(tmp_path, _model_text('data("points.npy")')), folder=tmp_path)
+    with pytest.raises(TfmDataError, match=r"'points.npy', sample 17: non-finite values"):
+        model.fit(progress=False)
+
+
+def test_nan_row_in_csv_names_the_row(tmp_path):
+    (tmp_path / "points.csv").write_text("a,b\n1,2\n3,4\nnan,5\n")
+    model = tfm.load(_write(tmp_path, _model_text('data("points.csv")')), folder=tmp_path)
+    with pytest.raises(TfmDataError, match=r"'points.csv', row 4: non-finite values"):
+        model.fit(progress=False)
+
+
+def test_data_file_removed_after_compiling(tmp_path):
+    np.save(tmp_path / "points.npy", np.zeros((10, 2)))
+    model = tfm.load(_write(tmp_path, _model_text('data("points.npy")')), folder=tmp_path)
+    (tmp_path / "points.npy").unlink()
+    with pytest.raises(TfmDataError, match="'points.npy' does not exist"):
+        model.fit(progress=False)
+
+
+def test_fit_with_arrays_checks_them(tmp_path):
+    model = tfm.load(_write(tmp_path, _model_text("moons()")), folder=tmp_path)
+    with pytest.raises(TfmRuntimeError, match="shape"):
+        model.fit(data=np.zeros((10, 3)), progress=False)
+    bad = np.zeros((10, 2))
+    bad[4] = np.inf
+    with pytest.raises(TfmRuntimeError, match="sample 4"):
+        model.fit(data=bad, progress=False)
+    model.fit(data=np.random.default_rng(0).standard_normal((100, 2)) + 5, progress=False)
+    assert np.isfinite(model.history).all()
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    path = _write(tmp_path, _model_text("moons()"))
+    model = tfm.load(path, folder=tmp_path)
+    run = tmp_path / "run"
+    model.fit(steps=20, progress=False, out=run)
+    good = checkpoint.load(run / checkpoint.NAME)[0]
+    clean = model.module.losses
+    model.module.losses = lambda *a: {k: v * jnp.where(a[0] > 0.5, jnp.nan, 1.0)
+                                      for k, v in clean(*a).items()}
+    with pytest.raises(TfmRuntimeError, match=r"non-finite \(NaN or inf\) at step 21; the last "
+                       r"good checkpoint \(step 20\) is kept"):
+        model.fit(steps=40, progress=False, out=run)
+    after = checkpoint.load(run / checkpoint.NAME)[0]
+    assert all(np.array_equal(good[k], after[k]) for k in good)
+    assert model.step == 20
+
+
+# --- the command line ---------------------------------------------------------------------
+
+def test_commands_compile_run_sample_logprob(tmp_path):
+    path = _write(tmp_path, _model_text("moons()"))
+
+    def tfmc(*args):
+        return subprocess.run([sys.executable, "-m", "tfm.compiler.cli", *map(str, args)],
+                              capture_output=True, text=True, cwd=tmp_path)
+
+    done = tfmc("compile", path, "--backend", "jax", "-o", tmp_path / "build")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "build" / "small_jax.py").is_file()
+    run = tmp_path / "run"
+    done = tfmc("run", path, "--backend", "jax", "--steps", 30, "--out", run, "--quiet")
+    assert done.returncode == 0, done.stderr
+    for name in ("checkpoint.safetensors", "metrics.json", "samples.png", "loss.png",
+                 "config.json", "samples.npy", "model.tfm", "small_jax.py"):
+        assert (run / name).is_file(), name
+    assert tfmc("sample", run, "-n", 123, "--seed", 4, "-o", tmp_path / "s.npy").returncode == 0
+    samples = np.load(tmp_path / "s.npy")
+    assert samples.shape == (123, 2) and samples.dtype == np.float32
+    done = tfmc("logprob", run, tmp_path / "s.npy", "-o", tmp_path / "lp.npy")
+    assert done.returncode == 0, done.stderr
+    assert np.load(tmp_path / "lp.npy").shape == (123,)
+    done = tfmc("sample", tmp_path, "-n", 3, "-o", tmp_path / "x.npy")
+    assert done.returncode == 1 and "not a run folder" in done.stderr
+    done = tfmc("sample", run, "-n", 3, "--sampler", "nope", "-o", tmp_path / "x.npy")
+    assert done.returncode == 1 and "no sampler 'nope'" in done.stderr
+    done = tfmc("run", path, "--out", tmp_path / "fresh", "--resume", "--quiet")
+    assert done.returncode == 1 and "Nothing to resume" in done.stderr
