@@ -1,0 +1,66 @@
+"""Digits: the JAX module tfmc 0.1.0 emitted from images.tfm.
+
+Generated code: edit the .tfm file and run `tfmc compile` again rather than editing this file.
+The runtime (networks, training loop, solvers) is tfm.backends.jax.runtime.
+"""
+
+import jax.numpy as jnp
+
+SPEC = {'model': 'Digits',
+ 'file': 'tests/golden/good/images.tfm',
+ 'shape': [1, 8, 8],
+ 'dim': 64,
+ 'latent': False,
+ 'base': {'name': 'normal', 'args': {'mean': [0.0], 'scale': [1.0]}},
+ 'target': {'name': 'data', 'args': {'path': 'digits.npz', 'key': 'images'}},
+ 'coupling': {'name': 'independent', 'args': {}},
+ 'time_law': {'name': 'uniform', 'args': {'low': 0.0, 'high': 1.0}},
+ 'networks': [{'name': 'b',
+               'kind': 'convnet',
+               'args': {'channels': 32, 'depth': 3, 'activation': 'silu'},
+               'target': 'velocity',
+               'output': 'vector',
+               'key': 'b'}],
+ 'trained': ['b'],
+ 'fields': ['velocity', 'score', 'noise', 'data', 'base'],
+ 'samplers': [{'name': 'ode', 'method': 'midpoint', 'args': {'steps': 50}, 'kind': 'ode'}],
+ 'train': {'steps': 10000,
+           'batch': 256,
+           'optimizer': {'name': 'adam',
+                         'args': {'lr': 0.001, 'b1': 0.9, 'b2': 0.999, 'eps': 1e-08}},
+           'lr_schedule': {'name': 'constant_lr', 'args': {'warmup': 0}},
+           'ema': 0.0,
+           'clip': 0.0,
+           'seed': 0,
+           'precision': 'float32',
+           'checkpoint_every': 1000,
+           'log_every': 100}}
+
+
+def interpolant(t, x0, x1, z):
+    """x_t = x0*cos(pi*t/2) + x1*sin(pi*t/2)"""
+    _c0 = (0.5)*jnp.pi*t
+    return x0*jnp.cos(_c0) + x1*jnp.sin(_c0)
+
+
+def losses(t, x0, x1, z, out):
+    """Per-element loss integrand w(t) |N(t, x_t) - Y|^2 of each trained network."""
+    out_b = out['b']
+    _c0 = (0.5)*jnp.pi
+    _c1 = _c0*t
+    return {'b': (_c0*x0*jnp.sin(_c1) - _c0*x1*jnp.cos(_c1) + out_b)**2}
+
+
+def fields(t, x, out):
+    """Every field the trained networks determine, at (t, x)."""
+    out_b = out['b']
+    _c0 = (0.5)*jnp.pi*t
+    _c1 = 2*out_b/jnp.pi
+    _c2 = jnp.sin(_c0)
+    _c3 = jnp.cos(_c0)
+    return {'velocity': out_b, 'score': _c1*jnp.tan(_c0) - x, 'noise': 0, 'data': _c1*_c3 + _c2*x, 'base': -_c1*_c2 + _c3*x}
+
+
+def drifts(t, x, out):
+    """Drift b + eps s (forward) or b - eps s (backward) of each SDE sampler."""
+    return {}
