@@ -395,7 +395,8 @@ def bench_jax_hand_logprob(n, repeats=3):
                 return x + dt * vm, acc + dt * dm
 
             x0, acc = jax.lax.fori_loop(0, 20, step, (x, 0.0))
-            return -0.5 * jnp.sum(x0**2) - jnp.log(2 * jnp.pi) - acc
+            # acc = -integral of the divergence (dt < 0), so + acc; likelihood.py has - acc
+            return -0.5 * jnp.sum(x0**2) - jnp.log(2 * jnp.pi) + acc
 
         return jax.vmap(one)(x1)
 
@@ -454,6 +455,10 @@ def safe(fn, label):
 def main() -> dict:
     started = time.perf_counter()
     info = versions()
+    info["loadavg_start"] = os.getloadavg()
+    if info["loadavg_start"][0] > 0.5:
+        print(f"WARNING: load average {info['loadavg_start']}: other processes share the CPU "
+              "and the timings (torch's OpenMP threads most of all) will suffer", flush=True)
     print(json.dumps(info), flush=True)
     print(f"QUICK={QUICK} chunk={CHUNK}", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="tfm_bench_jax_"))
@@ -536,7 +541,8 @@ def main() -> dict:
     for r in RESULTS:
         print(f"| {r['group']} | {r['name']} | {r['cfg']} | {r['value']:,.1f} | {r['unit']} |")
     elapsed = time.perf_counter() - started
-    print(f"\ntotal {elapsed:.0f} s", flush=True)
+    info["loadavg_end"] = os.getloadavg()
+    print(f"\ntotal {elapsed:.0f} s; load average at the end {info['loadavg_end']}", flush=True)
     report = {"quick": QUICK, "chunk": CHUNK, "machine": info, "seconds": round(elapsed, 1),
               "results": RESULTS, "ratios": ratios}
     out = os.environ.get("OUT")

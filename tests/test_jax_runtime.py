@@ -1,0 +1,136 @@
+"""Pieces of the JAX runtime on their own: couplings, the golden models' settings end to end
+(two networks, Sinkhorn, resmlp, bfloat16, dopri5, a backward SDE; a convnet on images), a
+potential network, time laws, networks' shapes and checkpoint errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+
+import tfm  # noqa: E402
+from tfm.backends.jax.runtime import couplings, train  # noqa: E402
+from tfm.dsl.diagnostics import TfmSemanticError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = ROOT / "tests" / "golden" / "good"
+
+
+def _cost(x0, x1):
+    return float(np.sum((np.asarray(x0) - np.asarray(x1)) ** 2))
+
+
+def test_minibatch_ot_is_the_optimal_permutation():
+    key = jax.random.PRNGKey(0)
+    x0 = jax.random.normal(key, (64, 2))
+    x1 = jax.random.normal(jax.random.PRNGKey(1), (64, 2)) + 3
+    a, b = jax.jit(couplings.minibatch_ot)(key, x0, x1)
+    assert np.array_equal(np.asarray(a), np.asarray(x0))
+    rows = {tuple(r) for r in np.asarray(b).round(6)}
+    assert rows == {tuple(r) for r in np.asarray(x1).round(6)}  # a permutation of x1
+    assert _cost(a, b) < _cost(x0, x1)
+    import ot
+    exact = ot.emd2(np.full(64, 1 / 64), np.full(64, 1 / 64),
+                    ot.dist(np.asarray(x0, np.float64), np.asarray(x1, np.float64)))
+    assert _cost(a, b) / 64 == pytest.approx(exact, rel=1e-5)
+
+
+def test_sinkhorn_plan_has_uniform_marginals_and_pairs_close_points():
+    x0 = jax.random.normal(jax.random.PRNGKey(0), (32, 2))
+    x1 = jax.random.normal(jax.random.PRNGKey(1), (32, 2))
+    plan = np.exp(np.asarray(couplings.sinkhorn_plan(couplings._costs(x0, x1), 0.05)))
+    assert np.allclose(plan.sum(1), 1 / 32, rtol=1.1e-3)
+    assert np.allclose(plan.sum(0), 1 / 32, rtol=1e-5)
+    sink = couplings.make({"name": "sinkhorn", "args": {"reg": 0.01}})
+    _, b = sink(jax.random.PRNGKey(2), x0, x1)
+    assert _cost(x0, b) < 0.5 * _cost(x0, x1)
+
+
+def test_time_laws():
+    u = train.time_sampler({"name": "uniform", "args": {"low": 0.2, "high": 0.4}})(
+        jax.random.PRNGKey(0), 10_000)
+    assert 0.2 <= float(u.min()) and float(u.max()) <= 0.4
+    ln = train.time_sampler({"name": "logit_normal", "args": {"mean": 0.0, "std": 1.0}})(
+        jax.random.PRNGKey(0), 10_000)
+    assert 0 < float(ln.min()) and float(ln.max()) < 1 and abs(float(ln.mean()) - 0.5) < 0.01
+
+
+def test_noisy_golden_model_trains_and_samples_with_every_sampler(tmp_path):
+    """Two networks (velocity, noise), Sinkhorn coupling, resmlp, adamw, cosine decay, clip,
+    bfloat16, a weight w(t), dopri5 and a backward SDE."""
+    model = tfm.load(GOOD / "energy_noise.tfm", folder=tmp_path)
+    assert model.dtype == jnp.bfloat16
+    model.fit(steps=30, progress=False)
+    assert np.isfinite(model.history).all() and len(model.history) == 30
+    for name in ("ode", "sde"):
+        x = model.sample(50, sampler=name, seed=1)
+        assert x.shape == (50, 2) and np.isfinite(x).all(), name
+    lp = model.log_prob(model.reference(20))
+    assert lp.shape == (20,) and np.isfinite(lp).all()
+    _, path = model.sample(10, sampler="sde", trajectory=True)
+    assert path.shape == (201, 10, 2)
+
+
+def test_convnet_on_images(tmp_path):
+    model = tfm.load(GOOD / "images.tfm", folder=tmp_path)
+    model.fit(steps=4, progress=False)
+    x = model.sample(6)
+    assert x.shape == (6, 1, 8, 8) and np.isfinite(x).all()
+    lp = model.log_prob(x)  # 64 dimensions: Hutchinson's estimator
+    assert lp.shape == (6,) and np.isfinite(lp).all()
+
+
+def test_potential_network_gives_the_velocity_as_its_gradient(tmp_path):
+    (tmp_path / "p.tfm").write_text("""
+import stdlib.interpolants
+model Potential {
+    dim 2
+    base x0 ~ normal(0, 1)
+    target x1 ~ normal(mean = [1, 1], scale = 1)
+    interpolant x_t = linear
+    network phi = mlp(width = 32, depth = 2)
+    objective { phi ~ potential }
+    sampler ode = midpoint(steps = 10)
+    train { steps 300  batch 256  optimizer adam(lr = 3e-3) }
+}
+""")
+    model = tfm.load(tmp_path / "p.tfm", folder=tmp_path)
+    model.fit(progress=False)
+    x = model.sample(4000)
+    # the exact field is the constant shift (1, 1): a gradient field
+    assert np.allclose(x.mean(0), [1, 1], atol=0.15)
+    v = model.evaluate("velocity", 0.5, x[:100])
+    eps = 1e-2
+    phi_net = next(n for n in model.spec["networks"] if n["name"] == "phi")
+    from tfm.backends.jax.runtime import networks
+    def phi(y):
+        return np.asarray(networks.apply(phi_net, model.weights, jnp.float32(0.5),
+                                         jnp.asarray(y, jnp.float32), (2,)))
+    fd = np.stack([(phi(x[:100] + eps * e) - phi(x[:100] - eps * e)) / (2 * eps)
+                   for e in np.eye(2)], -1)
+    assert np.allclose(v, fd, atol=2e-2)
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    a = tfm.load(ROOT / "examples" / "moons.tfm", folder=tmp_path)
+    a.save(tmp_path / "moons.safetensors")
+    b = tfm.load(ROOT / "examples" / "gaussian_to_gaussian.tfm", folder=tmp_path)
+    with pytest.raises(TfmSemanticError, match="holds model 'Moons'"):
+        b.load(tmp_path / "moons.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
+    from tfm.dsl.diagnostics import TfmDataError
+    with pytest.raises(TfmDataError, match="not a readable checkpoint"):
+        b.load(tmp_path / "junk.safetensors")
+
+
+def test_initial_weights_do_not_depend_on_the_backend_rng(tmp_path):
+    from tfm.backends.shared.init import init_params
+    a = tfm.load(ROOT / "examples" / "moons.tfm", folder=tmp_path)
+    ref = init_params(a.spec["networks"], (2,), 0)
+    assert set(ref) == set(a.params)
+    assert all(np.array_equal(ref[k], np.asarray(a.params[k])) for k in ref)
+    assert ref["b.0.weight"].shape == (256, 3) and ref["b.3.weight"].shape == (2, 256)
