@@ -119,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("--seed", type=_natural, default=0)
     sa.add_argument("--backend", choices=backends, help="default: the run's backend")
     sa.add_argument("-o", "--out", metavar="OUT.npy", required=True)
+    sa.add_argument("--trajectory", metavar="PATH.npy",
+                    help="also write the states at every step, (steps + 1, N, *shape)")
     sa.set_defaults(run=_sample)
 
     lp = sub.add_parser("logprob", help="log-densities of points under a trained run",
@@ -195,7 +197,12 @@ def _sample(args) -> int:
     from ..backends.run import open_run
 
     model = open_run(args.run_dir, args.backend)
-    samples = model.sample(args.n, sampler=args.sampler, seed=args.seed)
+    if args.trajectory:
+        samples, path = model.sample(args.n, sampler=args.sampler, seed=args.seed,
+                                     trajectory=True)
+        _save_npy(args.trajectory, path.astype(np.float32))
+    else:
+        samples = model.sample(args.n, sampler=args.sampler, seed=args.seed)
     _save_npy(args.out, samples.astype(np.float32))
     print(f"{args.out}: {samples.shape[0]} samples of shape {samples.shape[1:]}", file=sys.stderr)
     return EXIT_OK

@@ -297,6 +297,11 @@ def test_commands_compile_run_sample_logprob(tmp_path):
     assert tfmc("sample", run, "-n", 123, "--seed", 4, "-o", tmp_path / "s.npy").returncode == 0
     samples = np.load(tmp_path / "s.npy")
     assert samples.shape == (123, 2) and samples.dtype == np.float32
+    assert tfmc("sample", run, "-n", 5, "--seed", 4, "-o", tmp_path / "s5.npy",
+                "--trajectory", tmp_path / "path.npy").returncode == 0
+    path_states = np.load(tmp_path / "path.npy")
+    assert path_states.shape == (9, 5, 2)  # euler(steps = 8): 9 states
+    assert np.array_equal(path_states[-1], np.load(tmp_path / "s5.npy"))
     done = tfmc("logprob", run, tmp_path / "s.npy", "-o", tmp_path / "lp.npy")
     assert done.returncode == 0, done.stderr
     assert np.load(tmp_path / "lp.npy").shape == (123,)

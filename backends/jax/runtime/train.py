@@ -93,24 +93,37 @@ def train(run_chunk, state, first: int, total: int, log_every: int, checkpoint_e
           on_chunk, on_checkpoint):
     """Steps ``first`` .. ``total``; chunks end at every multiple of log_every and of
     checkpoint_every. ``on_chunk(state, losses)`` after each good chunk, ``on_checkpoint(state)``
-    at each checkpoint step and at the end. Raises NonFiniteLoss (the state before the chunk
-    stays the caller's)."""
-    step = first
-    while step < total:
-        to_log = log_every - step % log_every
-        to_checkpoint = checkpoint_every - step % checkpoint_every
-        length = min(to_log, to_checkpoint, total - step)
-        new_state, losses = run_chunk(state, length)
-        losses = np.asarray(losses)
-        finite = np.isfinite(losses)
-        if not finite.all():
-            raise NonFiniteLoss(step + int(np.argmin(finite)) + 1)
-        state = new_state
-        step += length
-        on_chunk(state, losses)
-        if step % checkpoint_every == 0 or step == total:
-            on_checkpoint(state)
-    return state
+    at each checkpoint step and at the end. Raises NonFiniteLoss; the caller then holds the
+    state of the last good chunk.
+
+    The next chunk is dispatched before the host looks at the previous one's losses, so the
+    device never waits for the progress bar, the loss check or a checkpoint write; a chunk
+    dispatched after a bad one is discarded."""
+    dispatched, latest, pending = first, state, None
+    while True:
+        current = None
+        if dispatched < total:
+            length = min(log_every - dispatched % log_every,
+                         checkpoint_every - dispatched % checkpoint_every, total - dispatched)
+            latest, losses = run_chunk(latest, length)
+            current = (latest, losses, dispatched + length)
+            dispatched += length
+        if pending is not None:
+            _finish(pending, total, checkpoint_every, on_chunk, on_checkpoint)
+        if current is None:
+            return latest
+        pending = current
+
+
+def _finish(chunk, total, checkpoint_every, on_chunk, on_checkpoint):
+    state, losses, end = chunk
+    losses = np.asarray(losses)
+    finite = np.isfinite(losses)
+    if not finite.all():
+        raise NonFiniteLoss(end - len(losses) + int(np.argmin(finite)) + 1)
+    on_chunk(state, losses)
+    if end % checkpoint_every == 0 or end == total:
+        on_checkpoint(state)
 
 
 def param_count(params) -> int:
