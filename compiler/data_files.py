@@ -77,8 +77,10 @@ def _npz_header(path: Path, key: str):
         raise DataFileError(f"'{path.name}' is not a valid .npz file.") from None
 
 
-def _csv_shape(path: Path) -> tuple[int, ...]:
-    """Every row must hold the same number of numeric fields; a first row of names is a header."""
+def csv_rows(path: Path, shown: str | None = None):
+    """(row number, values) of every data row: numeric fields, the same number on each row;
+    a first row of names is a header, blank lines and ``#`` lines are skipped."""
+    name = shown or path.name
     width = None
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for number, line in enumerate(fh, start=1):
@@ -87,18 +89,26 @@ def _csv_shape(path: Path) -> tuple[int, ...]:
                 continue
             fields = line.split(",")
             try:
-                [float(f) for f in fields]
+                values = [float(f) for f in fields]
             except ValueError:
                 if number == 1:
                     continue  # a header row
-                raise DataFileError(f"'{path.name}', row {number}: not all fields are numbers "
+                raise DataFileError(f"'{name}', row {number}: not all fields are numbers "
                                     f"({line[:60]!r}).") from None
             if width is None:
-                width = len(fields)
-            elif len(fields) != width:
-                raise DataFileError(f"'{path.name}', row {number}: {len(fields)} "
-                                    f"field{'s' * (len(fields) != 1)}, but earlier rows have "
+                width = len(values)
+            elif len(values) != width:
+                raise DataFileError(f"'{name}', row {number}: {len(values)} "
+                                    f"field{'s' * (len(values) != 1)}, but earlier rows have "
                                     f"{width}.")
+            yield number, values
+
+
+def _csv_shape(path: Path) -> tuple[int, ...]:
+    """Every row is read, so a malformed row anywhere is reported when the model is checked."""
+    width = None
+    for _, values in csv_rows(path):
+        width = len(values)
     if width is None:
         raise DataFileError(f"'{path.name}' has no data rows.")
     return (width,)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...compiler.data_files import DataFileError, csv_rows
 from ...dsl.diagnostics import Diagnostic, TfmDataError
 
 
@@ -77,29 +78,15 @@ def _npz(full: Path, shown: str, key: str) -> np.ndarray:
 
 
 def _csv(full: Path, shown: str) -> np.ndarray:
-    rows, width = [], None
-    with full.open("r", encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, start=1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            fields = line.split(",")
-            try:
-                values = [float(f) for f in fields]
-            except ValueError:
-                if number == 1 and not rows:
-                    continue  # a header row
-                raise _error(f"'{shown}', row {number}: not all fields are numbers "
-                             f"({line[:60]!r}).") from None
-            if width is None:
-                width = len(values)
-            elif len(values) != width:
-                raise _error(f"'{shown}', row {number}: {len(values)} fields, but earlier rows "
-                             f"have {width}.")
-            if not all(np.isfinite(values)):
+    rows = []
+    try:
+        for number, values in csv_rows(full, shown):
+            if not np.isfinite(values).all():
                 raise _error(f"'{shown}', row {number}: non-finite values (NaN or inf).",
                              "Remove or repair that row.")
             rows.append(values)
+    except DataFileError as err:
+        raise _error(str(err)) from None
     if not rows:
         raise _error(f"'{shown}' has no data rows.")
     return np.asarray(rows, dtype=np.float64)
