@@ -9,6 +9,7 @@ built from), ``<model>_<backend>.py`` (the emitted module), ``checkpoint.safeten
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -30,18 +31,22 @@ def backend_module(name: str):
     if name not in BACKENDS:
         raise TfmSemanticError(Diagnostic("Semantic", f"Unknown backend '{name}'.",
                                           suggestion="Backends: " + ", ".join(BACKENDS) + "."))
+    if importlib.util.find_spec(f"tfm.backends.{name}") is None:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The {name} backend is not part of this version of tfm.",
+            suggestion="Use --backend jax."))
     try:
         return importlib.import_module(f"tfm.backends.{name}")
     except ImportError as err:
         raise TfmSemanticError(Diagnostic(
-            "Semantic", f"The {name} backend is not available here ({err}).",
+            "Semantic", f"The {name} backend needs packages that are not installed ({err}).",
             suggestion=f"pip install 'tfmc[{name}]'")) from None
 
 
 def build(path: str | Path, backend: str = "jax", folder: str | Path | None = None):
     """The model object for the .tfm file ``path``; the emitted module goes into ``folder``."""
     compilation = compile_model(path)
-    model = backend_module(backend).build(compilation.model, folder)
+    model = backend_module(backend).build(compilation.model, folder, root=Path(path).resolve().parent)
     model.source_path = Path(path).resolve()
     model.source_text = Path(path).read_text()
     return model
@@ -58,7 +63,14 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
     if resume and not (out / checkpoint.NAME).exists():
         raise TfmDataError(Diagnostic("Data", f"Nothing to resume: no checkpoint in '{out}'.",
                                       suggestion="Run without --resume to start training."))
-    if seed is not None and not resume:
+    if resume:
+        _, meta = checkpoint.load(out / checkpoint.NAME)
+        if seed is not None and str(seed) != meta.get("seed"):
+            raise TfmSemanticError(Diagnostic(
+                "Semantic", f"The run in '{out}' was trained with seed {meta.get('seed')}; a "
+                "resumed run keeps its seed.", suggestion="Leave out --seed with --resume."))
+        model.seed = int(meta.get("seed", model.seed))
+    elif seed is not None:
         model.reset(seed)
     total = int(steps if steps is not None else model.spec["train"]["steps"])
     (out / "model.tfm").write_text(model.source_text)
@@ -75,8 +87,8 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
                "final_loss": float(np.mean(model.history[-100:])) if model.history else None}
     checkpoint.write_json(out / "metrics.json", result)
     plots.loss(out / "loss.png", np.asarray(model.history), f"{model.spec['model']}: loss")
-    log(f"wrote {out}/: checkpoint.safetensors, metrics.json, samples.npy, samples.png, "
-        "loss.png, config.json")
+    written = sorted(p.name for p in out.iterdir() if p.is_file())
+    log(f"wrote {out}/: {', '.join(written)}")
     return result
 
 
@@ -142,7 +154,8 @@ def open_run(run_dir: str | Path, backend: str | None = None):
     text = (run_dir / "model.tfm").read_text()
     compilation = compile_text(text, file=source.name, folder=source.parent)
     compilation.raise_errors()
-    model = backend_module(backend).build(compilation.model, run_dir / f"build_{backend}")
+    model = backend_module(backend).build(compilation.model, run_dir / f"build_{backend}",
+                                          root=source.parent)
     model.source_path, model.source_text = source, text
     model.load(run_dir / checkpoint.NAME)
     return model

@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     backends = ("jax", "torch")
     co = sub.add_parser("compile", help="emit the model's program for a backend",
                         description="Write DIR/<model>_<backend>.py, a readable module holding "
-                        "the model's maths; it imports tfm's runtime.")
+                        "the model's maths and settings; tfm's runtime trains and samples it.")
     co.add_argument("file", metavar="FILE")
     co.add_argument("--backend", choices=backends, default="jax")
     co.add_argument("-o", "--out", metavar="DIR", default="build")
@@ -128,8 +128,11 @@ def _parser() -> argparse.ArgumentParser:
     lp.add_argument("run_dir", metavar="RUN_DIR")
     lp.add_argument("points", metavar="IN.npy")
     lp.add_argument("--sampler", metavar="NAME", help="an ODE sampler of the model")
-    lp.add_argument("--hutchinson", action="store_true",
-                    help="estimate the divergence (default: exact up to 32 dimensions)")
+    exact = lp.add_mutually_exclusive_group()
+    exact.add_argument("--hutchinson", action="store_true",
+                       help="estimate the divergence (default: exact up to 32 dimensions)")
+    exact.add_argument("--exact", action="store_true",
+                       help="exact divergence in any dimension (one derivative per dimension)")
     lp.add_argument("--seed", type=_natural, default=0)
     lp.add_argument("--backend", choices=backends, help="default: the run's backend")
     lp.add_argument("-o", "--out", metavar="OUT.npy", required=True)
@@ -217,7 +220,7 @@ def _logprob(args) -> int:
     model = open_run(args.run_dir, args.backend)
     points_path = Path(args.points).resolve()
     points = load(points_path.name, points_path.parent, model.shape)
-    values = model.log_prob(points, sampler=args.sampler, exact=False if args.hutchinson else None,
+    values = model.log_prob(points, sampler=args.sampler, exact=False if args.hutchinson else (True if args.exact else None),
                             seed=args.seed)
     _save_npy(args.out, values.astype(np.float32))
     print(f"{args.out}: {len(values)} log-densities, mean {float(np.mean(values)):.4f}",

@@ -311,3 +311,43 @@ def test_commands_compile_run_sample_logprob(tmp_path):
     assert done.returncode == 1 and "no sampler 'nope'" in done.stderr
     done = tfmc("run", path, "--out", tmp_path / "fresh", "--resume", "--quiet")
     assert done.returncode == 1 and "Nothing to resume" in done.stderr
+
+
+def test_run_folder_works_from_any_directory_and_without_samplers(tmp_path, monkeypatch):
+    """A model with a data base and no sampler: the run still samples (heun, 20 steps) and
+    writes its metrics; sampling the run folder from elsewhere finds the data file."""
+    from tfm.backends.run import open_run, run
+
+    np.save(tmp_path / "base.npy", np.random.default_rng(0).standard_normal((64, 2)))
+    text = _model_text("moons()").replace("base x0 ~ normal(0, 1)", 'base x0 ~ data("base.npy")')
+    path = _write(tmp_path, text.replace("sampler ode = euler(steps = 8)", ""))
+    metrics = run(path, out=tmp_path / "run", progress=False, log=lambda m: None)
+    assert metrics["sampler"] == "heun(steps = 20)" and metrics["w2"] > 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert open_run(tmp_path / "run").sample(7).shape == (7, 2)
+
+
+def test_default_sampler_is_an_ode_then_a_forward_sde(tmp_path):
+    model = tfm.load(ROOT / "tests" / "golden" / "good" / "energy_noise.tfm", folder=tmp_path)
+    assert model.sampler_entry(None)["name"] == "ode"
+    model.spec["samplers"] = [s for s in model.spec["samplers"] if s["name"] != "ode"]
+    assert model.sampler_entry(None)["name"] == "sde"  # the only one left, though backward
+
+
+def test_resume_keeps_the_seed_and_unknown_backends_are_refused(tmp_path):
+    from tfm.backends.run import run
+    from tfm.dsl.diagnostics import TfmSemanticError
+
+    path = _write(tmp_path, _model_text("moons()"))
+    run(path, out=tmp_path / "run", steps=20, seed=3, progress=False, log=lambda m: None)
+    with pytest.raises(TfmSemanticError, match="trained with seed 3"):
+        run(path, out=tmp_path / "run", steps=40, seed=4, resume=True, progress=False)
+    metrics = run(path, out=tmp_path / "run", steps=40, resume=True, progress=False,
+                  log=lambda m: None)
+    assert metrics["steps"] == 40
+    import json
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["seed"] == 3
+    with pytest.raises(TfmSemanticError, match="not part of this version"):
+        run(path, backend="torch", out=tmp_path / "t", progress=False)

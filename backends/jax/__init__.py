@@ -11,14 +11,15 @@ from . import emit
 BACKEND = "jax"
 
 
-def build(model, folder: str | Path | None = None):
+def build(model, folder: str | Path | None = None, root: str | Path | None = None):
     """Emit ``model`` (checked IR) into ``folder`` (default: a temporary folder), import it and
-    return a ``JaxModel`` whose data files resolve next to the model file."""
+    return a ``JaxModel`` whose data files resolve in ``root`` (default: the model file's
+    folder)."""
     from .runtime import JaxModel
 
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="tfm_jax_"))
     module = emit.load(emit.write(model, folder))
-    return JaxModel(module, root=Path(model.file).resolve().parent)
+    return JaxModel(module, root=Path(root) if root is not None else Path(model.file).resolve().parent)
 
 
 __all__ = ["BACKEND", "build", "emit"]

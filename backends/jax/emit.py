@@ -1,8 +1,9 @@
 """The emitter: one readable JAX module per model, from a template.
 
 The module holds the model's maths as straight-line functions of arrays (printed by
-``printer.Printer`` after ``sympy.cse``) and its settings as a Python literal ``SPEC``; everything
-generic (networks, training loop, solvers) lives in the runtime it imports. The text is checked
+``printer.Printer`` after ``sympy.cse``) and its settings as a Python literal ``SPEC``; it imports
+only ``jax.numpy``. Everything generic (networks, training loop, solvers) lives in the runtime,
+whose ``JaxModel`` takes the module. The text is checked
 with ``ast.parse`` and ``compile`` before it is written or imported; no user text is pasted into
 it, only validated identifiers, printed expressions and ``repr`` of plain data.
 """
@@ -26,7 +27,7 @@ BACKEND = "jax"
 HEADER = '''"""{model}: the JAX module tfmc {version} emitted from {file}.
 
 Generated code: edit the .tfm file and run `tfmc compile` again rather than editing this file.
-The runtime (networks, training loop, solvers) is tfm.backends.jax.runtime.
+It is used by tfm.backends.jax.runtime.JaxModel (networks, training loop, solvers).
 """
 
 import jax.numpy as jnp

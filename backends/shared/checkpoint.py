@@ -4,7 +4,7 @@ good checkpoint whole.
 
 Tensor names: ``params/<network>.<layer>.weight`` (shared/init.py), ``ema/...`` (the same names),
 ``opt/<index>`` (the optimiser state's leaves, backend-specific), ``step`` and ``loss`` (the loss
-of every step so far). Metadata: format, model, backend, steps planned.
+of every step so far). Metadata: format, model, backend, seed.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ def save(path: str | Path, tensors: dict[str, np.ndarray], metadata: dict[str, s
     save_file(arrays, str(tmp), metadata={"format": FORMAT, **metadata})
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # like the run's other files
     os.replace(tmp, path)
 
 

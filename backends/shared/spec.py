@@ -7,6 +7,8 @@ symbols t, x0, x1, z, x and ``out_<network>`` so that both backends print the sa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sympy
 
 from ...compiler import ir
@@ -36,10 +38,11 @@ def spec(model: ir.Model) -> dict:
                  "args": {k: v for k, v in s.constructor.to_json()["args"].items() if k != "eps"}}
         entry["kind"] = "ode" if s.constructor.name in ODE_SAMPLERS else "sde"
         samplers.append(entry)
+    samplers.sort(key=lambda e: _position(model, e["name"]))
     fields = [f.name for f in d.fields if f.expr is not None]
     return {
         "model": model.name,
-        "file": model.file,
+        "file": Path(model.file).name,
         "shape": list(model.shape),
         "dim": model.dim,
         "latent": model.interpolant.uses_latent,
@@ -54,6 +57,12 @@ def spec(model: ir.Model) -> dict:
         "train": {k: (v.to_json() if isinstance(v, ir.Constructor) else v)
                   for k, v in model.train.settings},
     }
+
+
+def _position(model: ir.Model, sampler: str):
+    """Where a sampler is declared: samplers keep the order of the file."""
+    span = next(s for s in model.samplers if s.name == sampler).span
+    return (span.line, span.column) if span is not None else (0, 0)
 
 
 def _rename(expr: sympy.Expr, model: ir.Model) -> sympy.Expr:

@@ -21,6 +21,8 @@ from ...shared.init import init_params
 from . import couplings, distributions, likelihood, networks, optim, solvers, train
 
 BACKEND = "jax"
+DEFAULT_SAMPLER = {"name": "heun(steps = 20)", "method": "heun", "args": {"steps": 20},
+                   "kind": "ode"}
 
 
 def _error(message: str, suggestion: str | None = None):
@@ -37,7 +39,7 @@ class JaxModel:
         self.shape = tuple(self.spec["shape"])
         tr = self.spec["train"]
         self.dtype = jnp.bfloat16 if tr["precision"] == "bfloat16" else jnp.float32
-        self.optimizer = optim.optimizer(tr)
+        self.optimizer = optim.optimizer(tr, int(tr["steps"]))
         self._arrays: dict[str, np.ndarray] = {}
         self.reset(int(tr["seed"]))
 
@@ -134,6 +136,9 @@ class JaxModel:
             self.load(Path(out) / checkpoint.NAME, optimizer=True)
             log(f"resuming {self.spec['model']} at step {self.step} of {total}")
         first = self.step
+        # the learning-rate schedule spans the steps of this fit (a resumed run must ask for
+        # the same total to repeat an uninterrupted one)
+        self.optimizer = optim.optimizer(tr, total)
         draw = self._drawer(data)
         root_key = jax.random.PRNGKey(self.seed)
         step_fn = train.make_step(self.spec, self.module, draw, self.optimizer, root_key, self.dtype)
@@ -195,13 +200,16 @@ class JaxModel:
         if isinstance(name, dict):
             return name
         samplers = self.spec["samplers"]
-        if name is None:
-            pool = [s for s in samplers if kind is None or s["kind"] == kind]
+        if name is None:  # ODE samplers first, then forward SDEs (a backward SDE ends at the base)
+            rank = {"ode": 0, "forward": 1, "backward": 2}
+            pool = sorted((s for s in samplers if kind is None or s["kind"] == kind),
+                          key=lambda s: rank[s["args"].get("direction", s["kind"])])
             if pool:
                 return pool[0]
-            if kind == "ode" and "velocity" in self.spec["fields"]:
-                return {"name": "heun", "method": "heun", "args": {"steps": 20}, "kind": "ode"}
-            raise _error("The model declares no sampler.", "Add e.g. sampler ode = heun(steps = 20).")
+            if "velocity" in self.spec["fields"]:
+                return DEFAULT_SAMPLER
+            raise _error("The model declares no sampler, and its velocity is not determined.",
+                         "Add e.g. sampler ode = heun(steps = 20).")
         for s in samplers:
             if s["name"] == name:
                 return s

@@ -10,11 +10,10 @@ from __future__ import annotations
 import optax
 
 
-def schedule(train: dict):
+def schedule(train: dict, steps: int):
     lr = float(train["optimizer"]["args"]["lr"])
     sched = train["lr_schedule"]
     warmup = int(sched["args"]["warmup"])
-    steps = int(train["steps"])
     if sched["name"] == "cosine_decay":
         return optax.warmup_cosine_decay_schedule(
             0.0, lr, warmup_steps=warmup, decay_steps=max(steps, warmup + 1),
@@ -25,9 +24,10 @@ def schedule(train: dict):
                                  optax.constant_schedule(lr)], [warmup])
 
 
-def optimizer(train: dict) -> optax.GradientTransformation:
+def optimizer(train: dict, steps: int) -> optax.GradientTransformation:
+    """The optimiser of the train block, its schedule spanning ``steps`` steps."""
     opt, args = train["optimizer"]["name"], train["optimizer"]["args"]
-    lr = schedule(train)
+    lr = schedule(train, steps)
     if opt == "adam":
         base = optax.adam(lr, b1=args["b1"], b2=args["b2"], eps=args["eps"])
     elif opt == "adamw":

@@ -1,13 +1,13 @@
 """Digits: the JAX module tfmc 0.1.0 emitted from images.tfm.
 
 Generated code: edit the .tfm file and run `tfmc compile` again rather than editing this file.
-The runtime (networks, training loop, solvers) is tfm.backends.jax.runtime.
+It is used by tfm.backends.jax.runtime.JaxModel (networks, training loop, solvers).
 """
 
 import jax.numpy as jnp
 
 SPEC = {'model': 'Digits',
- 'file': 'tests/golden/good/images.tfm',
+ 'file': 'images.tfm',
  'shape': [1, 8, 8],
  'dim': 64,
  'latent': False,

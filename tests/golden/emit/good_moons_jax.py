@@ -1,13 +1,13 @@
 """Moons: the JAX module tfmc 0.1.0 emitted from moons.tfm.
 
 Generated code: edit the .tfm file and run `tfmc compile` again rather than editing this file.
-The runtime (networks, training loop, solvers) is tfm.backends.jax.runtime.
+It is used by tfm.backends.jax.runtime.JaxModel (networks, training loop, solvers).
 """
 
 import jax.numpy as jnp
 
 SPEC = {'model': 'Moons',
- 'file': 'tests/golden/good/moons.tfm',
+ 'file': 'moons.tfm',
  'shape': [2],
  'dim': 2,
  'latent': False,

@@ -1,13 +1,13 @@
 """Noisy: the JAX module tfmc 0.1.0 emitted from energy_noise.tfm.
 
 Generated code: edit the .tfm file and run `tfmc compile` again rather than editing this file.
-The runtime (networks, training loop, solvers) is tfm.backends.jax.runtime.
+It is used by tfm.backends.jax.runtime.JaxModel (networks, training loop, solvers).
 """
 
 import jax.numpy as jnp
 
 SPEC = {'model': 'Noisy',
- 'file': 'tests/golden/good/energy_noise.tfm',
+ 'file': 'energy_noise.tfm',
  'shape': [2],
  'dim': 2,
  'latent': True,
