@@ -16,17 +16,24 @@ from . import solvers
 EXACT_MAX_DIM = 32
 
 
-def divergence_exact(velocity, t, x):
-    """Trace of d velocity / dx for each point of the batch x (B, *shape)."""
+def velocity_and_divergence(velocity, t, x):
+    """b(t, x) and the trace of db/dx for each point of the batch x (B, *shape): one
+    linearisation per point (the primal is computed once), d forward-mode derivatives."""
     shape = x.shape[1:]
 
     def single(xi):
         def f(y):
             return velocity(t, y.reshape((1,) + shape)).reshape(-1)
-        jac = jax.jacfwd(f)(xi.reshape(-1))
-        return jnp.trace(jac)
+        y, tangent = jax.linearize(f, xi.reshape(-1))
+        jac = jax.vmap(tangent)(jnp.eye(y.shape[0], dtype=y.dtype))
+        return y.reshape(shape), jnp.trace(jac)
 
     return jax.vmap(single)(x)
+
+
+def divergence_exact(velocity, t, x):
+    """Trace of d velocity / dx for each point of the batch x (B, *shape)."""
+    return velocity_and_divergence(velocity, t, x)[1]
 
 
 def divergence_hutchinson(velocity, t, x, v):
@@ -39,14 +46,13 @@ def log_prob(velocity, base_log_prob, x, t0: float, t1: float, method: str, step
     """log rho1(x) for a batch; ``method`` is a fixed-step solver name or ``dopri5``."""
     if exact:
         def f(t, state):
-            y, _ = state
-            return velocity(t, y), divergence_exact(velocity, t, y)
+            return velocity_and_divergence(velocity, t, state[0])
     else:
         v = jax.random.rademacher(key, x.shape, x.dtype)
 
-        def f(t, state):
-            y, _ = state
-            return velocity(t, y), divergence_hutchinson(velocity, t, y, v)
+        def f(t, state):  # the jvp's primal is the velocity
+            b, jv = jax.jvp(lambda y: velocity(t, y), (state[0],), (v,))
+            return b, jnp.sum((v * jv).reshape(b.shape[0], -1), -1)
 
     state = (x, jnp.zeros(x.shape[0], x.dtype))
     if method == "dopri5":

@@ -238,7 +238,7 @@ class JaxModel:
         return np.asarray(result)
 
     def _sample_fn(self, entry: dict, trajectory: bool, t0: float, t1: float):
-        key = ("sample", entry["name"], entry["method"], trajectory, t0, t1)
+        key = ("sample", entry["name"], entry["method"], repr(entry["args"]), trajectory, t0, t1)
         cache = self.__dict__.setdefault("_compiled", {})
         if key in cache:
             return cache[key]
@@ -268,7 +268,7 @@ class JaxModel:
         return cache[key]
 
     def log_prob(self, x, sampler: str | None = None, exact: bool | None = None, seed: int = 0,
-                 batch: int = 4096) -> np.ndarray:
+                 batch: int = 16384) -> np.ndarray:
         """log rho1(x) under the model, by the probability-flow ODE of ``sampler`` (an ODE sampler;
         default the model's first). Exact divergence up to 32 dimensions, else Hutchinson."""
         base = distributions.log_prob(self.spec["base"], self.shape)
@@ -284,24 +284,40 @@ class JaxModel:
             raise TfmRuntimeError(Diagnostic("Runtime", f"Points of shape {x.shape[1:]} given; "
                                              f"the model's samples have shape {self.shape}."))
         exact = math.prod(self.shape) <= likelihood.EXACT_MAX_DIM if exact is None else exact
-        t0, t1 = self.interval()
-        args = entry["args"]
-
-        @jax.jit
-        def one(weights, xb, key):
-            return likelihood.log_prob(self.field("velocity", weights), base, xb, t0, t1,
-                                       entry["method"], int(args.get("steps", 20)), exact, key,
-                                       float(args.get("rtol", 1e-5)), float(args.get("atol", 1e-5)))
+        one = self._log_prob_fn(entry, exact, base)
         key = jax.random.PRNGKey(seed)
+        # equal batches (the last padded by at most one point per batch): one compiled shape
+        batch = -(-len(x) // max(1, -(-len(x) // batch))) if len(x) else 1
         parts = []
         for i in range(0, len(x), batch):
-            parts.append(np.asarray(one(self.weights, jnp.asarray(x[i:i + batch]),
-                                        jax.random.fold_in(key, i))))
+            chunk = x[i:i + batch]
+            padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
+            values = one(self.weights, jnp.asarray(padded), jax.random.fold_in(key, i))
+            parts.append(np.asarray(values)[:len(chunk)])  # one compiled shape for all batches
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def _log_prob_fn(self, entry: dict, exact: bool, base):
+        t0, t1 = self.interval()
+        key = ("log_prob", entry["name"], entry["method"], repr(entry["args"]), exact, t0, t1)
+        cache = self.__dict__.setdefault("_compiled", {})
+        if key not in cache:
+            args = entry["args"]
+
+            def one(weights, xb, noise_key):
+                return likelihood.log_prob(self.field("velocity", weights), base, xb, t0, t1,
+                                           entry["method"], int(args.get("steps", 20)), exact,
+                                           noise_key, float(args.get("rtol", 1e-5)),
+                                           float(args.get("atol", 1e-5)))
+            cache[key] = jax.jit(one)
+        return cache[key]
 
     def evaluate(self, name: str, t: float, x) -> np.ndarray:
         """The field ``name`` at time t and points x (numpy in, numpy out)."""
-        return np.asarray(jax.jit(self.field(name))(jnp.float32(t), jnp.asarray(x, jnp.float32)))
+        cache = self.__dict__.setdefault("_compiled", {})
+        if ("field", name) not in cache:
+            cache[("field", name)] = jax.jit(lambda w, t, y: self.field(name, w)(t, y))
+        return np.asarray(cache[("field", name)](self.weights, jnp.float32(t),
+                                                 jnp.asarray(x, jnp.float32)))
 
     # --- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
