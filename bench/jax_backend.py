@@ -12,14 +12,25 @@ What it measures (the peers' loops are copied from shared/bench/peers_2d.py and 
 3. log-densities (exact divergence, 20 midpoint steps, width 64): ``m.log_prob`` against
    flow_matching's ``compute_likelihood`` (and the hand-written JAX of likelihood.py).
 
-Steady state: warm-up and compilation are excluded, as the peers measure. ``m.fit`` builds and
-compiles its training step on every call, so its steady rate is taken from two calls of different
-lengths (the difference cancels the per-call cost, which is reported on its own).
+Two rows locate the emitted programs' costs: the emitted training chunk with the peers' pooled
+batches in place of its on-device densities (w=64), and the program ``m.log_prob`` builds,
+compiled once (``m.log_prob`` traces and compiles it again on every call).
 
-Not a test; run it by hand (about 8 minutes on a 2-core CPU; QUICK=1 for a smoke run of about
-a minute). It needs torch, torchcfm, flow_matching and scikit-learn besides the JAX backend:
+Steady state, as the peers measure: warm-up and compilation are excluded. Each row is timed in
+several windows and reports the median window's rate (the best is kept too), and before
+each row the script waits (up to IDLE_WAIT seconds, default 30; QUICK: 0) for the CPU to be idle:
+on a shared 2-core machine another process's load halves a window, and torch's OpenMP threads
+suffer far more than that. ``m.fit`` is timed inside one call, from the end of its first chunk
+(which includes building and compiling the step) to the end of its last, by recording when the
+model takes each chunk's state; the rest of the call is reported as its fixed cost.
 
-    .venv/bin/python bench/jax_backend.py            # full
+Not a test; run it by hand (about 4 minutes on a 2-core CPU, plus any wait for an idle CPU;
+QUICK=1 for a smoke run of under a minute). It needs torch, torchcfm, flow_matching (with
+torchdiffeq) and scikit-learn besides the JAX backend. On a machine with a GPU both torch and
+JAX run there (the budgets are the CPU's, so the windows are short); the bf16 large-MLP case of
+shared/bench/limits.py is not timed. Results: docs/benchmarks.md.
+
+    .venv/bin/python bench/jax_backend.py                    # full
     QUICK=1 OUT=/tmp .venv/bin/python bench/jax_backend.py   # JSON to $OUT/bench_jax.json
 """
 
@@ -29,6 +40,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -36,36 +48,107 @@ from pathlib import Path
 import numpy as np
 
 QUICK = os.environ.get("QUICK") == "1"
+IDLE_WAIT = float(os.environ.get("IDLE_WAIT", 0 if QUICK else 30))
 ROOT = Path(__file__).resolve().parent.parent
 TASK = ROOT / "bench" / "eight_gaussians_to_moons.tfm"
 LIKELIHOOD = ROOT / "bench" / "normal_to_moons.tfm"
 CONFIGS = [(64, 256), (512, 4096)]
 CHUNK = 20 if QUICK else 100  # steps fused per compiled chunk (the model's log_every)
-# per (w, b): torch steps timed, JAX chunks timed, m.fit lengths of the two calls
+# per (w, b): torch (warm-up steps, windows, steps per window); JAX chunks timed (one a window);
+# the length of the timed m.fit call
 BUDGET = {
-    (64, 256): dict(torch=200, chunks=5, fit=(200, 1000)) if QUICK else
-    dict(torch=1000, chunks=20, fit=(1000, 10000)),
-    (512, 4096): dict(torch=6, chunks=1, fit=(20, 60)) if QUICK else
-    dict(torch=60, chunks=3, fit=(100, 400)),
+    (64, 256): dict(torch=(10, 3, 100), chunks=5, fit=200) if QUICK else
+    dict(torch=(20, 10, 200), chunks=20, fit=5000),
+    (512, 4096): dict(torch=(2, 2, 3), chunks=1, fit=60) if QUICK else
+    dict(torch=(3, 4, 15), chunks=3, fit=400),
 }
 SAMPLE_N = 20_000 if QUICK else 100_000
 SAMPLE_STEPS = 20
-SAMPLE_REPEATS = {64: 2 if QUICK else 5, 512: 1}
-LOGPROB_N = 4096 if QUICK else 20_000
+SAMPLE_WINDOWS = {64: 2 if QUICK else 5, 512: 1 if QUICK else 2}
+LOGPROB_N = 6000 if QUICK else 20_000
+LOGPROB_WINDOWS = 2 if QUICK else 3
 POOL = 200_000 if QUICK else 1_000_000
 RESULTS: list[dict] = []
 
 
-def record(group, name, cfg, value, unit, **extra):
-    RESULTS.append({"group": group, "name": name, "cfg": cfg, "value": value, "unit": unit} | extra)
-    print(f"{group:9s} {name:40s} {cfg:16s} {value:14.1f} {unit}", flush=True)
+# --- timing --------------------------------------------------------------------------------------
+def cpu_idle(seconds=1.0) -> float:
+    """Percentage of CPU time idle over the next ``seconds`` (all cores, from /proc/stat)."""
+    def read():
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+        return sum(fields), fields[3] + fields[4]
+    try:
+        total0, idle0 = read()
+        time.sleep(seconds)
+        total1, idle1 = read()
+    except OSError:
+        return float("nan")
+    return 100.0 * (idle1 - idle0) / max(1, total1 - total0)
 
 
-def value(group, name, cfg):
+def wait_idle() -> dict:
+    """Wait up to IDLE_WAIT seconds for the CPU to be at least 90% idle over a second."""
+    if IDLE_WAIT <= 0:
+        return {}
+    start = time.perf_counter()
+    idle = cpu_idle()
+    while idle < 90 and time.perf_counter() - start < IDLE_WAIT:
+        idle = cpu_idle()
+    return {"idle_pct_before": round(idle, 1), "waited_s": round(time.perf_counter() - start, 1)}
+
+
+def windows(call, count, per_window=1, warm=0, sync=lambda: None):
+    """``warm`` calls, then ``count`` windows of ``per_window`` calls: each window's calls/s
+    (``sync`` waits for queued device work: torch on a GPU)."""
+    for _ in range(warm):
+        call()
+    sync()
+    rates = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        for _ in range(per_window):
+            call()
+        sync()
+        rates.append(per_window / (time.perf_counter() - t0))
+    return rates
+
+
+def torch_device():
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def torch_sync():
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def record(group, name, cfg, rates, unit, scale=1.0, **extra):
+    """A row: the median window's rate (times ``scale``: steps or points per call) and the best."""
+    rates = [r * scale for r in rates]
+    best, median = max(rates), statistics.median(rates)
+    RESULTS.append({"group": group, "name": name, "cfg": cfg, "value": median, "best": best,
+                    "unit": unit, "windows": rates} | extra)
+    print(f"{group:8s} {name:44s} {cfg:14s} {median:12.1f} {best:12.1f} {unit}", flush=True)
+
+
+def value(group, name, cfg, key="value"):
     for r in RESULTS:
         if (r["group"], r["name"], r["cfg"]) == (group, name, cfg):
-            return r["value"]
+            return r[key]
     return float("nan")
+
+
+def safe(fn, label):
+    try:
+        return fn()
+    except Exception as err:  # report and go on
+        print(f"{label}: FAILED {type(err).__name__}: {str(err)[:300]}", flush=True)
+        return None
 
 
 # --- the peers' task and loops (shared/bench/peers_2d.py) ----------------------------------------
@@ -92,27 +175,24 @@ def torch_mlp(w):
 
     act = torch.nn.SELU
     return torch.nn.Sequential(torch.nn.Linear(3, w), act(), torch.nn.Linear(w, w), act(),
-                               torch.nn.Linear(w, w), act(), torch.nn.Linear(w, 2))
+                               torch.nn.Linear(w, w), act(), torch.nn.Linear(w, 2)).to(torch_device())
 
 
-def time_loop(step, steps, warm):
-    for _ in range(warm):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps / (time.perf_counter() - t0)
+POOLS_T = []
 
 
 def batch_t(b):
     import torch
 
-    i = torch.randint(0, POOL, (b,))
-    j = torch.randint(0, POOL, (b,))
-    return torch.from_numpy(X0_NP)[i], torch.from_numpy(X1_NP)[j]
+    dev = torch_device()
+    if not POOLS_T:
+        POOLS_T.extend([torch.from_numpy(X0_NP).to(dev), torch.from_numpy(X1_NP).to(dev)])
+    i = torch.randint(0, POOL, (b,), device=dev)
+    j = torch.randint(0, POOL, (b,), device=dev)
+    return POOLS_T[0][i], POOLS_T[1][j]
 
 
-def bench_torchcfm(w, b, steps):
+def torchcfm_step(w, b):
     import torch
     from torchcfm.conditional_flow_matching import ConditionalFlowMatcher
 
@@ -129,10 +209,10 @@ def bench_torchcfm(w, b, steps):
         loss.backward()
         opt.step()
 
-    return time_loop(step, steps, warm=10 if steps >= 100 else 2)
+    return step
 
 
-def bench_fmlib(w, b, steps):
+def fmlib_step(w, b):
     import torch
     from flow_matching.path import AffineProbPath
     from flow_matching.path.scheduler import CondOTScheduler
@@ -143,7 +223,7 @@ def bench_fmlib(w, b, steps):
 
     def step():
         x0, x1 = batch_t(b)
-        t = torch.rand(b)
+        t = torch.rand(b, device=torch_device())
         ps = path.sample(t=t, x_0=x0, x_1=x1)
         vt = model(torch.cat([ps.x_t, ps.t[:, None]], -1))
         loss = torch.mean((vt - ps.dx_t) ** 2)
@@ -151,11 +231,11 @@ def bench_fmlib(w, b, steps):
         loss.backward()
         opt.step()
 
-    return time_loop(step, steps, warm=10 if steps >= 100 else 2)
+    return step
 
 
-def bench_jax_hand(w, b, chunks):
-    """peers_2d.bench_jax(fused=True): CHUNK steps in one lax.scan; returns (steps/s, compile s)."""
+def jax_hand_chunk(w, b):
+    """peers_2d.bench_jax(fused=True): CHUNK steps in one lax.scan. (run one chunk, compile s)"""
     import jax
     import jax.numpy as jnp
     import optax
@@ -177,7 +257,7 @@ def bench_jax_hand(w, b, chunks):
         return x @ W + c
 
     opt = optax.adam(1e-3)
-    state = (params, opt.init(params), key)
+    state = [(params, opt.init(params), key)]
 
     def one(state, _):
         p, o, k = state
@@ -196,15 +276,14 @@ def bench_jax_hand(w, b, chunks):
 
     run = jax.jit(lambda s: jax.lax.scan(one, s, None, length=CHUNK))
     t0 = time.perf_counter()
-    state, _ = run(state)
-    jax.block_until_ready(state)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(chunks):
-        state, _ = run(state)
-    jax.block_until_ready(state)
-    rate = chunks * CHUNK / (time.perf_counter() - t0)
-    return rate, first - CHUNK / rate
+    run.lower(state[0]).compile()
+    compile_s = time.perf_counter() - t0
+
+    def call():
+        state[0], _ = run(state[0])
+        jax.block_until_ready(state[0])
+
+    return call, compile_s
 
 
 # --- the emitted model ---------------------------------------------------------------------------
@@ -225,44 +304,69 @@ def load(path, folder):
     return tfm.load(path, backend="jax", folder=Path(folder) / Path(path).stem)
 
 
-def bench_emitted_chunk(m, chunks):
-    """The compiled chunk of m.fit without the host loop: (steps/s, compile s)."""
+def pool_draw():
+    """(key, n) -> (x0, x1) gathered from the peers' pools, as the hand-written JAX loop does."""
+    import jax
+    import jax.numpy as jnp
+
+    x0p, x1p = jnp.asarray(X0_NP), jnp.asarray(X1_NP)
+
+    def draw(key, n):
+        k0, k1 = jax.random.split(key)
+        return (x0p[jax.random.randint(k0, (n,), 0, POOL)],
+                x1p[jax.random.randint(k1, (n,), 0, POOL)])
+    return draw
+
+
+def emitted_chunk(m, draw=None):
+    """The compiled chunk of m.fit (train.make_step + chunk_runner, as JaxModel.fit assembles
+    them) without the host loop; ``draw`` replaces the model's batch sampler (the emitted program
+    draws base and target on the device). (run one chunk, first chunk s)"""
     import jax
 
     from tfm.backends.jax.runtime import train
 
-    step = train.make_step(m.spec, m.module, m._drawer(), m.optimizer,
+    step = train.make_step(m.spec, m.module, draw or m._drawer(), m.optimizer,
                            jax.random.PRNGKey(m.seed), m.dtype)
     run = train.chunk_runner(step)
-    state = m._state()
+    state, length = [m._state()], CHUNK
     t0 = time.perf_counter()
-    state, _ = run(state, CHUNK)
-    jax.block_until_ready(state)
+    state[0], _ = run(state[0], length)
+    jax.block_until_ready(state[0])
     first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(chunks):
-        state, _ = run(state, CHUNK)
-    jax.block_until_ready(state)
-    rate = chunks * CHUNK / (time.perf_counter() - t0)
-    return rate, first - CHUNK / rate
+
+    def call():
+        state[0], _ = run(state[0], length)
+        jax.block_until_ready(state[0])
+
+    return call, first
 
 
-def bench_emitted_fit(m, n1, n2):
-    """m.fit of n1 then n2 more steps: steady steps/s from the difference, the per-call fixed
-    cost (building and compiling the step), and n2 / (time of the n2 call)."""
-    def fit(n):
+def emitted_fit(m, n):
+    """One m.fit call of n steps. The model takes each chunk's state (``_set_state``) when the
+    chunk and its host work are done; the times between those are the windows. Returns (rates
+    of the chunks after the first, call s, fixed cost s = call time - n / steady rate)."""
+    stamps = []
+    original = m._set_state
+
+    def hooked(state):
+        original(state)
+        stamps.append(time.perf_counter())
+
+    m._set_state = hooked
+    try:
         t0 = time.perf_counter()
         m.fit(steps=m.step + n, progress=False)
-        return time.perf_counter() - t0
-
-    t1 = fit(n1)
-    t2 = fit(n2)
-    rate = (n2 - n1) / (t2 - t1)
-    return rate, t1 - n1 / rate, n2 / t2
+        total = time.perf_counter() - t0
+    finally:
+        del m._set_state
+    rates = [1 / d for d in np.diff(stamps)]  # chunks per second
+    steady = (len(stamps) - 1) * CHUNK / (stamps[-1] - stamps[0])
+    return rates, total, total - n / steady
 
 
 # --- sampling ------------------------------------------------------------------------------------
-def bench_fm_sampling(w, n, repeats):
+def fm_sampler(w, n):
     import torch
     from flow_matching.solver import ODESolver
 
@@ -277,17 +381,18 @@ def bench_fm_sampling(w, n, repeats):
             return self.m(torch.cat([x, t.expand(x.shape[0])[:, None]], -1))
 
     solver = ODESolver(velocity_model=Wrap(model))
-    x = torch.from_numpy(X0_NP[:n])
+    x = torch.from_numpy(X0_NP[:n]).to(torch_device())
 
-    def fm_euler(x=x):
+    def call(x=x):
         with torch.no_grad():
             solver.sample(x_init=x, step_size=1.0 / SAMPLE_STEPS, method="euler")
 
-    fm_euler(x[:1000])  # warm-up on a small batch (a full one costs seconds at w=512)
-    return n * time_loop(fm_euler, repeats, warm=0)
+    call(x[:1000])  # warm-up on a small batch (a full one costs seconds at w=512)
+    torch_sync()
+    return call
 
 
-def bench_jax_hand_sampling(w, n, repeats):
+def jax_hand_sampler(w, n):
     """limits.py jax_sampling: a jitted fori_loop of Euler steps over a random MLP."""
     import jax
     import jax.numpy as jnp
@@ -310,28 +415,26 @@ def bench_jax_hand_sampling(w, n, repeats):
     steps = SAMPLE_STEPS
     euler = jax.jit(lambda x: jax.lax.fori_loop(0, steps, lambda k, x: x + v(k / steps, x) / steps, x))
     x = jax.random.normal(key, (n, 2))
-    euler.lower(x).compile()  # compile without running (a run costs seconds at w=512)
-    euler(x[:8]).block_until_ready()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        y = euler(x)
-    y.block_until_ready()
-    return n * repeats / (time.perf_counter() - t0)
+    compiled = euler.lower(x).compile()  # compile without running (a run costs seconds at w=512)
+    return lambda: compiled(x).block_until_ready()
 
 
-def bench_emitted_sampling(m, n, repeats):
-    """m.sample(n): the first call compiles; the later ones are timed. (samples/s, first call s)"""
+def emitted_sampler(m, n):
+    """m.sample(n) (returns numpy); the first call compiles. (call, first call s)"""
+    seed = [0]
     t0 = time.perf_counter()
     m.sample(n, seed=0)
     first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for i in range(repeats):
-        m.sample(n, seed=i + 1)
-    return n * repeats / (time.perf_counter() - t0), first
+
+    def call():
+        seed[0] += 1
+        m.sample(n, seed=seed[0])
+
+    return call, first
 
 
 # --- log-densities -------------------------------------------------------------------------------
-def bench_fm_logprob(n, repeats=2):
+def fm_logprob(n):
     import torch
     from flow_matching.solver import ODESolver
 
@@ -347,19 +450,21 @@ def bench_fm_logprob(n, repeats=2):
             return self.m(torch.cat([x, t.expand(x.shape[0])[:, None]], -1))
 
     solver = ODESolver(velocity_model=Wrap(m))
-    x1 = torch.randn(n, 2)
+    x1 = torch.randn(n, 2, device=torch_device())
 
     def log_p0(x):
         return -0.5 * (x**2).sum(1) - math.log(2 * math.pi)
 
-    def lik():
+    def call():
         solver.compute_likelihood(x_1=x1, log_p0=log_p0, step_size=0.05, method="midpoint",
                                   exact_divergence=True)
 
-    return n * time_loop(lik, repeats, warm=1)
+    call()
+    torch_sync()
+    return call
 
 
-def bench_jax_hand_logprob(n, repeats=3):
+def jax_hand_logprob(n):
     """likelihood.py jax_side: jacfwd trace under vmap, a fori_loop of 20 midpoint steps."""
     import jax
     import jax.numpy as jnp
@@ -402,23 +507,39 @@ def bench_jax_hand_logprob(n, repeats=3):
 
     x1 = jax.random.normal(key, (n, 2))
     loglik(x1).block_until_ready()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        r = loglik(x1)
-    r.block_until_ready()
-    return n * repeats / (time.perf_counter() - t0)
+    return lambda: loglik(x1).block_until_ready()
 
 
-def bench_emitted_logprob(m, x, batch=None, repeats=2):
-    """m.log_prob(x): first call, then ``repeats`` timed calls. (points/s, first call s)"""
+def emitted_logprob_program(m, x):
+    """The jitted function m.log_prob builds (likelihood.log_prob of the model's velocity),
+    compiled once for the whole of x: the program without m.log_prob's per-call tracing and
+    compilation. (call, compile s)"""
+    import jax
+    import jax.numpy as jnp
+
+    from tfm.backends.jax.runtime import distributions, likelihood
+
+    entry = m.sampler_entry(None, kind="ode")
+    steps = int(entry["args"].get("steps", 20))
+    t0, t1 = m.interval()
+    base = distributions.log_prob(m.spec["base"], m.shape)
+    fn = jax.jit(lambda w, xb, key: likelihood.log_prob(m.field("velocity", w), base, xb, t0, t1,
+                                                        entry["method"], steps, True, key))
+    xb, key = jnp.asarray(x), jax.random.PRNGKey(0)
+    start = time.perf_counter()
+    compiled = fn.lower(m.weights, xb, key).compile()
+    compile_s = time.perf_counter() - start
+    np.asarray(compiled(m.weights, xb, key))
+    return (lambda: np.asarray(compiled(m.weights, xb, key))), compile_s
+
+
+def emitted_logprob(m, x, batch=None):
+    """m.log_prob(x) (numpy in and out). (call, first call s)"""
     kw = {} if batch is None else {"batch": batch}
     t0 = time.perf_counter()
     m.log_prob(x, **kw)
     first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        m.log_prob(x, **kw)
-    return len(x) * repeats / (time.perf_counter() - t0), first
+    return (lambda: m.log_prob(x, **kw)), first
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -429,7 +550,8 @@ def versions() -> dict:
     import torch
 
     out = {"python": platform.python_version(), "cpus": os.cpu_count(),
-           "torch_threads": torch.get_num_threads(), "jax_devices": str(jax.devices())}
+           "torch_threads": torch.get_num_threads(), "torch_device": torch_device(),
+           "jax_devices": str(jax.devices())}
     for name in ("jax", "jaxlib", "optax", "diffrax", "torch", "torchcfm", "flow_matching",
                  "numpy", "tfmc"):
         try:
@@ -444,107 +566,142 @@ def versions() -> dict:
     return out
 
 
-def safe(fn, label):
-    try:
-        return fn()
-    except Exception as err:  # report and go on
-        print(f"{label}: FAILED {type(err).__name__}: {str(err)[:300]}", flush=True)
-        return None
+def train_rows(folder) -> dict:
+    trained = {}
+    for w, b in CONFIGS:
+        cfg, bud = f"w={w} b={b}", BUDGET[(w, b)]
+        warm, count, per = bud["torch"]
+        idle = wait_idle()
+        if r := safe(lambda: windows(torchcfm_step(w, b), count, per, warm, torch_sync),
+                     "torchcfm"):
+            record("train", "torchcfm I-CFM", cfg, r, "steps/s", **idle)
+        idle = wait_idle()
+        if r := safe(lambda: windows(fmlib_step(w, b), count, per, warm, torch_sync),
+                     "flow_matching"):
+            record("train", "flow_matching CondOT", cfg, r, "steps/s", **idle)
+        idle = wait_idle()
+        if r := safe(lambda: jax_hand_chunk(w, b), "jax hand"):
+            record("train", f"hand-written JAX scan{CHUNK}", cfg, windows(r[0], bud["chunks"]),
+                   "steps/s", scale=CHUNK, compile_s=r[1], **idle)
+        m = load(task_file(w, b, folder), folder)
+        idle = wait_idle()
+        if r := safe(lambda: emitted_chunk(m), "emitted chunk"):
+            record("train", f"emitted JAX, compiled chunk ({CHUNK})", cfg,
+                   windows(r[0], bud["chunks"]), "steps/s", scale=CHUNK, first_chunk_s=r[1],
+                   **idle)
+        if w == 64:
+            idle = wait_idle()
+            if r := safe(lambda: emitted_chunk(m, pool_draw()), "emitted chunk, pool"):
+                record("train", f"emitted JAX chunk ({CHUNK}), peers' pooled batches", cfg,
+                       windows(r[0], bud["chunks"]), "steps/s", scale=CHUNK, **idle)
+        idle = wait_idle()
+        if r := safe(lambda: emitted_fit(m, bud["fit"]), "emitted fit"):
+            record("train", "emitted JAX, m.fit", cfg, r[0], "steps/s", scale=CHUNK,
+                   call_s=r[1], fixed_s=r[2], steps=bud["fit"], **idle)
+            print(f"{'':8s} one m.fit({bud['fit']}) took {r[1]:.2f} s, of which {r[2]:.2f} s "
+                  "fixed (building and compiling the step)", flush=True)
+        trained[w] = m
+    return trained
 
 
 def main() -> dict:
     started = time.perf_counter()
     info = versions()
     info["loadavg_start"] = os.getloadavg()
-    if info["loadavg_start"][0] > 0.5:
-        print(f"WARNING: load average {info['loadavg_start']}: other processes share the CPU "
-              "and the timings (torch's OpenMP threads most of all) will suffer", flush=True)
     print(json.dumps(info), flush=True)
-    print(f"QUICK={QUICK} chunk={CHUNK}", flush=True)
+    print(f"QUICK={QUICK} chunk={CHUNK} IDLE_WAIT={IDLE_WAIT}", flush=True)
+    if info["loadavg_start"][0] > 0.5:
+        print(f"WARNING: load average {info['loadavg_start']}: other processes share the CPU",
+              flush=True)
+    print(f"{'':8s} {'':44s} {'':14s} {'median':>12s} {'best':>12s}", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="tfm_bench_jax_"))
-    trained = {}
-
-    for w, b in CONFIGS:
-        cfg, bud = f"w={w} b={b}", BUDGET[(w, b)]
-        if r := safe(lambda: bench_torchcfm(w, b, bud["torch"]), "torchcfm"):
-            record("train", "torchcfm I-CFM", cfg, r, "steps/s")
-        if r := safe(lambda: bench_fmlib(w, b, bud["torch"]), "flow_matching"):
-            record("train", "flow_matching CondOT", cfg, r, "steps/s")
-        if r := safe(lambda: bench_jax_hand(w, b, bud["chunks"]), "jax hand"):
-            record("train", f"hand-written JAX scan{CHUNK}", cfg, r[0], "steps/s", compile_s=r[1])
-        m = load(task_file(w, b, folder), folder)
-        if r := safe(lambda: bench_emitted_chunk(m, bud["chunks"]), "emitted chunk"):
-            record("train", f"emitted JAX, compiled chunk ({CHUNK})", cfg, r[0], "steps/s",
-                   compile_s=r[1])
-        if r := safe(lambda: bench_emitted_fit(m, *bud["fit"]), "emitted fit"):
-            record("train", "emitted JAX, m.fit steady", cfg, r[0], "steps/s", per_call_s=r[1])
-            record("train", "m.fit per-call cost (build+compile)", cfg, r[1], "s")
-            record("train", f"emitted JAX, one m.fit({bud['fit'][1]}) incl. compile", cfg, r[2],
-                   "steps/s")
-        trained[w] = m
+    trained = train_rows(folder)
 
     for w in (64, 512):
-        cfg, reps = f"w={w} n={SAMPLE_N}", SAMPLE_REPEATS[w]
-        if r := safe(lambda: bench_fm_sampling(w, SAMPLE_N, reps), "fm sampling"):
-            record("sample", "flow_matching ODESolver euler20", cfg, r, "samples/s")
-        if r := safe(lambda: bench_jax_hand_sampling(w, SAMPLE_N, reps), "jax hand sampling"):
-            record("sample", "hand-written JAX euler20 (fori_loop)", cfg, r, "samples/s")
-        if r := safe(lambda: bench_emitted_sampling(trained[w], SAMPLE_N, reps), "m.sample"):
-            record("sample", "emitted JAX m.sample euler20", cfg, r[0], "samples/s",
-                   first_call_s=r[1])
+        cfg, count = f"w={w} n={SAMPLE_N}", SAMPLE_WINDOWS[w]
+        idle = wait_idle()
+        if r := safe(lambda: windows(fm_sampler(w, SAMPLE_N), count, sync=torch_sync),
+                     "fm sampling"):
+            record("sample", "flow_matching ODESolver euler20", cfg, r, "samples/s",
+                   scale=SAMPLE_N, **idle)
+        idle = wait_idle()
+        if r := safe(lambda: windows(jax_hand_sampler(w, SAMPLE_N), count), "jax hand sampling"):
+            record("sample", "hand-written JAX euler20 (fori_loop)", cfg, r, "samples/s",
+                   scale=SAMPLE_N, **idle)
+        idle = wait_idle()
+        if r := safe(lambda: emitted_sampler(trained[w], SAMPLE_N), "m.sample"):
+            record("sample", "emitted JAX m.sample euler20", cfg, windows(r[0], count),
+                   "samples/s", scale=SAMPLE_N, first_call_s=r[1], **idle)
 
-    cfg = f"w=64 n={LOGPROB_N}"
-    if r := safe(lambda: bench_fm_logprob(LOGPROB_N), "fm logprob"):
-        record("logprob", "flow_matching compute_likelihood", cfg, r, "points/s")
-    if r := safe(lambda: bench_jax_hand_logprob(LOGPROB_N), "jax hand logprob"):
-        record("logprob", "hand-written JAX (jacfwd, vmap)", cfg, r, "points/s")
+    cfg, count = f"w=64 n={LOGPROB_N}", LOGPROB_WINDOWS
+    idle = wait_idle()
+    if r := safe(lambda: windows(fm_logprob(LOGPROB_N), count, sync=torch_sync), "fm logprob"):
+        record("logprob", "flow_matching compute_likelihood", cfg, r, "points/s",
+               scale=LOGPROB_N, **idle)
+    idle = wait_idle()
+    if r := safe(lambda: windows(jax_hand_logprob(LOGPROB_N), count), "jax hand logprob"):
+        record("logprob", "hand-written JAX (jacfwd, vmap)", cfg, r, "points/s",
+               scale=LOGPROB_N, **idle)
     lik = load(LIKELIHOOD, folder)
     x = np.random.default_rng(1).standard_normal((LOGPROB_N, 2)).astype(np.float32)
-    if r := safe(lambda: bench_emitted_logprob(lik, x), "m.log_prob"):
-        record("logprob", "emitted JAX m.log_prob (batch 4096)", cfg, r[0], "points/s",
-               first_call_s=r[1])
-    if r := safe(lambda: bench_emitted_logprob(lik, x, batch=LOGPROB_N), "m.log_prob batch=n"):
-        record("logprob", f"emitted JAX m.log_prob(batch={LOGPROB_N})", cfg, r[0], "points/s",
-               first_call_s=r[1])
+    idle = wait_idle()
+    if r := safe(lambda: emitted_logprob(lik, x), "m.log_prob"):
+        record("logprob", "emitted JAX m.log_prob (batch 4096)", cfg, windows(r[0], count),
+               "points/s", scale=LOGPROB_N, first_call_s=r[1], **idle)
+    idle = wait_idle()
+    if r := safe(lambda: emitted_logprob(lik, x, batch=LOGPROB_N), "m.log_prob batch=n"):
+        record("logprob", f"emitted JAX m.log_prob(batch={LOGPROB_N})", cfg,
+               windows(r[0], count), "points/s", scale=LOGPROB_N, first_call_s=r[1], **idle)
+    idle = wait_idle()
+    if r := safe(lambda: emitted_logprob_program(lik, x), "log-prob program"):
+        record("logprob", "emitted JAX log-prob program, compiled once", cfg,
+               windows(r[0], count), "points/s", scale=LOGPROB_N, compile_s=r[1], **idle)
 
     ratios = {}
+
+    def ratio(label, a, b):
+        ratios[label] = {k: value(*a, key=k) / value(*b, key=k) for k in ("value", "best")}
+
     for w, b in CONFIGS:
         cfg = f"w={w} b={b}"
         for label, name in [("chunk", f"emitted JAX, compiled chunk ({CHUNK})"),
-                            ("fit", "emitted JAX, m.fit steady")]:
-            ours = value("train", name, cfg)
-            ratios[f"train {cfg} {label} / torchcfm"] = ours / value("train", "torchcfm I-CFM", cfg)
-            ratios[f"train {cfg} {label} / flow_matching"] = ours / value(
-                "train", "flow_matching CondOT", cfg)
-            ratios[f"train {cfg} {label} / hand JAX scan"] = ours / value(
-                "train", f"hand-written JAX scan{CHUNK}", cfg)
+                            ("m.fit", "emitted JAX, m.fit")]:
+            ours = ("train", name, cfg)
+            ratio(f"train {cfg}: {label} / torchcfm", ours, ("train", "torchcfm I-CFM", cfg))
+            ratio(f"train {cfg}: {label} / flow_matching", ours,
+                  ("train", "flow_matching CondOT", cfg))
+            ratio(f"train {cfg}: {label} / hand JAX scan", ours,
+                  ("train", f"hand-written JAX scan{CHUNK}", cfg))
     for w in (64, 512):
         cfg = f"w={w} n={SAMPLE_N}"
-        ours = value("sample", "emitted JAX m.sample euler20", cfg)
-        ratios[f"sample {cfg} / flow_matching"] = ours / value(
-            "sample", "flow_matching ODESolver euler20", cfg)
-        ratios[f"sample {cfg} / hand JAX"] = ours / value(
-            "sample", "hand-written JAX euler20 (fori_loop)", cfg)
+        ours = ("sample", "emitted JAX m.sample euler20", cfg)
+        ratio(f"sample {cfg}: m.sample / flow_matching", ours,
+              ("sample", "flow_matching ODESolver euler20", cfg))
+        ratio(f"sample {cfg}: m.sample / hand JAX", ours,
+              ("sample", "hand-written JAX euler20 (fori_loop)", cfg))
     cfg = f"w=64 n={LOGPROB_N}"
-    for label, name in [("batch 4096", "emitted JAX m.log_prob (batch 4096)"),
-                        ("batch n", f"emitted JAX m.log_prob(batch={LOGPROB_N})")]:
-        ours = value("logprob", name, cfg)
-        ratios[f"logprob {cfg} {label} / flow_matching"] = ours / value(
-            "logprob", "flow_matching compute_likelihood", cfg)
-        ratios[f"logprob {cfg} {label} / hand JAX"] = ours / value(
-            "logprob", "hand-written JAX (jacfwd, vmap)", cfg)
+    for label, name in [("m.log_prob batch 4096", "emitted JAX m.log_prob (batch 4096)"),
+                        (f"m.log_prob batch {LOGPROB_N}",
+                         f"emitted JAX m.log_prob(batch={LOGPROB_N})"),
+                        ("program compiled once", "emitted JAX log-prob program, compiled once")]:
+        ours = ("logprob", name, cfg)
+        ratio(f"logprob {cfg}: {label} / flow_matching", ours,
+              ("logprob", "flow_matching compute_likelihood", cfg))
+        ratio(f"logprob {cfg}: {label} / hand JAX", ours,
+              ("logprob", "hand-written JAX (jacfwd, vmap)", cfg))
 
-    print("\nratios", flush=True)
+    print(f"\nratios {'':55s} {'median':>8s} {'best':>8s}", flush=True)
     for k, v in ratios.items():
-        print(f"  {k:60s} {v:8.2f}x", flush=True)
-    print("\n| group | loop | config | value | unit |\n|---|---|---|---|---|")
+        print(f"  {k:60s} {v['value']:7.2f}x {v['best']:7.2f}x", flush=True)
+    print("\n| task | loop | config | median window | best window | unit |\n|---|---|---|---|---|---|")
     for r in RESULTS:
-        print(f"| {r['group']} | {r['name']} | {r['cfg']} | {r['value']:,.1f} | {r['unit']} |")
+        print(f"| {r['group']} | {r['name']} | {r['cfg']} | {r['value']:,.1f} | "
+              f"{r['best']:,.1f} | {r['unit']} |")
     elapsed = time.perf_counter() - started
     info["loadavg_end"] = os.getloadavg()
     print(f"\ntotal {elapsed:.0f} s; load average at the end {info['loadavg_end']}", flush=True)
-    report = {"quick": QUICK, "chunk": CHUNK, "machine": info, "seconds": round(elapsed, 1),
-              "results": RESULTS, "ratios": ratios}
+    report = {"quick": QUICK, "chunk": CHUNK, "idle_wait": IDLE_WAIT, "machine": info,
+              "seconds": round(elapsed, 1), "results": RESULTS, "ratios": ratios}
     out = os.environ.get("OUT")
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)

@@ -139,10 +139,17 @@ class JaxModel:
         # the learning-rate schedule spans the steps of this fit (a resumed run must ask for
         # the same total to repeat an uninterrupted one)
         self.optimizer = optim.optimizer(tr, total)
-        draw = self._drawer(data)
-        root_key = jax.random.PRNGKey(self.seed)
-        step_fn = train.make_step(self.spec, self.module, draw, self.optimizer, root_key, self.dtype)
-        run_chunk = train.chunk_runner(step_fn)
+        cache = self.__dict__.setdefault("_compiled", {})
+        key = ("fit", total, self.seed)
+        if data is not None or key not in cache:  # arrays given to fit are not cached
+            draw = self._drawer(data)
+            root_key = jax.random.PRNGKey(self.seed)
+            step_fn = train.make_step(self.spec, self.module, draw, self.optimizer, root_key,
+                                      self.dtype)
+            run_chunk = train.chunk_runner(step_fn)
+            if data is None:
+                cache[key] = run_chunk
+        run_chunk = cache.get(key) if data is None else run_chunk
         bar = _progress(total, self.step, progress)
 
         def on_chunk(state, losses):
