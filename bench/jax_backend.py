@@ -646,7 +646,7 @@ def main() -> dict:
     x = np.random.default_rng(1).standard_normal((LOGPROB_N, 2)).astype(np.float32)
     idle = wait_idle()
     if r := safe(lambda: emitted_logprob(lik, x), "m.log_prob"):
-        record("logprob", "emitted JAX m.log_prob (batch 4096)", cfg, windows(r[0], count),
+        record("logprob", "emitted JAX m.log_prob (default batch)", cfg, windows(r[0], count),
                "points/s", scale=LOGPROB_N, first_call_s=r[1], **idle)
     idle = wait_idle()
     if r := safe(lambda: emitted_logprob(lik, x, batch=LOGPROB_N), "m.log_prob batch=n"):
@@ -680,7 +680,7 @@ def main() -> dict:
         ratio(f"sample {cfg}: m.sample / hand JAX", ours,
               ("sample", "hand-written JAX euler20 (fori_loop)", cfg))
     cfg = f"w=64 n={LOGPROB_N}"
-    for label, name in [("m.log_prob batch 4096", "emitted JAX m.log_prob (batch 4096)"),
+    for label, name in [("m.log_prob default batch", "emitted JAX m.log_prob (default batch)"),
                         (f"m.log_prob batch {LOGPROB_N}",
                          f"emitted JAX m.log_prob(batch={LOGPROB_N})"),
                         ("program compiled once", "emitted JAX log-prob program, compiled once")]:
