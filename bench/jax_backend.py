@@ -170,6 +170,22 @@ RNG = np.random.default_rng(0)
 X0_NP, X1_NP = eight_gaussians_np(POOL, RNG), moons_np(POOL, RNG)
 
 
+def fm_solver(model):
+    """flow_matching's ODESolver around an MLP that takes (x, t) concatenated."""
+    import torch
+    from flow_matching.solver import ODESolver
+
+    class Wrap(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x, t, **kw):
+            return self.m(torch.cat([x, t.expand(x.shape[0])[:, None]], -1))
+
+    return ODESolver(velocity_model=Wrap(model))
+
+
 def torch_mlp(w):
     import torch
 
@@ -368,19 +384,10 @@ def emitted_fit(m, n):
 # --- sampling ------------------------------------------------------------------------------------
 def fm_sampler(w, n):
     import torch
-    from flow_matching.solver import ODESolver
 
     model = torch_mlp(w).eval()
 
-    class Wrap(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x, t, **kw):
-            return self.m(torch.cat([x, t.expand(x.shape[0])[:, None]], -1))
-
-    solver = ODESolver(velocity_model=Wrap(model))
+    solver = fm_solver(model)
     x = torch.from_numpy(X0_NP[:n]).to(torch_device())
 
     def call(x=x):
@@ -436,20 +443,11 @@ def emitted_sampler(m, n):
 # --- log-densities -------------------------------------------------------------------------------
 def fm_logprob(n):
     import torch
-    from flow_matching.solver import ODESolver
 
     torch.manual_seed(0)
     m = torch_mlp(64)
 
-    class Wrap(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x, t, **kw):
-            return self.m(torch.cat([x, t.expand(x.shape[0])[:, None]], -1))
-
-    solver = ODESolver(velocity_model=Wrap(m))
+    solver = fm_solver(m)
     x1 = torch.randn(n, 2, device=torch_device())
 
     def log_p0(x):

@@ -220,8 +220,8 @@ def _logprob(args) -> int:
     model = open_run(args.run_dir, args.backend)
     points_path = Path(args.points).resolve()
     points = load(points_path.name, points_path.parent, model.shape)
-    values = model.log_prob(points, sampler=args.sampler, exact=False if args.hutchinson else (True if args.exact else None),
-                            seed=args.seed)
+    exact = False if args.hutchinson else (True if args.exact else None)
+    values = model.log_prob(points, sampler=args.sampler, exact=exact, seed=args.seed)
     _save_npy(args.out, values.astype(np.float32))
     print(f"{args.out}: {len(values)} log-densities, mean {float(np.mean(values)):.4f}",
           file=sys.stderr)
