@@ -18,6 +18,7 @@ from . import ir
 from .pipeline import compile_file, compile_model, load_model
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER
     except BrokenPipeError:  # pragma: no cover - e.g. piped into head
         return EXIT_OK
+    except KeyboardInterrupt:
+        hint = (" The last checkpoint is kept; continue with `tfmc run ... --resume`."
+                if getattr(args, "command", None) == "run" else "")
+        print(f"Interrupted.{hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - a bug of ours: one clear line, never the user's
         if not isinstance(err, InternalCompilerError):
             err = InternalCompilerError(f"{type(err).__name__}: {err}")

@@ -351,3 +351,14 @@ def test_resume_keeps_the_seed_and_unknown_backends_are_refused(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["seed"] == 3
     with pytest.raises(TfmSemanticError, match="not part of this version"):
         run(path, backend="torch", out=tmp_path / "t", progress=False)
+
+
+def test_interrupted_run_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    from tfm.compiler import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("tfm.backends.run.run", interrupted)
+    path = _write(tmp_path, _model_text("moons()"))
+    assert cli.main(["run", str(path), "--out", str(tmp_path / "r"), "--quiet"]) == 130
+    assert "--resume" in capsys.readouterr().err
