@@ -18,8 +18,9 @@ import numpy as np
 
 from .. import __version__
 from ..compiler.pipeline import compile_model, compile_text
-from ..dsl.diagnostics import Diagnostic, TfmDataError, TfmSemanticError
+from ..dsl.diagnostics import Diagnostic, TfmDataError, TfmError, TfmSemanticError
 from .shared import checkpoint, metrics as metric_fns, plots
+from .shared.spec import spec as spec_of
 
 BACKENDS = ("jax", "torch")
 EVAL_POINTS = 2000
@@ -58,21 +59,23 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
     """Train the model of ``path`` and write a complete run folder; returns the metrics."""
     path = Path(path)
     out = Path(out) if out is not None else Path("runs") / path.stem
-    out.mkdir(parents=True, exist_ok=True)
-    model = build(path, backend, out)
-    if resume and not (out / checkpoint.NAME).exists():
-        raise TfmDataError(Diagnostic("Data", f"Nothing to resume: no checkpoint in '{out}'.",
-                                      suggestion="Run without --resume to start training."))
-    if resume:
-        _, meta = checkpoint.load(out / checkpoint.NAME)
-        if seed is not None and str(seed) != meta.get("seed"):
-            raise TfmSemanticError(Diagnostic(
-                "Semantic", f"The run in '{out}' was trained with seed {meta.get('seed')}; a "
-                "resumed run keeps its seed.", suggestion="Leave out --seed with --resume."))
+    compilation = compile_model(path)
+    spec_name = compilation.model.name
+    total = int(steps if steps is not None else compilation.model.train["steps"])
+    train = spec_of(compilation.model)["train"]
+    meta = _resumable(out, spec_name, seed, total, checkpoint.optimizer_id(train)) \
+        if resume else None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TfmDataError(Diagnostic("Data", f"Cannot create the run folder '{out}': "
+                                      f"{err.strerror}.")) from None
+    model = backend_module(backend).build(compilation.model, out, root=path.resolve().parent)
+    model.source_path, model.source_text = path.resolve(), path.read_text()
+    if meta is not None:
         model.seed = int(meta.get("seed", model.seed))
     elif seed is not None:
         model.reset(seed)
-    total = int(steps if steps is not None else model.spec["train"]["steps"])
     (out / "model.tfm").write_text(model.source_text)
     checkpoint.write_json(out / "config.json", {
         "model": model.spec["model"], "source": str(model.source_path), "backend": backend,
@@ -81,15 +84,48 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
     model.fit(steps=total, out=out, resume=resume, progress=progress, log=log)
     elapsed = time.perf_counter() - started
     trained = model.last_fit_steps
-    result = evaluate(model, out)
-    result |= {"backend": backend, "steps": model.step, "train_seconds": round(elapsed, 3),
-               "steps_per_second_with_compile": round(trained / elapsed, 1) if trained else None,
-               "final_loss": float(np.mean(model.history[-100:])) if model.history else None}
-    checkpoint.write_json(out / "metrics.json", result)
+    result = {"backend": backend, "steps": model.step, "train_seconds": round(elapsed, 3),
+              "steps_per_second_with_compile": round(trained / elapsed, 1) if trained else None,
+              "final_loss": float(np.mean(model.history[-100:])) if model.history else None}
     plots.loss(out / "loss.png", np.asarray(model.history), f"{model.spec['model']}: loss")
+    try:
+        result = evaluate(model, out) | result
+    except TfmError as err:  # e.g. non-finite samples: the checkpoint and the loss stay
+        checkpoint.write_json(out / "metrics.json", result | {"error": str(err)})
+        raise
+    checkpoint.write_json(out / "metrics.json", result)
     written = sorted(p.name for p in out.iterdir() if p.is_file())
     log(f"wrote {out}/: {', '.join(written)}")
     return result
+
+
+def _resumable(out: Path, model_name: str, seed: int | None, total: int,
+               optimizer: str) -> dict:
+    """The checkpoint's metadata, checked before anything in the run folder is written."""
+    if not (out / checkpoint.NAME).exists():
+        raise TfmDataError(Diagnostic("Data", f"Nothing to resume: no checkpoint in '{out}'.",
+                                      suggestion="Run without --resume to start training."))
+    tensors, meta = checkpoint.load(out / checkpoint.NAME)
+    at = int(tensors["step"][0]) if "step" in tensors else 0
+    if at > total:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The checkpoint in '{out}' is at step {at}, past the {total} steps asked "
+            "for; nothing was changed there.", suggestion="Ask for at least as many steps."))
+    if meta.get("model") != model_name:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The run in '{out}' holds model '{meta.get('model')}', not "
+            f"'{model_name}'; nothing was changed there.", suggestion="Resume with the model "
+            "file that started the run, or choose another --out."))
+    if meta.get("optimizer", optimizer) != optimizer:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The run in '{out}' was trained with other optimiser settings "
+            f"({meta.get('optimizer')}); nothing was changed there.", suggestion="Resume with "
+            "the same optimizer, lr_schedule, clip and ema."))
+    if seed is not None and str(seed) != meta.get("seed"):
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The run in '{out}' was trained with seed {meta.get('seed')}; a "
+            "resumed run keeps its seed.", suggestion="Leave out --seed with --resume."))
+    return meta
 
 
 def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0) -> dict:
@@ -97,8 +133,13 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
     also the samples and plots."""
     name = model.spec["model"]
     entry = model.sampler_entry(None)
-    result: dict = {"sampler": entry["name"], "eval_points": n}
-    samples = model.sample(n, seed=seed)
+    if entry["args"].get("direction") == "backward":  # it ends at the base, not the target
+        entry = PATH_SAMPLER if "velocity" in model.spec["fields"] else None
+    if entry is None:
+        return {"sampler": None}
+    result: dict = {"sampler": entry["name"], "eval_points": n,
+                    "interval": list(model.interval(entry))}
+    samples = model.sample(n, sampler=entry, seed=seed)
     reference = _reference(model, n)
     if reference is not None:
         result["w2"] = metric_fns.w2(samples, reference)
@@ -110,7 +151,7 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
     if "velocity" in model.spec["fields"]:
         fixed = next((s for s in ode if s["method"] != "dopri5"), None)
         _, path = model.sample(n, sampler=fixed or PATH_SAMPLER, seed=seed + 1, trajectory=True)
-        result["path_energy"] = path_energy(model, path)
+        result["path_energy"] = path_energy(model, path, fixed or PATH_SAMPLER)
         if reference is not None:
             w2_ends = metric_fns.w2(path[0], reference)
             result["w2_base_target"] = w2_ends
@@ -130,10 +171,10 @@ def _reference(model, n: int):
         return None
 
 
-def path_energy(model, path: np.ndarray) -> float:
+def path_energy(model, path: np.ndarray, sampler) -> float:
     """E integral_t0^t1 |b(t, X_t)|^2 dt along the states of a fixed-step trajectory
     (trapezoid rule on its grid)."""
-    t0, t1 = model.interval()
+    t0, t1 = model.interval(sampler)
     times = np.linspace(t0, t1, len(path))
     speeds = np.array([np.mean(np.sum(model.evaluate("velocity", t, x).reshape(len(x), -1) ** 2,
                                       -1)) for t, x in zip(times, path)])

@@ -193,11 +193,16 @@ def _run(args) -> int:
 def _save_npy(path: str, array) -> None:
     import numpy as np
 
+    from ..dsl.diagnostics import Diagnostic, TfmDataError
+
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp.npy")
+        np.save(tmp, array)
+        tmp.replace(target)
+    except OSError as err:
+        raise TfmDataError(Diagnostic("Data", f"Cannot write '{path}': {err.strerror}.")) from None
 
 
 def _sample(args) -> int:

@@ -79,9 +79,10 @@ def _npz_header(path: Path, key: str):
 
 def csv_rows(path: Path, shown: str | None = None):
     """(row number, values) of every data row: numeric fields, the same number on each row;
-    a first row of names is a header, blank lines and ``#`` lines are skipped."""
+    a first line of names (after blank and ``#`` lines) is a header; blank and ``#`` lines are
+    skipped."""
     name = shown or path.name
-    width = None
+    width, first = None, True
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for number, line in enumerate(fh, start=1):
             line = line.strip()
@@ -91,10 +92,12 @@ def csv_rows(path: Path, shown: str | None = None):
             try:
                 values = [float(f) for f in fields]
             except ValueError:
-                if number == 1:
-                    continue  # a header row
+                if first:
+                    first = False
+                    continue  # a header row: the first line that is not blank or a comment
                 raise DataFileError(f"'{name}', row {number}: not all fields are numbers "
                                     f"({line[:60]!r}).") from None
+            first = False
             if width is None:
                 width = len(values)
             elif len(values) != width:

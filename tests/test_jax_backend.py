@@ -362,3 +362,50 @@ def test_interrupted_run_says_how_to_resume(tmp_path, capsys, monkeypatch):
     path = _write(tmp_path, _model_text("moons()"))
     assert cli.main(["run", str(path), "--out", str(tmp_path / "r"), "--quiet"]) == 130
     assert "--resume" in capsys.readouterr().err
+
+
+def test_a_refused_resume_changes_nothing_in_the_run_folder(tmp_path):
+    from tfm.backends.run import run
+    from tfm.dsl.diagnostics import TfmSemanticError
+
+    path = _write(tmp_path, _model_text("moons()"))
+    run(path, out=tmp_path / "run", steps=20, progress=False, log=lambda m: None)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    with pytest.raises(TfmSemanticError, match="holds model 'Small', not 'GaussianToGaussian'"):
+        run(G2G, out=tmp_path / "run", resume=True, progress=False)
+    other = _write(tmp_path, _model_text("moons()", "steps 40  batch 64  optimizer sgd()"),
+                   "o.tfm")
+    with pytest.raises(TfmSemanticError, match="other optimiser settings"):
+        run(_write(tmp_path, other.read_text().replace("model Small", "model Small "), "p.tfm"),
+            out=tmp_path / "run", resume=True, progress=False, log=lambda m: None)
+    with pytest.raises(TfmSemanticError, match="other optimiser settings"):
+        model = tfm.load(other, folder=tmp_path / "o")
+        model.fit(out=tmp_path / "run", resume=True, progress=False, log=lambda m: None)
+    with pytest.raises(TfmSemanticError, match="past the 10 steps"):
+        run(path, out=tmp_path / "run", steps=10, resume=True, progress=False, log=lambda m: None)
+    after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    assert before["checkpoint.safetensors"] == after["checkpoint.safetensors"]
+    assert before == after
+
+
+def test_unwritable_output_is_a_user_error(tmp_path):
+    path = _write(tmp_path, _model_text("moons()"))
+    from tfm.compiler import cli
+    assert cli.main(["run", str(path), "--steps", "10", "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    (tmp_path / "file").write_text("")
+    assert cli.main(["sample", str(tmp_path / "r"), "-n", "3", "-o",
+                     str(tmp_path / "file" / "x.npy")]) == 1
+
+
+def test_ema_starts_as_the_weights(tmp_path):
+    path = _write(tmp_path, _model_text("moons()", "steps 1  batch 16  ema 0.99999"))
+    model = tfm.load(path, folder=tmp_path).fit(progress=False)
+    assert all(np.array_equal(np.asarray(model.ema[k]), np.asarray(model.params[k]))
+               for k in model.params)
+
+
+def test_csv_header_after_comments(tmp_path):
+    (tmp_path / "p.csv").write_text("# two columns\n\nu,v\n1,2\n3,4\n")
+    model = tfm.load(_write(tmp_path, _model_text('data("p.csv")')), folder=tmp_path)
+    model.fit(steps=2, progress=False)
+    assert np.isfinite(model.history).all()

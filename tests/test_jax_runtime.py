@@ -134,3 +134,68 @@ def test_initial_weights_do_not_depend_on_the_backend_rng(tmp_path):
     assert set(ref) == set(a.params)
     assert all(np.array_equal(ref[k], np.asarray(a.params[k])) for k in ref)
     assert ref["b.0.weight"].shape == (256, 3) and ref["b.3.weight"].shape == (2, 256)
+
+
+DERIVE = sorted((ROOT / "tests" / "golden" / "derive").glob("*.tfm"))
+SWEEP_SAMPLERS = """
+    sampler sweep_ode = euler(steps = 10)
+    sampler sweep_forward = euler_maruyama(steps = 10, eps = 0.5)
+    sampler sweep_backward = euler_maruyama(steps = 10, eps = 0.5, direction = backward)
+}"""
+
+
+@pytest.mark.parametrize("path", DERIVE, ids=lambda p: p.stem)
+def test_every_stdlib_interpolant_samples_finitely_with_every_sampler(path, tmp_path):
+    """Each stdlib interpolant (its derive golden) with an ODE, a forward and a backward SDE
+    sampler, at the initial weights: the samples and log-densities are finite, though the
+    derived drifts are 0/0 or infinite at t = 0 or 1 for several of them (the sampler's
+    interval then starts 0.001 inside)."""
+    from tfm.dsl.diagnostics import TfmError
+
+    text = path.read_text()
+    model_text = text[:text.rindex("}")] + SWEEP_SAMPLERS
+    (tmp_path / path.name).write_text(model_text)
+    for data in path.parent.glob("*.npy"):  # data files the golden reads
+        (tmp_path / data.name).write_bytes(data.read_bytes())
+    try:
+        model = tfm.load(tmp_path / path.name, folder=tmp_path)
+        names = ["sweep_ode", "sweep_forward", "sweep_backward"]
+    except TfmError:  # the networks do not determine the score: the ODE alone
+        (tmp_path / path.name).write_text(text[:text.rindex("}")] + SWEEP_SAMPLERS.splitlines()[1]
+                                          + "\n}")
+        model = tfm.load(tmp_path / path.name, folder=tmp_path)
+        names = ["sweep_ode"]
+    for name in names:
+        x = model.sample(16, sampler=name, seed=0)
+        assert np.isfinite(x).all(), name
+        lo, hi = model.interval(name)
+        assert 0 <= lo < 0.01 and 0.99 < hi <= 1
+    if model.spec["base"]["name"] == "normal":  # log-densities need a base density
+        x = model.sample(4, sampler="sweep_ode")
+        assert np.isfinite(model.log_prob(x, sampler="sweep_ode")).all()
+
+
+def test_hutchinson_is_unbiased_for_a_non_diagonal_jacobian():
+    from tfm.backends.jax.runtime import likelihood
+
+    a = jnp.array([[0.3, 2.0, -1.0], [0.5, -0.2, 0.7], [-1.5, 0.4, 0.9]])
+
+    def velocity(t, x):
+        return x @ a.T
+
+    x = jnp.ones((20_000, 3))
+    estimates = likelihood.divergence_hutchinson(velocity, 0.0, x,
+                                                 jax.random.rademacher(jax.random.PRNGKey(0), x.shape,
+                                                                       jnp.float32))
+    assert abs(float(estimates.mean()) - float(jnp.trace(a))) < 0.05  # sd 2.9 / sqrt(20000)
+    assert float(estimates.std()) > 1  # one probe per point really is an estimate here
+    exact = likelihood.divergence_exact(velocity, 0.0, x[:5])
+    assert np.allclose(exact, float(jnp.trace(a)), atol=1e-5)
+
+
+def test_emitted_module_never_runs_the_file_name(tmp_path):
+    name = 'g""";open("PWNED","w");""".tfm'
+    (tmp_path / name).write_text((ROOT / "examples" / "gaussian_to_gaussian.tfm").read_text())
+    model = tfm.load(tmp_path / name, folder=tmp_path / "build")
+    assert model.module.SOURCE == name
+    assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()

@@ -24,7 +24,7 @@ from . import printer
 
 BACKEND = "jax"
 
-HEADER = '''"""{model}: the JAX module tfmc {version} emitted from {file}.
+HEADER = '''"""{model}: the JAX module tfmc {version} emitted from the file SOURCE names.
 
 Generated code: edit the .tfm file and run `tfmc compile` again rather than editing this file.
 It is used by tfm.backends.jax.runtime.JaxModel (networks, training loop, solvers).
@@ -32,6 +32,7 @@ It is used by tfm.backends.jax.runtime.JaxModel (networks, training loop, solver
 
 import jax.numpy as jnp
 
+SOURCE = {file}
 SPEC = {spec}
 '''
 
@@ -63,7 +64,7 @@ def emit(model: ir.Model) -> str:
     """The module's source text (checked: it parses and compiles)."""
     maths = specs.maths(model)
     keys = specs.output_keys(model)
-    text = HEADER.format(model=model.name, version=__version__, file=Path(model.file).name,
+    text = HEADER.format(model=model.name, version=__version__, file=repr(Path(model.file).name),
                          spec=pprint.pformat(specs.spec(model), sort_dicts=False, width=100))
     text += _function("interpolant", "t, x0, x1, z",
                       f"x_t = {model.derivation.interpolant}", maths["interpolant"])

@@ -57,8 +57,25 @@ def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     return tensors, metadata
 
 
+def optimizer_id(train: dict) -> str:
+    """The optimiser settings of a train block that a resumed run must share, as JSON."""
+    return json.dumps({k: train[k] for k in ("optimizer", "lr_schedule", "clip", "ema")},
+                      sort_keys=True)
+
+
+def _finite(value):
+    """JSON has no NaN or inf: they are written as null."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def write_json(path: str | Path, value) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=1, sort_keys=False) + "\n")
+    tmp.write_text(json.dumps(_finite(value), indent=1, sort_keys=False, allow_nan=False) + "\n")
     os.replace(tmp, path)

@@ -21,6 +21,7 @@ from ...shared.init import init_params
 from . import couplings, distributions, likelihood, networks, optim, solvers, train
 
 BACKEND = "jax"
+END_STEP = 1e-3  # how far a sampler's interval moves inside from an end where its field is not finite
 DEFAULT_SAMPLER = {"name": "heun(steps = 20)", "method": "heun", "args": {"steps": 20},
                    "kind": "ode"}
 
@@ -134,6 +135,9 @@ class JaxModel:
             if out is None:
                 raise _error("resume needs the run folder (out).")
             self.load(Path(out) / checkpoint.NAME, optimizer=True)
+            if self.step > total:
+                raise _error(f"The checkpoint is at step {self.step}, past the {total} steps "
+                             "asked for.", "Ask for at least as many steps (--steps).")
             log(f"resuming {self.spec['model']} at step {self.step} of {total}")
         first = self.step
         # the learning-rate schedule spans the steps of this fit (a resumed run must ask for
@@ -195,12 +199,42 @@ class JaxModel:
             return jnp.broadcast_to(value, x.shape).astype(x.dtype)
         return f
 
-    def interval(self) -> tuple[float, float]:
-        """The time interval samplers cover: a uniform time law's [low, high], else [0, 1]."""
+    def interval(self, sampler: str | dict | None = None) -> tuple[float, float]:
+        """The time interval a sampler covers: a uniform time law's [low, high], else [0, 1];
+        an end where the sampler's field (ODE: velocity; SDE: its drift and eps) is not a
+        finite number in float32 (0/0 at t = 0 or 1, say, though its limit is finite) moves
+        inside by END_STEP, as the compiler moves the time law."""
         law = self.spec["time_law"]
         if law["name"] == "uniform":
-            return float(law["args"]["low"]), float(law["args"]["high"])
-        return 0.0, 1.0
+            lo, hi = float(law["args"]["low"]), float(law["args"]["high"])
+        else:
+            lo, hi = 0.0, 1.0
+        if sampler is None:
+            return lo, hi
+        entry = self.sampler_entry(sampler)
+        cache = self.__dict__.setdefault("_intervals", {})
+        key = (entry["name"], entry["kind"], lo, hi)
+        if key not in cache:
+            cache[key] = (self._inside(entry, lo, +1), self._inside(entry, hi, -1))
+        return cache[key]
+
+    def _inside(self, entry: dict, end: float, direction: int) -> float:
+        """``end``, or the first point inside from it where the sampler's field is finite."""
+        rng = np.random.default_rng(0)
+        x = jnp.asarray(rng.standard_normal((8,) + self.shape), jnp.float32)
+        out = {n["key"]: jnp.asarray(rng.standard_normal((8,) + self.shape), jnp.float32)
+               for n in self.spec["networks"]}
+        for k in range(3):
+            t = jnp.float32(end + direction * k * END_STEP)
+            if entry["kind"] == "sde":
+                values = [self.module.drifts(t, x, out)[entry["name"]],
+                          getattr(self.module, f"eps_{entry['name']}")(t)]
+            else:
+                values = [self.module.fields(t, x, out)["velocity"]]
+            if all(bool(jnp.all(jnp.isfinite(jnp.asarray(v)))) for v in values):
+                return float(t)
+        raise _error(f"The sampler '{entry['name']}' needs a field that is not finite near "
+                     f"t = {end:g}.", "Restrict the time law, e.g. time ~ uniform(0.001, 0.999).")
 
     def sampler_entry(self, name: str | dict | None, kind: str | None = None) -> dict:
         """The sampler called ``name`` (or given as a SPEC entry), or the first of ``kind``."""
@@ -230,7 +264,7 @@ class JaxModel:
         entry = self.sampler_entry(sampler)
         key = jax.random.PRNGKey(seed)
         k_start, k_noise = jax.random.split(key)
-        t0, t1 = self.interval()
+        t0, t1 = self.interval(entry)
         backward = entry["kind"] == "sde" and entry["args"].get("direction") == "backward"
         if x0 is None:
             role = "target" if backward else "base"
@@ -240,9 +274,9 @@ class JaxModel:
             start = jnp.asarray(x0, jnp.float32)
         fn = self._sample_fn(entry, trajectory, t0, t1)
         result = fn(self.weights, start, k_noise)
-        if trajectory:
-            return np.asarray(result[0]), np.asarray(result[1])
-        return np.asarray(result)
+        samples = np.asarray(result[0] if trajectory else result)
+        _finite(samples, f"The samples of '{entry['name']}'")
+        return (samples, np.asarray(result[1])) if trajectory else samples
 
     def _sample_fn(self, entry: dict, trajectory: bool, t0: float, t1: float):
         key = ("sample", entry["name"], entry["method"], repr(entry["args"]), trajectory, t0, t1)
@@ -301,10 +335,12 @@ class JaxModel:
             padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
             values = one(self.weights, jnp.asarray(padded), jax.random.fold_in(key, i))
             parts.append(np.asarray(values)[:len(chunk)])  # one compiled shape for all batches
-        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        _finite(values, "The log-densities")
+        return values
 
     def _log_prob_fn(self, entry: dict, exact: bool, base):
-        t0, t1 = self.interval()
+        t0, t1 = self.interval(entry)
         key = ("log_prob", entry["name"], entry["method"], repr(entry["args"]), exact, t0, t1)
         cache = self.__dict__.setdefault("_compiled", {})
         if key not in cache:
@@ -336,7 +372,10 @@ class JaxModel:
         tensors["step"] = np.asarray([self.step], np.int64)
         tensors["loss"] = np.asarray(self.history, np.float32)
         checkpoint.save(path, tensors, {"model": self.spec["model"], "backend": BACKEND,
-                                        "seed": str(self.seed)})
+                                        "seed": str(self.seed), "optimizer": self._optimizer_id()})
+
+    def _optimizer_id(self) -> str:
+        return checkpoint.optimizer_id(self.spec["train"])
 
     def load(self, path: str | Path, optimizer: bool = False) -> "JaxModel":
         """Weights (and EMA) from a checkpoint of either backend; with ``optimizer`` also the
@@ -357,6 +396,10 @@ class JaxModel:
         if self.spec["train"]["ema"] > 0 and not self.ema:
             self.ema = dict(self.params)
         if optimizer:
+            if meta.get("optimizer", self._optimizer_id()) != self._optimizer_id():
+                raise _error(f"'{path}' was trained with other optimiser settings "
+                             f"({meta.get('optimizer')}); training resumes with the same "
+                             "optimizer, lr_schedule, clip and ema.")
             if meta.get("backend") != BACKEND:
                 raise _error(f"'{path}' was written by the {meta.get('backend')} backend; "
                              "training resumes with the backend that started it.")
@@ -371,6 +414,16 @@ class JaxModel:
             self.history = [float(v) for v in tensors["loss"]]
             self.seed = int(meta.get("seed", self.seed))
         return self
+
+
+def _finite(values: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(1) if len(values) else []
+    if np.any(bad):
+        raise TfmRuntimeError(Diagnostic(
+            "Runtime", f"{what} are not finite for {int(np.sum(bad))} of {len(values)} points "
+            f"(the first is point {int(np.argmax(bad))}).",
+            suggestion="The fields may be singular where the sampler starts or ends: restrict the "
+            "time law, e.g. time ~ uniform(0.001, 0.999), or train longer."))
 
 
 class _NoBar:

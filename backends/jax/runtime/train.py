@@ -66,7 +66,8 @@ def make_step(spec: dict, module, draw, opt: optax.GradientTransformation, root_
         ema = state["ema"]
         if decay > 0:  # the debiased EMA, kept in its debiased form: the first step copies
             count = (state["step"] + 1).astype(jnp.float32)
-            rate = (1 - decay) / (1 - decay ** count)
+            d = jnp.float32(decay)  # one precision throughout: the first rate is exactly 1
+            rate = (1 - d) / (1 - d ** count)
             ema = jax.tree_util.tree_map(lambda e, p: e + rate * (p - e), ema, params)
         return {"params": params, "opt": opt_state, "ema": ema, "step": state["step"] + 1}, value
 

@@ -1,4 +1,4 @@
-"""GaussianToGaussian: the JAX module tfmc 0.1.0 emitted from gaussian_to_gaussian.tfm.
+"""GaussianToGaussian: the JAX module tfmc 0.1.0 emitted from the file SOURCE names.
 
 Generated code: edit the .tfm file and run `tfmc compile` again rather than editing this file.
 It is used by tfm.backends.jax.runtime.JaxModel (networks, training loop, solvers).
@@ -6,6 +6,7 @@ It is used by tfm.backends.jax.runtime.JaxModel (networks, training loop, solver
 
 import jax.numpy as jnp
 
+SOURCE = 'gaussian_to_gaussian.tfm'
 SPEC = {'model': 'GaussianToGaussian',
  'file': 'gaussian_to_gaussian.tfm',
  'shape': [2],

@@ -1,4 +1,4 @@
-"""Digits: the JAX module tfmc 0.1.0 emitted from images.tfm.
+"""Digits: the JAX module tfmc 0.1.0 emitted from the file SOURCE names.
 
 Generated code: edit the .tfm file and run `tfmc compile` again rather than editing this file.
 It is used by tfm.backends.jax.runtime.JaxModel (networks, training loop, solvers).
@@ -6,6 +6,7 @@ It is used by tfm.backends.jax.runtime.JaxModel (networks, training loop, solver
 
 import jax.numpy as jnp
 
+SOURCE = 'images.tfm'
 SPEC = {'model': 'Digits',
  'file': 'images.tfm',
  'shape': [1, 8, 8],
