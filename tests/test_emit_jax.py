@@ -92,3 +92,9 @@ def test_emitted_text_holds_no_user_text_but_identifiers_and_numbers(tmp_path):
     module = emit.load(emit.write(model, tmp_path / "out"))
     assert module.SPEC["target"]["args"]["path"] == "it's.npy"
     assert isinstance(module.SPEC, dict) and ir.t.name == "t"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "bench").glob("*.tfm")), ids=lambda p: p.stem)
+def test_benchmark_models_compile_and_emit(path, tmp_path):
+    model = load_model(path)
+    assert emit.load(emit.write(model, tmp_path)).SPEC["model"] == model.name
