@@ -399,8 +399,9 @@ def fm_sampler(w, n):
     return call
 
 
-def jax_hand_sampler(w, n):
-    """limits.py jax_sampling: a jitted fori_loop of Euler steps over a random MLP."""
+def random_mlp(w):
+    """The peers' random (weight, bias) pairs of the 3 -> w -> w -> w -> 2 MLP (limits.py), and
+    the key left after drawing them."""
     import jax
     import jax.numpy as jnp
 
@@ -411,6 +412,15 @@ def jax_hand_sampler(w, n):
         key, k = jax.random.split(key)
         ps.append((jax.random.normal(k, (sizes[i], sizes[i + 1])) / math.sqrt(sizes[i]),
                    jnp.zeros(sizes[i + 1])))
+    return ps, key
+
+
+def jax_hand_sampler(w, n):
+    """limits.py jax_sampling: a jitted fori_loop of Euler steps over a random MLP."""
+    import jax
+    import jax.numpy as jnp
+
+    ps, key = random_mlp(w)
 
     def v(t, x):
         h = jnp.concatenate([x, jnp.full((x.shape[0], 1), t)], -1)
@@ -467,13 +477,7 @@ def jax_hand_logprob(n):
     import jax
     import jax.numpy as jnp
 
-    sizes = [3, 64, 64, 64, 2]
-    key = jax.random.PRNGKey(0)
-    ps = []
-    for i in range(4):
-        key, k = jax.random.split(key)
-        ps.append((jax.random.normal(k, (sizes[i], sizes[i + 1])) / math.sqrt(sizes[i]),
-                   jnp.zeros(sizes[i + 1])))
+    ps, key = random_mlp(64)
 
     def v1(t, x):
         h = jnp.concatenate([x, jnp.array([t])])
