@@ -17,15 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..compiler.pipeline import compile_model, compile_text
+from ..compiler.pipeline import Compilation, compile_model, compile_text
 from ..dsl.diagnostics import Diagnostic, TfmDataError, TfmError, TfmSemanticError
 from .shared import checkpoint, metrics as metric_fns, plots
-from .shared.spec import spec as spec_of
+from .shared.spec import DEFAULT_SAMPLER, spec as spec_of
 
 BACKENDS = ("jax", "torch")
 EVAL_POINTS = 2000
 NLL_POINTS = 1000
-PATH_SAMPLER = {"name": "heun(steps = 20)", "method": "heun", "args": {"steps": 20}, "kind": "ode"}
 
 
 def backend_module(name: str):
@@ -44,22 +43,29 @@ def backend_module(name: str):
             suggestion=f"pip install 'tfmc[{name}]'")) from None
 
 
-def build(path: str | Path, backend: str = "jax", folder: str | Path | None = None):
-    """The model object for the .tfm file ``path``; the emitted module goes into ``folder``."""
-    compilation = compile_model(path)
-    model = backend_module(backend).build(compilation.model, folder, root=Path(path).resolve().parent)
-    model.source_path = Path(path).resolve()
-    model.source_text = Path(path).read_text()
+def build(path: str | Path, backend: str = "jax", folder: str | Path | None = None,
+          compilation: Compilation | None = None):
+    """The model object for the .tfm file ``path`` (``compilation``: its compiled form, when the
+    caller has it already); the emitted module goes into ``folder``."""
+    path = Path(path)
+    compilation = compilation or compile_model(path)
+    return _build(compilation, path.resolve(), path.read_text(), backend, folder)
+
+
+def _build(compilation: Compilation, source: Path, text: str, backend: str, folder):
+    """Data files and imports resolve in the source's folder."""
+    model = backend_module(backend).build(compilation.model, folder, root=source.parent)
+    model.source_path, model.source_text = source, text
     return model
 
 
 def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
         steps: int | None = None, seed: int | None = None, resume: bool = False,
-        progress: bool = True, log=print) -> dict:
+        progress: bool = True, log=print, compilation: Compilation | None = None) -> dict:
     """Train the model of ``path`` and write a complete run folder; returns the metrics."""
     path = Path(path)
     out = Path(out) if out is not None else Path("runs") / path.stem
-    compilation = compile_model(path)
+    compilation = compilation or compile_model(path)
     spec_name = compilation.model.name
     total = int(steps if steps is not None else compilation.model.train["steps"])
     train = spec_of(compilation.model)["train"]
@@ -70,8 +76,7 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
     except OSError as err:
         raise TfmDataError(Diagnostic("Data", f"Cannot create the run folder '{out}': "
                                       f"{err.strerror}.")) from None
-    model = backend_module(backend).build(compilation.model, out, root=path.resolve().parent)
-    model.source_path, model.source_text = path.resolve(), path.read_text()
+    model = build(path, backend, out, compilation)
     if meta is not None:
         model.seed = int(meta.get("seed", model.seed))
     elif seed is not None:
@@ -134,7 +139,7 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
     name = model.spec["model"]
     entry = model.sampler_entry(None)
     if entry["args"].get("direction") == "backward":  # it ends at the base, not the target
-        entry = PATH_SAMPLER if "velocity" in model.spec["fields"] else None
+        entry = DEFAULT_SAMPLER if "velocity" in model.spec["fields"] else None
     if entry is None:
         return {"sampler": None}
     result: dict = {"sampler": entry["name"], "eval_points": n,
@@ -150,8 +155,8 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
     ode = [s for s in model.spec["samplers"] if s["kind"] == "ode"]
     if "velocity" in model.spec["fields"]:
         fixed = next((s for s in ode if s["method"] != "dopri5"), None)
-        _, path = model.sample(n, sampler=fixed or PATH_SAMPLER, seed=seed + 1, trajectory=True)
-        result["path_energy"] = path_energy(model, path, fixed or PATH_SAMPLER)
+        _, path = model.sample(n, sampler=fixed or DEFAULT_SAMPLER, seed=seed + 1, trajectory=True)
+        result["path_energy"] = path_energy(model, path, fixed or DEFAULT_SAMPLER)
         if reference is not None:
             w2_ends = metric_fns.w2(path[0], reference)
             result["w2_base_target"] = w2_ends
@@ -195,8 +200,6 @@ def open_run(run_dir: str | Path, backend: str | None = None):
     text = (run_dir / "model.tfm").read_text()
     compilation = compile_text(text, file=source.name, folder=source.parent)
     compilation.raise_errors()
-    model = backend_module(backend).build(compilation.model, run_dir / f"build_{backend}",
-                                          root=source.parent)
-    model.source_path, model.source_text = source, text
+    model = _build(compilation, source, text, backend, run_dir / f"build_{backend}")
     model.load(run_dir / checkpoint.NAME)
     return model

@@ -182,10 +182,11 @@ def _compile_command(args) -> int:
 def _run(args) -> int:
     from ..backends.run import run
 
-    _warn(compile_model(args.file))
+    compilation = compile_model(args.file)
+    _warn(compilation)
     result = run(args.file, args.backend, args.out, steps=args.steps, seed=args.seed,
                  resume=args.resume, progress=not args.quiet,
-                 log=lambda m: print(m, file=sys.stderr))
+                 log=lambda m: print(m, file=sys.stderr), compilation=compilation)
     print(json.dumps(result, indent=1))
     return EXIT_OK
 

@@ -54,7 +54,7 @@ def test_emitted_functions_equal_the_derivations(path, tmp_path):
     values = {"t": rng.uniform(0.05, 0.95, n), "x0": rng.standard_normal(n),
               "x1": rng.standard_normal(n), "z": rng.standard_normal(n),
               "x": rng.standard_normal(n)}
-    out = {k: rng.standard_normal(n) for k in specs.output_keys(model)}
+    out = {k: rng.standard_normal(n) for k in specs.output_keys(model).values()}
     symbols = {**{s: values[s] for s in values}, **{f"out_{k}": v for k, v in out.items()}}
 
     def reference(expr):

@@ -17,6 +17,8 @@ import pprint
 import sys
 from pathlib import Path
 
+import sympy
+
 from ... import __version__
 from ...compiler import ir
 from ..shared import spec as specs
@@ -40,36 +42,36 @@ FUNCTION = '''
 
 def {name}({params}):
     """{doc}"""
-{body}
-    return {result}
+{body}    return {result}
 '''
 
 
-def _function(name: str, params: str, doc: str, exprs: dict, outputs: list[str] = ()) -> str:
+def _function(name: str, params: str, doc: str, exprs: dict, outputs=(), single=False) -> str:
+    """One emitted function: the network outputs it reads, cse temporaries, then a dict of the
+    named results (or the one result, with ``single``)."""
     blk = printer.block(exprs)
-    lines = [f"    out_{k} = out[{k!r}]" for k in outputs]
-    body = "\n".join(lines + ([blk.body()] if blk.lines else []))
-    if len(exprs) == 1 and "x_t" in exprs or name.startswith("eps"):
-        result = next(iter(blk.results))[1]
+    lines = [f"out_{k} = out[{k!r}]" for k in outputs] + list(blk.lines)
+    body = "".join(f"    {line}\n" for line in lines)
+    if single:
+        result = blk.results[0][1]
     else:
         result = "{" + ", ".join(f"{k!r}: {v}" for k, v in blk.results) + "}"
-    if not body:
-        return FUNCTION.format(name=name, params=params, doc=doc, body="", result=result
-                               ).replace("\"\"\"\n\n    return", "\"\"\"\n    return")
-    return FUNCTION.format(name=name, params=params, doc=doc, body=body,
-                           result=result)
+    return FUNCTION.format(name=name, params=params, doc=doc, body=body, result=result)
 
 
 def emit(model: ir.Model) -> str:
     """The module's source text (checked: it parses and compiles)."""
     maths = specs.maths(model)
-    keys = specs.output_keys(model)
+    keys = list(specs.output_keys(model).values())
+
+    def used(group: str) -> list[str]:
+        return [k for k in keys if any(e.has(sympy.Symbol("out_" + k, real=True))
+                                       for e in maths[group].values())]
+
     text = HEADER.format(model=model.name, version=__version__, file=repr(Path(model.file).name),
                          spec=pprint.pformat(specs.spec(model), sort_dicts=False, width=100))
     text += _function("interpolant", "t, x0, x1, z",
-                      f"x_t = {model.derivation.interpolant}", maths["interpolant"])
-    used = lambda group: [k for k in keys if any(  # noqa: E731
-        e.has(_out(k)) for e in maths[group].values())]
+                      f"x_t = {model.derivation.interpolant}", maths["interpolant"], single=True)
     text += _function("losses", "t, x0, x1, z, out",
                       "Per-element loss integrand w(t) |N(t, x_t) - Y|^2 of each trained network.",
                       maths["losses"], used("losses"))
@@ -80,15 +82,10 @@ def emit(model: ir.Model) -> str:
                       "Drift b + eps s (forward) or b - eps s (backward) of each SDE sampler.",
                       maths["drifts"], used("drifts"))
     for name, expr in maths["eps"].items():
-        text += _function(f"eps_{name}", "t", f"eps(t) of sampler {name}: {expr}", {name: expr})
+        text += _function(f"eps_{name}", "t", f"eps(t) of sampler {name}: {expr}", {name: expr},
+                          single=True)
     check(text, model.name)
     return text
-
-
-def _out(key):
-    import sympy
-
-    return sympy.Symbol("out_" + key, real=True)
 
 
 def check(text: str, name: str) -> None:

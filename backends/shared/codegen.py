@@ -22,9 +22,6 @@ class Block:
     def body(self, indent: str = "    ") -> str:
         return "\n".join(indent + line for line in self.lines)
 
-    def result(self, name: str) -> str:
-        return dict(self.results)[name]
-
 
 def straight_line(exprs: dict[str, sympy.Expr], printer) -> Block:
     names = list(exprs)

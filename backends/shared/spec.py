@@ -7,23 +7,29 @@ symbols t, x0, x1, z, x and ``out_<network>`` so that both backends print the sa
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import sympy
 
 from ...compiler import ir
 from ...compiler.derive import ODE_SAMPLERS, noise_schedule, output_symbol
 from .codegen import identifier
 
+# the sampler used where a model names none (and for path energies): its velocity, heun, 20 steps
+DEFAULT_SAMPLER = {"name": "heun(steps = 20)", "method": "heun", "args": {"steps": 20},
+                   "kind": "ode"}
 
-def output_name(network: str, target: str) -> str:
-    """The key of a network's output in the ``out`` mapping: its name, or grad_NAME."""
-    return output_symbol(network, target).name
+
+def output_keys(model: ir.Model) -> dict[str, str]:
+    """Each network's key in the emitted functions' ``out`` mapping: its name, or grad_NAME for
+    a potential network (whose gradient is the field), in declaration order."""
+    targets = {term.network: term.target for term in model.objective.terms}
+    return {n.name: output_symbol(n.name, targets.get(n.name, "velocity")).name
+            for n in model.networks}
 
 
 def spec(model: ir.Model) -> dict:
     d = model.derivation
     targets = {term.network: term.target for term in model.objective.terms}
+    keys = output_keys(model)
     networks = []
     for n in model.networks:
         target = targets.get(n.name)
@@ -31,7 +37,7 @@ def spec(model: ir.Model) -> dict:
                          "args": dict(n.constructor.to_json()["args"]),
                          "target": target,
                          "output": "scalar" if target == "potential" else "vector",
-                         "key": output_name(n.name, target) if target else n.name})
+                         "key": keys[n.name]})
     samplers = []
     for s in model.samplers:
         entry = {"name": s.name, "method": s.constructor.name,
@@ -42,7 +48,6 @@ def spec(model: ir.Model) -> dict:
     fields = [f.name for f in d.fields if f.expr is not None]
     return {
         "model": model.name,
-        "file": Path(model.file).name,
         "shape": list(model.shape),
         "dim": model.dim,
         "latent": model.interpolant.uses_latent,
@@ -51,7 +56,6 @@ def spec(model: ir.Model) -> dict:
         "coupling": model.coupling.to_json(),
         "time_law": d.time_law.to_json(),
         "networks": networks,
-        "trained": [n["name"] for n in networks if n["target"]],
         "fields": fields,
         "samplers": samplers,
         "train": {k: (v.to_json() if isinstance(v, ir.Constructor) else v)
@@ -88,9 +92,3 @@ def maths(model: ir.Model) -> dict[str, dict[str, sympy.Expr]]:
         sampler = next(s for s in model.samplers if s.name == name)
         out["eps"][name] = noise_schedule(model, sampler.constructor.arg("eps"))
     return out
-
-
-def output_keys(model: ir.Model) -> list[str]:
-    """Every network output a field or loss may use, in declaration order."""
-    targets = {term.network: term.target for term in model.objective.terms}
-    return [output_name(n.name, targets.get(n.name, "velocity")) for n in model.networks]

@@ -18,12 +18,11 @@ import numpy as np
 from ....dsl.diagnostics import Diagnostic, TfmRuntimeError, TfmSemanticError
 from ...shared import checkpoint, data as data_files
 from ...shared.init import init_params
+from ...shared.spec import DEFAULT_SAMPLER
 from . import couplings, distributions, likelihood, networks, optim, solvers, train
 
 BACKEND = "jax"
 END_STEP = 1e-3  # how far a sampler's interval moves inside from an end where its field is not finite
-DEFAULT_SAMPLER = {"name": "heun(steps = 20)", "method": "heun", "args": {"steps": 20},
-                   "kind": "ode"}
 
 
 def _error(message: str, suggestion: str | None = None):
@@ -41,7 +40,9 @@ class JaxModel:
         tr = self.spec["train"]
         self.dtype = jnp.bfloat16 if tr["precision"] == "bfloat16" else jnp.float32
         self.optimizer = optim.optimizer(tr, int(tr["steps"]))
-        self._arrays: dict[str, np.ndarray] = {}
+        self._arrays: dict[str, np.ndarray] = {}  # loaded data files
+        self._compiled: dict[tuple, object] = {}  # jitted samplers, likelihoods, training chunks
+        self._intervals: dict[tuple, tuple[float, float]] = {}
         self.reset(int(tr["seed"]))
 
     # --- state ------------------------------------------------------------------------------
@@ -143,17 +144,14 @@ class JaxModel:
         # the learning-rate schedule spans the steps of this fit (a resumed run must ask for
         # the same total to repeat an uninterrupted one)
         self.optimizer = optim.optimizer(tr, total)
-        cache = self.__dict__.setdefault("_compiled", {})
         key = ("fit", total, self.seed)
-        if data is not None or key not in cache:  # arrays given to fit are not cached
-            draw = self._drawer(data)
-            root_key = jax.random.PRNGKey(self.seed)
-            step_fn = train.make_step(self.spec, self.module, draw, self.optimizer, root_key,
-                                      self.dtype)
+        run_chunk = self._compiled.get(key) if data is None else None  # arrays are not cached
+        if run_chunk is None:
+            step_fn = train.make_step(self.spec, self.module, self._drawer(data), self.optimizer,
+                                      jax.random.PRNGKey(self.seed), self.dtype)
             run_chunk = train.chunk_runner(step_fn)
             if data is None:
-                cache[key] = run_chunk
-        run_chunk = cache.get(key) if data is None else run_chunk
+                self._compiled[key] = run_chunk
         bar = _progress(total, self.step, progress)
 
         def on_chunk(state, losses):
@@ -212,11 +210,10 @@ class JaxModel:
         if sampler is None:
             return lo, hi
         entry = self.sampler_entry(sampler)
-        cache = self.__dict__.setdefault("_intervals", {})
         key = (entry["name"], entry["kind"], lo, hi)
-        if key not in cache:
-            cache[key] = (self._inside(entry, lo, +1), self._inside(entry, hi, -1))
-        return cache[key]
+        if key not in self._intervals:
+            self._intervals[key] = (self._inside(entry, lo, +1), self._inside(entry, hi, -1))
+        return self._intervals[key]
 
     def _inside(self, entry: dict, end: float, direction: int) -> float:
         """``end``, or the first point inside from it where the sampler's field is finite."""
@@ -280,9 +277,8 @@ class JaxModel:
 
     def _sample_fn(self, entry: dict, trajectory: bool, t0: float, t1: float):
         key = ("sample", entry["name"], entry["method"], repr(entry["args"]), trajectory, t0, t1)
-        cache = self.__dict__.setdefault("_compiled", {})
-        if key in cache:
-            return cache[key]
+        if key in self._compiled:
+            return self._compiled[key]
         method, args = entry["method"], entry["args"]
 
         def run(weights, x, noise_key):
@@ -305,8 +301,8 @@ class JaxModel:
                                       float(args["atol"]))[0]
             return solvers.fixed_step(velocity, x, t0, t1, int(args["steps"]), method, trajectory)
 
-        cache[key] = jax.jit(run)
-        return cache[key]
+        self._compiled[key] = jax.jit(run)
+        return self._compiled[key]
 
     def log_prob(self, x, sampler: str | None = None, exact: bool | None = None, seed: int = 0,
                  batch: int = 16384) -> np.ndarray:
@@ -342,8 +338,7 @@ class JaxModel:
     def _log_prob_fn(self, entry: dict, exact: bool, base):
         t0, t1 = self.interval(entry)
         key = ("log_prob", entry["name"], entry["method"], repr(entry["args"]), exact, t0, t1)
-        cache = self.__dict__.setdefault("_compiled", {})
-        if key not in cache:
+        if key not in self._compiled:
             args = entry["args"]
 
             def one(weights, xb, noise_key):
@@ -351,16 +346,16 @@ class JaxModel:
                                            entry["method"], int(args.get("steps", 20)), exact,
                                            noise_key, float(args.get("rtol", 1e-5)),
                                            float(args.get("atol", 1e-5)))
-            cache[key] = jax.jit(one)
-        return cache[key]
+            self._compiled[key] = jax.jit(one)
+        return self._compiled[key]
 
     def evaluate(self, name: str, t: float, x) -> np.ndarray:
         """The field ``name`` at time t and points x (numpy in, numpy out)."""
-        cache = self.__dict__.setdefault("_compiled", {})
-        if ("field", name) not in cache:
-            cache[("field", name)] = jax.jit(lambda w, t, y: self.field(name, w)(t, y))
-        return np.asarray(cache[("field", name)](self.weights, jnp.float32(t),
-                                                 jnp.asarray(x, jnp.float32)))
+        key = ("field", name)
+        if key not in self._compiled:
+            self._compiled[key] = jax.jit(lambda w, t, y: self.field(name, w)(t, y))
+        return np.asarray(self._compiled[key](self.weights, jnp.float32(t),
+                                              jnp.asarray(x, jnp.float32)))
 
     # --- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
@@ -392,9 +387,7 @@ class JaxModel:
                              f"{tuple(self.params[k].shape)}.")
         self.params = {k: jnp.asarray(params[k]) for k in self.params}
         ema = {k[4:]: jnp.asarray(v) for k, v in tensors.items() if k.startswith("ema/")}
-        self.ema = ema if self.spec["train"]["ema"] > 0 and ema else {}
-        if self.spec["train"]["ema"] > 0 and not self.ema:
-            self.ema = dict(self.params)
+        self.ema = (ema or dict(self.params)) if self.spec["train"]["ema"] > 0 else {}
         if optimizer:
             if meta.get("optimizer", self._optimizer_id()) != self._optimizer_id():
                 raise _error(f"'{path}' was trained with other optimiser settings "
@@ -426,21 +419,8 @@ def _finite(values: np.ndarray, what: str) -> None:
             "time law, e.g. time ~ uniform(0.001, 0.999), or train longer."))
 
 
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def set_postfix(self, **kw):
-        pass
-
-    def close(self):
-        pass
-
-
 def _progress(total: int, start: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=start, unit="step", file=sys.stderr, dynamic_ncols=True,
-                mininterval=0.5)
+                mininterval=0.5, disable=not enabled)

@@ -8,7 +8,6 @@ import jax.numpy as jnp
 
 SOURCE = 'gaussian_to_gaussian.tfm'
 SPEC = {'model': 'GaussianToGaussian',
- 'file': 'gaussian_to_gaussian.tfm',
  'shape': [2],
  'dim': 2,
  'latent': False,
@@ -22,7 +21,6 @@ SPEC = {'model': 'GaussianToGaussian',
                'target': 'velocity',
                'output': 'vector',
                'key': 'b'}],
- 'trained': ['b'],
  'fields': ['velocity', 'score', 'noise', 'data', 'base'],
  'samplers': [{'name': 'ode', 'method': 'rk4', 'args': {'steps': 10}, 'kind': 'ode'}],
  'train': {'steps': 2000,

@@ -8,7 +8,6 @@ import jax.numpy as jnp
 
 SOURCE = 'images.tfm'
 SPEC = {'model': 'Digits',
- 'file': 'images.tfm',
  'shape': [1, 8, 8],
  'dim': 64,
  'latent': False,
@@ -22,7 +21,6 @@ SPEC = {'model': 'Digits',
                'target': 'velocity',
                'output': 'vector',
                'key': 'b'}],
- 'trained': ['b'],
  'fields': ['velocity', 'score', 'noise', 'data', 'base'],
  'samplers': [{'name': 'ode', 'method': 'midpoint', 'args': {'steps': 50}, 'kind': 'ode'}],
  'train': {'steps': 10000,

@@ -8,7 +8,6 @@ import jax.numpy as jnp
 
 SOURCE = 'moons.tfm'
 SPEC = {'model': 'Moons',
- 'file': 'moons.tfm',
  'shape': [2],
  'dim': 2,
  'latent': False,
@@ -22,7 +21,6 @@ SPEC = {'model': 'Moons',
                'target': 'velocity',
                'output': 'vector',
                'key': 'b'}],
- 'trained': ['b'],
  'fields': ['velocity', 'score', 'noise', 'data', 'base'],
  'samplers': [{'name': 'ode', 'method': 'heun', 'args': {'steps': 20}, 'kind': 'ode'}],
  'train': {'steps': 5000,

@@ -8,7 +8,6 @@ import jax.numpy as jnp
 
 SOURCE = 'energy_noise.tfm'
 SPEC = {'model': 'Noisy',
- 'file': 'energy_noise.tfm',
  'shape': [2],
  'dim': 2,
  'latent': True,
@@ -28,7 +27,6 @@ SPEC = {'model': 'Noisy',
                'target': 'velocity',
                'output': 'vector',
                'key': 'b'}],
- 'trained': ['eta', 'b'],
  'fields': ['velocity', 'score', 'noise', 'data', 'base'],
  'samplers': [{'name': 'ode',
                'method': 'dopri5',
