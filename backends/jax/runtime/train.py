@@ -1,4 +1,4 @@
-"""The training loop: many optimiser steps fused into one compiled ``lax.scan`` chunk.
+"""Training steps: many optimiser steps fused into one compiled ``lax.scan`` chunk.
 
 Inside a chunk each step draws its batch on the device (base, target, coupling, time, latent z),
 evaluates the emitted loss, takes the gradient and the optimiser update, and updates the EMA of the
@@ -6,16 +6,13 @@ weights; nothing returns to the host until the chunk ends. Each step's random ke
 ``fold_in(key(seed), step)``, so the result does not depend on how steps are split into chunks:
 a resumed run repeats an uninterrupted one exactly. Between chunks the host checks the losses
 (a non-finite loss stops the run, keeping the last good checkpoint), draws the progress bar and
-writes checkpoints.
+writes checkpoints (shared/loop.py).
 """
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from . import networks
@@ -45,21 +42,13 @@ def loss_function(spec: dict, module, dtype):
     return loss
 
 
-def make_step(spec: dict, module, draw, opt: optax.GradientTransformation, root_key, dtype):
-    """One training step as a function state -> (state, loss), for ``lax.scan``."""
-    shape = tuple(spec["shape"])
-    batch = int(spec["train"]["batch"])
+def make_update(spec: dict, module, opt: optax.GradientTransformation, dtype):
+    """One optimiser step on a given batch: (state, t, x0, x1, z) -> (state, loss), with the
+    debiased EMA of the weights."""
     decay = float(spec["train"]["ema"])
-    draw_time = time_sampler(spec["time_law"])
     loss = loss_function(spec, module, dtype)
-    latent = spec["latent"]
 
-    def step(state, _):
-        key = jax.random.fold_in(root_key, state["step"])
-        k_pair, k_time, k_z = jax.random.split(key, 3)
-        x0, x1 = draw(k_pair, batch)
-        t = draw_time(k_time, batch)
-        z = jax.random.normal(k_z, (batch,) + shape) if latent else 0.0
+    def update(state, t, x0, x1, z):
         value, grads = jax.value_and_grad(loss)(state["params"], t, x0, x1, z)
         updates, opt_state = opt.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
@@ -71,12 +60,27 @@ def make_step(spec: dict, module, draw, opt: optax.GradientTransformation, root_
             ema = jax.tree_util.tree_map(lambda e, p: e + rate * (p - e), ema, params)
         return {"params": params, "opt": opt_state, "ema": ema, "step": state["step"] + 1}, value
 
+    return update
+
+
+def make_step(spec: dict, module, draw, opt: optax.GradientTransformation, root_key, dtype):
+    """One training step as a function state -> (state, loss), for ``lax.scan``: the batch is
+    drawn with the key ``fold_in(root_key, step)``."""
+    shape = tuple(spec["shape"])
+    batch = int(spec["train"]["batch"])
+    draw_time = time_sampler(spec["time_law"])
+    update = make_update(spec, module, opt, dtype)
+    latent = spec["latent"]
+
+    def step(state, _):
+        key = jax.random.fold_in(root_key, state["step"])
+        k_pair, k_time, k_z = jax.random.split(key, 3)
+        x0, x1 = draw(k_pair, batch)
+        t = draw_time(k_time, batch)
+        z = jax.random.normal(k_z, (batch,) + shape) if latent else 0.0
+        return update(state, t, x0, x1, z)
+
     return step
-
-
-class NonFiniteLoss(Exception):
-    def __init__(self, step: int):
-        self.step = step
 
 
 def chunk_runner(step):
@@ -88,44 +92,3 @@ def chunk_runner(step):
             cache[length] = jax.jit(lambda s: jax.lax.scan(step, s, None, length=length))
         return cache[length](state)
     return run
-
-
-def train(run_chunk, state, first: int, total: int, log_every: int, checkpoint_every: int,
-          on_chunk, on_checkpoint):
-    """Steps ``first`` .. ``total``; chunks end at every multiple of log_every and of
-    checkpoint_every. ``on_chunk(state, losses)`` after each good chunk, ``on_checkpoint(state)``
-    at each checkpoint step and at the end. Raises NonFiniteLoss; the caller then holds the
-    state of the last good chunk.
-
-    The next chunk is dispatched before the host looks at the previous one's losses, so the
-    device never waits for the progress bar, the loss check or a checkpoint write; a chunk
-    dispatched after a bad one is discarded."""
-    dispatched, latest, pending = first, state, None
-    while True:
-        current = None
-        if dispatched < total:
-            length = min(log_every - dispatched % log_every,
-                         checkpoint_every - dispatched % checkpoint_every, total - dispatched)
-            latest, losses = run_chunk(latest, length)
-            current = (latest, losses, dispatched + length)
-            dispatched += length
-        if pending is not None:
-            _finish(pending, total, checkpoint_every, on_chunk, on_checkpoint)
-        if current is None:
-            return latest
-        pending = current
-
-
-def _finish(chunk, total, checkpoint_every, on_chunk, on_checkpoint):
-    state, losses, end = chunk
-    losses = np.asarray(losses)
-    finite = np.isfinite(losses)
-    if not finite.all():
-        raise NonFiniteLoss(end - len(losses) + int(np.argmin(finite)) + 1)
-    on_chunk(state, losses)
-    if end % checkpoint_every == 0 or end == total:
-        on_checkpoint(state)
-
-
-def param_count(params) -> int:
-    return int(sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params)))

@@ -1,0 +1,346 @@
+"""What the two backends' model objects share: ``fit``'s driver (resume, progress bar, non-finite
+guard, checkpoints), the choice of sampler and of its time interval, data checks, ``sample`` and
+``log_prob``'s batching, and checkpoint reading and writing in the one weight format.
+
+A backend subclasses ``Model`` and supplies the array work: fresh state from the shared initial
+weights, a compiled chunk of training steps, drawing, the samplers, the likelihood and field
+evaluation, and conversion of weights and optimiser state to and from numpy.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ...dsl.diagnostics import Diagnostic, TfmRuntimeError, TfmSemanticError
+from . import checkpoint, data as data_files, loop
+from .spec import DEFAULT_SAMPLER
+
+END_STEP = 1e-3  # how far a sampler's interval moves inside from an end where its field is not finite
+EXACT_MAX_DIM = 32  # log_prob's exact divergence up to this many dimensions, else Hutchinson
+
+
+def error(message: str, suggestion: str | None = None):
+    return TfmSemanticError(Diagnostic("Semantic", message, suggestion=suggestion))
+
+
+class Model:
+    """A compiled model of one backend: ``fit``, ``sample``, ``log_prob``, ``evaluate``,
+    ``reference``, ``save`` and ``load``."""
+
+    backend = ""
+
+    def __init__(self, module, root: str | Path = "."):
+        self.module = module
+        self.spec = module.SPEC
+        self.root = Path(root)
+        self.shape = tuple(self.spec["shape"])
+        self._arrays: dict[str, np.ndarray] = {}  # loaded data files
+        self._compiled: dict[tuple, object] = {}  # compiled samplers, likelihoods, training chunks
+        self._intervals: dict[tuple, tuple[float, float]] = {}
+        self.last_fit_steps = 0
+
+    # --- backend hooks ----------------------------------------------------------------------
+    def reset(self, seed: int) -> None:
+        """Fresh weights (shared/init.py) from ``seed``; step 0."""
+        raise NotImplementedError
+
+    def _state(self):
+        """The training state handed to the chunks."""
+        raise NotImplementedError
+
+    def _set_state(self, state) -> None:
+        raise NotImplementedError
+
+    def _chunk_runner(self, total: int, data):
+        """(state, length) -> (state, losses) running ``length`` optimiser steps."""
+        raise NotImplementedError
+
+    def _sampled(self, entry: dict, n: int, seed: int, trajectory: bool, x0, t0: float,
+                 t1: float):
+        """The sampler's result as numpy: samples, or (samples, path)."""
+        raise NotImplementedError
+
+    def _log_prob_batch(self, entry: dict, exact: bool, x: np.ndarray, seed: int,
+                        index: int) -> np.ndarray:
+        """log rho1 of one padded batch; ``index`` (its first point's) varies Hutchinson's
+        probes between batches."""
+        raise NotImplementedError
+
+    def _all_finite(self, entry: dict, t: float, x: np.ndarray, out: dict) -> bool:
+        """Whether the sampler's field (ODE: velocity; SDE: its drift and eps) is finite at t,
+        evaluated by the emitted functions on ``x`` and stand-in network outputs ``out``."""
+        raise NotImplementedError
+
+    def _numpy_state(self) -> tuple[dict, dict, list]:
+        """(params, ema, optimiser leaves) as numpy arrays."""
+        raise NotImplementedError
+
+    def _restore(self, params: dict, ema: dict) -> None:
+        raise NotImplementedError
+
+    def _restore_optimizer(self, leaves: list) -> bool:
+        """Sets the optimiser state from checkpoint leaves; False when they do not fit."""
+        raise NotImplementedError
+
+    def _param_shapes(self) -> dict[str, tuple]:
+        raise NotImplementedError
+
+    # --- data -------------------------------------------------------------------------------
+    def _density_array(self, role: str, override=None):
+        entry = self.spec[role]
+        if override is not None:
+            array = np.asarray(override, dtype=np.float32)
+            if array.shape[1:] != self.shape:
+                raise TfmRuntimeError(Diagnostic(
+                    "Runtime", f"The {role} data given have shape {array.shape}; the model "
+                    f"needs (samples, {', '.join(map(str, self.shape))})."))
+            if not np.isfinite(array).all():
+                row = int(np.argmin(np.isfinite(array.reshape(len(array), -1)).all(1)))
+                raise TfmRuntimeError(Diagnostic("Runtime", f"The {role} data given hold "
+                                                 f"non-finite values (sample {row})."))
+            return array
+        if entry["name"] != "data":
+            return None
+        if role not in self._arrays:
+            args = entry["args"]
+            self._arrays[role] = data_files.load(args["path"], self.root, self.shape, args["key"])
+        return self._arrays[role]
+
+    def _paired_data(self, data=None):
+        """(x0 pool, x1 pool) of a ``paired`` coupling, or None when base and target are the
+        same density (then x0 = x1); checks that the two pools pair up."""
+        base_data = self._density_array("base")
+        target_data = self._density_array("target", data)
+        if self.spec["base"] == self.spec["target"] and data is None:
+            return None
+        if base_data is None or target_data is None or len(base_data) != len(target_data):
+            raise error("The paired coupling reads x0 and x1 together: base and target must "
+                        "be data files with the same number of samples, or the same density.")
+        return base_data, target_data
+
+    # --- training ---------------------------------------------------------------------------
+    def fit(self, steps: int | None = None, data=None, out: str | Path | None = None,
+            resume: bool = False, progress: bool = True, log=print):
+        """Train to ``steps`` (default: the train block's). With ``out`` a checkpoint is written
+        there every ``checkpoint_every`` steps and at the end; ``resume`` continues from it."""
+        tr = self.spec["train"]
+        total = int(steps if steps is not None else tr["steps"])
+        if resume:
+            if out is None:
+                raise error("resume needs the run folder (out).")
+            self.load(Path(out) / checkpoint.NAME, optimizer=True)
+            if self.step > total:
+                raise error(f"The checkpoint is at step {self.step}, past the {total} steps "
+                            "asked for.", "Ask for at least as many steps (--steps).")
+            log(f"resuming {self.spec['model']} at step {self.step} of {total}")
+        first = self.step
+        run_chunk = self._chunk_runner(total, data)
+        bar = _progress(total, self.step, progress)
+
+        def on_chunk(state, losses):
+            self.history.extend(float(v) for v in losses)
+            self._set_state(state)
+            bar.update(len(losses))
+            bar.set_postfix(loss=f"{np.mean(losses):.4g}")
+
+        def on_checkpoint(state):
+            if out is not None:
+                self.save(Path(out) / checkpoint.NAME)
+
+        try:
+            loop.train(run_chunk, self._state(), self.step, total, int(tr["log_every"]),
+                       int(tr["checkpoint_every"]), on_chunk, on_checkpoint)
+        except loop.NonFiniteLoss as err:
+            where = (f"; the last good checkpoint (step {_checkpoint_step(out)}) is kept "
+                     f"in {out}" if out is not None and (Path(out) / checkpoint.NAME).exists()
+                     else "")
+            raise TfmRuntimeError(Diagnostic(
+                "Runtime", f"The loss became non-finite (NaN or inf) at step {err.step}{where}.",
+                suggestion="Lower the learning rate, add `clip 1.0` to the train block, or "
+                "check the data and the time law (singular fields near t = 0 or 1).")) from None
+        finally:
+            bar.close()
+            self.last_fit_steps = self.step - first
+        return self
+
+    # --- fields and sampling ----------------------------------------------------------------
+    def _check_field(self, name: str) -> None:
+        if name not in self.spec["fields"]:
+            raise error(f"The model does not determine the {name}.")
+
+    def interval(self, sampler: str | dict | None = None) -> tuple[float, float]:
+        """The time interval a sampler covers: a uniform time law's [low, high], else [0, 1];
+        an end where the sampler's field (ODE: velocity; SDE: its drift and eps) is not a
+        finite number in float32 (0/0 at t = 0 or 1, say, though its limit is finite) moves
+        inside by END_STEP, as the compiler moves the time law."""
+        law = self.spec["time_law"]
+        if law["name"] == "uniform":
+            lo, hi = float(law["args"]["low"]), float(law["args"]["high"])
+        else:
+            lo, hi = 0.0, 1.0
+        if sampler is None:
+            return lo, hi
+        entry = self.sampler_entry(sampler)
+        key = (entry["name"], entry["kind"], lo, hi)
+        if key not in self._intervals:
+            self._intervals[key] = (self._inside(entry, lo, +1), self._inside(entry, hi, -1))
+        return self._intervals[key]
+
+    def _inside(self, entry: dict, end: float, direction: int) -> float:
+        """``end``, or the first point inside from it where the sampler's field is finite."""
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((8,) + self.shape).astype(np.float32)
+        out = {n["key"]: rng.standard_normal((8,) + self.shape).astype(np.float32)
+               for n in self.spec["networks"]}
+        for k in range(3):
+            t = float(np.float32(end + direction * k * END_STEP))
+            if self._all_finite(entry, t, x, out):
+                return t
+        raise error(f"The sampler '{entry['name']}' needs a field that is not finite near "
+                    f"t = {end:g}.", "Restrict the time law, e.g. time ~ uniform(0.001, 0.999).")
+
+    def sampler_entry(self, name: str | dict | None, kind: str | None = None) -> dict:
+        """The sampler called ``name`` (or given as a SPEC entry), or the first of ``kind``."""
+        if isinstance(name, dict):
+            return name
+        samplers = self.spec["samplers"]
+        if name is None:  # ODE samplers first, then forward SDEs (a backward SDE ends at the base)
+            rank = {"ode": 0, "forward": 1, "backward": 2}
+            pool = sorted((s for s in samplers if kind is None or s["kind"] == kind),
+                          key=lambda s: rank[s["args"].get("direction", s["kind"])])
+            if pool:
+                return pool[0]
+            if "velocity" in self.spec["fields"]:
+                return DEFAULT_SAMPLER
+            raise error("The model declares no sampler, and its velocity is not determined.",
+                        "Add e.g. sampler ode = heun(steps = 20).")
+        for s in samplers:
+            if s["name"] == name:
+                return s
+        names = ", ".join(s["name"] for s in samplers) or "none"
+        raise error(f"The model has no sampler '{name}' (it has {names}).")
+
+    def sample(self, n: int, sampler: str | None = None, seed: int = 0, trajectory: bool = False,
+               x0=None):
+        """n samples (numpy, float32, shape (n, *shape)); with ``trajectory`` also the states
+        at every step, shape (steps + 1, n, *shape) (fixed-step and SDE samplers). ``x0``
+        gives the starting points instead of draws from the base (the target, for a backward
+        SDE)."""
+        entry = self.sampler_entry(sampler)
+        if trajectory and entry["method"] == "dopri5":
+            raise error("dopri5 keeps no fixed-step trajectory.",
+                        "Use a fixed-step sampler for trajectories.")
+        t0, t1 = self.interval(entry)
+        if x0 is not None:
+            x0 = np.asarray(x0, dtype=np.float32)
+        result = self._sampled(entry, n, seed, trajectory, x0, t0, t1)
+        samples = result[0] if trajectory else result
+        _finite(samples, f"The samples of '{entry['name']}'")
+        return result
+
+    def _starts_at_target(self, entry: dict) -> bool:
+        return entry["kind"] == "sde" and entry["args"].get("direction") == "backward"
+
+    def log_prob(self, x, sampler: str | None = None, exact: bool | None = None, seed: int = 0,
+                 batch: int = 16384) -> np.ndarray:
+        """log rho1(x) under the model, by the probability-flow ODE of ``sampler`` (an ODE sampler;
+        default the model's first). Exact divergence up to 32 dimensions, else Hutchinson."""
+        if self.spec["base"]["name"] != "normal":
+            raise error("Log-densities need a base with a density (normal); this model's base "
+                        f"is {self.spec['base']['name']}.")
+        entry = self.sampler_entry(sampler, kind="ode")
+        if entry["kind"] != "ode":
+            raise error(f"The sampler '{entry['name']}' is an SDE; log-densities need an ODE "
+                        "sampler.")
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[1:] != self.shape:
+            raise TfmRuntimeError(Diagnostic("Runtime", f"Points of shape {x.shape[1:]} given; "
+                                             f"the model's samples have shape {self.shape}."))
+        exact = math.prod(self.shape) <= EXACT_MAX_DIM if exact is None else exact
+        # equal batches (the last padded by at most one point per batch): one compiled shape
+        batch = -(-len(x) // max(1, -(-len(x) // batch))) if len(x) else 1
+        parts = []
+        for i in range(0, len(x), batch):
+            chunk = x[i:i + batch]
+            padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
+            parts.append(self._log_prob_batch(entry, exact, padded, seed, i)[:len(chunk)])
+        values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        _finite(values, "The log-densities")
+        return values
+
+    # --- persistence ------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """A safetensors checkpoint: weights, EMA, optimiser state, step and loss history."""
+        params, ema, leaves = self._numpy_state()
+        tensors = {f"params/{k}": v for k, v in params.items()}
+        tensors |= {f"ema/{k}": v for k, v in ema.items()}
+        tensors |= {f"opt/{i}": leaf for i, leaf in enumerate(leaves)}
+        tensors["step"] = np.asarray([self.step], np.int64)
+        tensors["loss"] = np.asarray(self.history, np.float32)
+        checkpoint.save(path, tensors, {"model": self.spec["model"], "backend": self.backend,
+                                        "seed": str(self.seed), "optimizer": self._optimizer_id()})
+
+    def _optimizer_id(self) -> str:
+        return checkpoint.optimizer_id(self.spec["train"])
+
+    def load(self, path: str | Path, optimizer: bool = False) -> "Model":
+        """Weights (and EMA) from a checkpoint of either backend; with ``optimizer`` also the
+        optimiser state, step and loss history, to resume training (same backend only)."""
+        tensors, meta = checkpoint.load(path)
+        if meta.get("model") != self.spec["model"]:
+            raise error(f"'{path}' holds model '{meta.get('model')}', not '{self.spec['model']}'.")
+        params = {k[7:]: v for k, v in tensors.items() if k.startswith("params/")}
+        shapes = self._param_shapes()
+        if set(params) != set(shapes):
+            raise error(f"'{path}' does not hold this model's weights (its networks differ).")
+        for k, v in params.items():
+            if v.shape != shapes[k]:
+                raise error(f"'{path}': weight {k} has shape {v.shape}, the model needs "
+                            f"{shapes[k]}.")
+        ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema/")}
+        if optimizer:
+            if meta.get("optimizer", self._optimizer_id()) != self._optimizer_id():
+                raise error(f"'{path}' was trained with other optimiser settings "
+                            f"({meta.get('optimizer')}); training resumes with the same "
+                            "optimizer, lr_schedule, clip and ema.")
+            if meta.get("backend") != self.backend:
+                raise error(f"'{path}' was written by the {meta.get('backend')} backend; "
+                            "training resumes with the backend that started it.")
+        self._restore(params, ema)
+        if optimizer:
+            leaves = []
+            while f"opt/{len(leaves)}" in tensors:
+                leaves.append(tensors[f"opt/{len(leaves)}"])
+            if not self._restore_optimizer(leaves):
+                raise error(f"'{path}' has no complete optimiser state for this model's "
+                            "optimizer to resume from.")
+            self.step = int(tensors["step"][0])
+            self.history = [float(v) for v in tensors["loss"]]
+            self.seed = int(meta.get("seed", self.seed))
+        return self
+
+
+def _checkpoint_step(out) -> int:
+    tensors, _ = checkpoint.load(Path(out) / checkpoint.NAME)
+    return int(tensors["step"][0])
+
+
+def _finite(values: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(1) if len(values) else []
+    if np.any(bad):
+        raise TfmRuntimeError(Diagnostic(
+            "Runtime", f"{what} are not finite for {int(np.sum(bad))} of {len(values)} points "
+            f"(the first is point {int(np.argmax(bad))}).",
+            suggestion="The fields may be singular where the sampler starts or ends: restrict the "
+            "time law, e.g. time ~ uniform(0.001, 0.999), or train longer."))
+
+
+def _progress(total: int, start: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", file=sys.stderr, dynamic_ncols=True,
+                mininterval=0.5, disable=not enabled)
