@@ -1,0 +1,103 @@
+"""What both emitters share: the maths functions of a model from a template (printed by the
+backend's printer after ``sympy.cse``), the check of the emitted text (``ast.parse`` and
+``compile``), the atomic write and the import of an emitted module.
+
+Only validated identifiers, printed expressions and ``repr`` of plain data go into the text.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import importlib.util
+import pprint
+import sys
+from pathlib import Path
+
+import sympy
+
+from ...compiler import ir
+from . import spec as specs
+
+FUNCTION = '''
+
+def {name}({params}):
+    """{doc}"""
+{body}    return {result}
+'''
+
+
+def _function(block, name: str, params: str, doc: str, exprs: dict, outputs=(),
+              single=False) -> str:
+    """One emitted function: the network outputs it reads, cse temporaries, then a dict of the
+    named results (or the one result, with ``single``)."""
+    blk = block(exprs)
+    lines = [f"out_{k} = out[{k!r}]" for k in outputs] + list(blk.lines)
+    body = "".join(f"    {line}\n" for line in lines)
+    if single:
+        result = blk.results[0][1]
+    else:
+        result = "{" + ", ".join(f"{k!r}: {v}" for k, v in blk.results) + "}"
+    return FUNCTION.format(name=name, params=params, doc=doc, body=body, result=result)
+
+
+def spec_literal(model: ir.Model) -> str:
+    return pprint.pformat(specs.spec(model), sort_dicts=False, width=100)
+
+
+def functions(model: ir.Model, block) -> str:
+    """``interpolant``, ``losses``, ``fields``, ``drifts`` and ``eps_<sampler>`` of the model,
+    printed by ``block`` (a backend printer's)."""
+    maths = specs.maths(model)
+    keys = list(specs.output_keys(model).values())
+
+    def used(group: str) -> list[str]:
+        return [k for k in keys if any(e.has(sympy.Symbol("out_" + k, real=True))
+                                       for e in maths[group].values())]
+
+    text = _function(block, "interpolant", "t, x0, x1, z",
+                     f"x_t = {model.derivation.interpolant}", maths["interpolant"], single=True)
+    text += _function(block, "losses", "t, x0, x1, z, out",
+                      "Per-element loss integrand w(t) |N(t, x_t) - Y|^2 of each trained network.",
+                      maths["losses"], used("losses"))
+    text += _function(block, "fields", "t, x, out",
+                      "Every field the trained networks determine, at (t, x).",
+                      maths["fields"], used("fields"))
+    text += _function(block, "drifts", "t, x, out",
+                      "Drift b + eps s (forward) or b - eps s (backward) of each SDE sampler.",
+                      maths["drifts"], used("drifts"))
+    for name, expr in maths["eps"].items():
+        text += _function(block, f"eps_{name}", "t", f"eps(t) of sampler {name}: {expr}",
+                          {name: expr}, single=True)
+    return text
+
+
+def check(text: str, name: str) -> None:
+    """Parse and byte-compile emitted text; a failure is a bug of the emitter."""
+    tree = ast.parse(text, filename=f"<{name}>")
+    builtins.compile(tree, f"<{name}>", "exec")
+
+
+def module_name(model: ir.Model, backend: str) -> str:
+    return f"{model.name.lower()}_{backend}"
+
+
+def write(text: str, folder: str | Path, name: str) -> Path:
+    """Write ``<name>.py`` into ``folder`` atomically; returns its path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.py"
+    tmp = path.with_suffix(".py.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def load(path: str | Path):
+    """Import an emitted module from its file."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"tfm_emitted.{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules.pop(spec.name, None)
+    return module
