@@ -1,7 +1,7 @@
 # Two entry points, both from a fresh machine with only Python 3.11+:
 #   make demo   set up .venv, check every example, derive examples/moons.tfm, then compile and
 #               train it on the CPU (JAX) into runs/moons: checkpoint, samples, plots, metrics
-#   make test   set up .venv and run the test suite
+#   make test   set up .venv (JAX and PyTorch backends) and run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -12,7 +12,8 @@ RUN    ?= runs/moons
 $(BIN)/tfmc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,jax]'
+	$(BIN)/python -m pip install --quiet 'torch==2.13.0'  # the CPU build (a plain torch pulls CUDA)
+	$(BIN)/python -m pip install --quiet -e '.[dev,jax,torch]'
 	touch $@
 
 setup: $(BIN)/tfmc

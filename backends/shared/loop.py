@@ -17,11 +17,13 @@ class NonFiniteLoss(Exception):
 
 
 def train(run_chunk, state, first: int, total: int, log_every: int, checkpoint_every: int,
-          on_chunk, on_checkpoint):
+          on_chunk, on_checkpoint, pipelined: bool = True):
     """Steps ``first`` .. ``total``; chunks end at every multiple of log_every and of
     checkpoint_every. ``run_chunk(state, length) -> (state, losses)``; ``on_chunk(state,
     losses)`` after each good chunk, ``on_checkpoint(state)`` at each checkpoint step and at the
-    end. Raises NonFiniteLoss; the caller then holds the state of the last good chunk."""
+    end. Raises NonFiniteLoss; the caller then holds the state of the last good chunk.
+    ``pipelined=False`` finishes each chunk before the next starts: for a backend whose chunks
+    update the model in place (torch), where the state a checkpoint saves is the live one."""
     dispatched, latest, pending = first, state, None
     while True:
         current = None
@@ -31,6 +33,9 @@ def train(run_chunk, state, first: int, total: int, log_every: int, checkpoint_e
             latest, losses = run_chunk(latest, length)
             current = (latest, losses, dispatched + length)
             dispatched += length
+        if not pipelined and current is not None:
+            _finish(current, total, checkpoint_every, on_chunk, on_checkpoint)
+            continue
         if pending is not None:
             _finish(pending, total, checkpoint_every, on_chunk, on_checkpoint)
         if current is None:

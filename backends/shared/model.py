@@ -32,6 +32,7 @@ class Model:
     ``reference``, ``save`` and ``load``."""
 
     backend = ""
+    pipelined = True  # see shared/loop.py: False where chunks update the weights in place
 
     def __init__(self, module, root: str | Path = "."):
         self.module = module
@@ -153,7 +154,7 @@ class Model:
 
         try:
             loop.train(run_chunk, self._state(), self.step, total, int(tr["log_every"]),
-                       int(tr["checkpoint_every"]), on_chunk, on_checkpoint)
+                       int(tr["checkpoint_every"]), on_chunk, on_checkpoint, self.pipelined)
         except loop.NonFiniteLoss as err:
             where = (f"; the last good checkpoint (step {_checkpoint_step(out)}) is kept "
                      f"in {out}" if out is not None and (Path(out) / checkpoint.NAME).exists()

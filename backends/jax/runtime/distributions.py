@@ -14,9 +14,9 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ....dsl.diagnostics import Diagnostic, TfmSemanticError
+from ...shared.densities import GMM40_STD, _vector, gmm40_means
 
 TWO_PI = 2 * math.pi
 
@@ -65,14 +65,6 @@ def _checkerboard(key, n):
     return jnp.stack([a, b + jnp.floor(a) % 2], -1)
 
 
-def gmm40_means() -> np.ndarray:
-    """40 means uniform in [-40, 40]^2 (FAB's GMM-40 layout), fixed by a numpy seed."""
-    return np.random.Generator(np.random.PCG64(0)).uniform(-40, 40, (40, 2)).astype(np.float32)
-
-
-GMM40_STD = math.log1p(math.e)  # softplus(1)
-
-
 def _gmm40(key, n):
     k1, k2 = jax.random.split(key)
     idx = jax.random.randint(k1, (n,), 0, 40)
@@ -83,11 +75,6 @@ def _funnel(key, n):
     k1, k2 = jax.random.split(key)
     v = 3 * jax.random.normal(k1, (n, 1))
     return jnp.concatenate([v, jnp.exp(v / 2) * jax.random.normal(k2, (n, 9))], -1)
-
-
-def _vector(value, dim):
-    array = np.asarray(value, dtype=np.float32).reshape(-1)
-    return np.broadcast_to(array, (dim,)).copy() if array.size == 1 else array
 
 
 def sampler(entry: dict, shape: tuple[int, ...], data=None):

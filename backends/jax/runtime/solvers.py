@@ -12,15 +12,8 @@ import diffrax
 import jax
 import jax.numpy as jnp
 
-# (a, b, c): stage coefficients, weights and nodes
-TABLEAUS = {
-    "euler": ((), (1.0,), (0.0,)),
-    "midpoint": (((0.5,),), (0.0, 1.0), (0.0, 0.5)),
-    "heun": (((1.0,),), (0.5, 0.5), (0.0, 1.0)),
-    "rk4": (((0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)), (1 / 6, 1 / 3, 1 / 3, 1 / 6),
-            (0.0, 0.5, 0.5, 1.0)),
-}
-ORDERS = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
+from ...shared.tableaus import ORDERS, TABLEAUS  # noqa: F401 (ORDERS: solvers.ORDERS)
+
 
 _tm = jax.tree_util.tree_map
 

@@ -1,0 +1,26 @@
+"""The PyTorch backend: ``printer`` (sympy -> torch), ``emit`` (one module per model) and
+``runtime`` (what emitted modules use). The JAX backend has the same files and the same API."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from . import emit
+
+BACKEND = "torch"
+
+
+def build(model, folder: str | Path | None = None, root: str | Path | None = None, device=None):
+    """Emit ``model`` (checked IR) into ``folder`` (default: a temporary folder), import it and
+    return a ``TorchModel`` on ``device`` (default: CUDA when there is one) whose data files
+    resolve in ``root`` (default: the model file's folder)."""
+    from .runtime import TorchModel
+
+    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="tfm_torch_"))
+    module = emit.load(emit.write(model, folder))
+    return TorchModel(module, root=Path(root) if root is not None else Path(model.file).resolve().parent,
+                      device=device)
+
+
+__all__ = ["BACKEND", "build", "emit"]

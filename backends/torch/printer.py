@@ -1,0 +1,57 @@
+"""Printing sympy expressions as PyTorch code (after ``sympy.cse``).
+
+A subclass of sympy's ``TorchPrinter``. torch functions take tensors only, so every constant
+sub-expression (``sqrt(2)``, ``pi/2``, ``log(3)``) prints as one Python float, powers print as
+``**`` (``1/x``, ``torch.sqrt``) like the JAX printer's, and ``Max``/``Min`` become
+``torch.clamp`` against a constant or nested ``torch.maximum``/``torch.minimum`` between tensors.
+Floats keep the arrays' own dtype (float32, bfloat16), as in the JAX backend.
+"""
+
+from __future__ import annotations
+
+import sympy
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.pytorch import TorchPrinter
+
+from ..shared.codegen import Block, straight_line
+
+
+class Printer(TorchPrinter):
+    """sympy -> ``torch`` source text."""
+
+    def _print(self, expr, **kwargs):
+        if isinstance(expr, sympy.Expr) and expr.is_number and not expr.is_Integer:
+            return repr(float(expr))
+        return super()._print(expr, **kwargs)
+
+    def _print_Mul(self, expr):
+        """The constant factor as one float: ``1.5707963267948966*t``, not ``(0.5)*3.14...*t``."""
+        coeff, rest = expr.as_independent(*expr.free_symbols, as_Add=False)
+        if coeff.is_number and coeff not in (1, -1) and not rest.is_number:
+            text = self.parenthesize(rest, PRECEDENCE["Mul"], strict=True)
+            return f"{float(coeff)!r}*{text}"
+        return super()._print_Mul(expr)
+
+    def _print_Pow(self, expr, rational=False):
+        return self._hprint_Pow(expr, rational=rational, sqrt="torch.sqrt")
+
+    def _print_Max(self, expr):
+        return self._extremum(expr, "torch.maximum", "min")
+
+    def _print_Min(self, expr):
+        return self._extremum(expr, "torch.minimum", "max")
+
+    def _extremum(self, expr, function: str, bound: str) -> str:
+        constants = [a for a in expr.args if a.is_number]
+        tensors = [a for a in expr.args if not a.is_number]
+        text = self._print(tensors[0])
+        for arg in tensors[1:]:
+            text = f"{function}({text}, {self._print(arg)})"
+        if constants:  # sympy keeps at most one constant argument of a Max or Min
+            text = f"torch.clamp({text}, {bound}={self._print(constants[0])})"
+        return text
+
+
+def block(exprs: dict[str, sympy.Expr]) -> Block:
+    """Straight-line torch statements computing every named expression, common parts shared."""
+    return straight_line(exprs, Printer())

@@ -1,0 +1,296 @@
+"""The model object of the PyTorch backend (shared/model.py holds what both backends share): the
+emitted ``nn.Module`` (weights float32, names from shared/init.py), the ``torch.optim``
+optimiser, the EMA of the weights and the loss history, on one device (CUDA when there is one).
+
+On CUDA, float32 matrix products use TF32 (as JAX's default precision does); ``precision
+bfloat16`` runs the networks in bfloat16 with float32 weights, as in the JAX backend.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...shared import model as shared
+from ...shared.init import init_params
+from . import couplings, distributions, likelihood, optim, solvers, train
+
+BACKEND = "torch"
+OPT_KEYS = {"adam": ("exp_avg", "exp_avg_sq", "step"), "adamw": ("exp_avg", "exp_avg_sq", "step")}
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class TorchModel(shared.Model):
+    backend = BACKEND
+    pipelined = False  # chunks update the weights in place; the GPU still runs ahead within one
+
+    def __init__(self, module, root: str | Path = ".", device=None):
+        super().__init__(module, root)
+        self.device = torch.device(device) if device is not None else default_device()
+        tr = self.spec["train"]
+        if self.device.type == "cuda" and tr["precision"] != "bfloat16":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        with torch.device("meta"):
+            net = module.Model()
+        self.net = net.to_empty(device=self.device)
+        self.nets = self.net.nets
+        self.dtype = next(iter(self.nets.values())).dtype if len(self.nets) else torch.float32
+        self.params = dict(self.nets.named_parameters())
+        self.reset(int(tr["seed"]))
+
+    # --- state ------------------------------------------------------------------------------
+    def reset(self, seed: int) -> None:
+        """Fresh weights from ``seed``; step 0."""
+        self.seed = seed
+        with torch.no_grad():
+            for k, v in init_params(self.spec["networks"], self.shape, seed).items():
+                self.params[k].copy_(torch.from_numpy(v))
+        self.optimizer = optim.optimizer(self.spec["train"], self.params.values())
+        self.ema = ({k: p.detach().clone() for k, p in self.params.items()}
+                    if self.spec["train"]["ema"] > 0 else {})
+        self.step = 0
+        self.history: list[float] = []
+        self._compiled.clear()
+
+    @property
+    def weights(self) -> dict:
+        """The weights used for sampling: the EMA when the train block keeps one."""
+        return self.ema if self.ema else {k: p.detach() for k, p in self.params.items()}
+
+    def _state(self) -> int:
+        return self.step
+
+    def _set_state(self, state: int) -> None:
+        self.step = int(state)
+
+    def _param_shapes(self) -> dict[str, tuple]:
+        return {k: tuple(v.shape) for k, v in self.params.items()}
+
+    def _numpy_state(self):
+        leaves = []
+        state = self.optimizer.state
+        for p in self.params.values():
+            for k in sorted(state.get(p, {})):
+                leaves.append(state[p][k].detach().cpu().numpy())
+        return ({k: p.detach().cpu().numpy() for k, p in self.params.items()},
+                {k: v.cpu().numpy() for k, v in self.ema.items()}, leaves)
+
+    def _restore(self, params: dict, ema: dict) -> None:
+        with torch.no_grad():
+            for k, p in self.params.items():
+                p.copy_(torch.from_numpy(np.asarray(params[k])))
+        if self.spec["train"]["ema"] > 0:
+            self.ema = {k: torch.as_tensor(np.asarray(ema[k]) if ema else params[k],
+                                           device=self.device).clone() for k in self.params}
+        else:
+            self.ema = {}
+
+    def _restore_optimizer(self, leaves: list) -> bool:
+        opt = self.spec["train"]["optimizer"]
+        keys = OPT_KEYS.get(opt["name"], ("momentum_buffer",) if opt["args"].get("momentum")
+                            else ())
+        params = list(self.params.values())
+        self.optimizer = optim.optimizer(self.spec["train"], params)
+        if not leaves:  # a fresh optimiser (a checkpoint written before the first step)
+            return True
+        if len(leaves) != len(keys) * len(params):
+            return False
+        it = iter(leaves)
+        for p in params:
+            entry = {}
+            for k in sorted(keys):
+                leaf = next(it)
+                if k != "step" and leaf.shape != tuple(p.shape):
+                    return False
+                entry[k] = torch.as_tensor(leaf, device=p.device if k != "step" else "cpu").clone()
+            self.optimizer.state[p] = entry
+        return True
+
+    def _tensor(self, array) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device)
+
+    # --- data -------------------------------------------------------------------------------
+    def _drawer(self, data=None):
+        """(gen, n) -> (x0, x1) coupled, for training."""
+        base_data = self._density_array("base")
+        target_data = self._density_array("target", data)
+        if self.spec["coupling"]["name"] == "paired":
+            pools = self._paired_data(data)
+            if pools is None:
+                target = distributions.sampler(self.spec["target"], self.shape, target_data,
+                                               self.device)
+
+                def draw(gen, n):
+                    x1 = target(gen, n)
+                    return x1, x1
+                return draw
+            b, tg = self._tensor(pools[0]), self._tensor(pools[1])
+
+            def draw(gen, n):
+                i = torch.randint(0, b.shape[0], (n,), generator=gen, device=self.device)
+                return b[i], tg[i]
+            return draw
+        base = distributions.sampler(self.spec["base"], self.shape, base_data, self.device)
+        target = distributions.sampler(self.spec["target"] if data is None else
+                                       {"name": "data", "args": {}}, self.shape, target_data,
+                                       self.device)
+        couple = couplings.make(self.spec["coupling"])
+
+        def draw(gen, n):
+            x0 = base(gen, n)
+            x1 = target(gen, n)
+            return couple(gen, x0, x1)
+        return draw
+
+    def reference(self, n: int, seed: int = 1) -> np.ndarray:
+        """n draws from the target (data: a random subset) for metrics and plots."""
+        data = self._density_array("target")
+        sample = distributions.sampler(self.spec["target"], self.shape, data, self.device)
+        return sample(self._generator(seed), n).cpu().numpy()
+
+    def _generator(self, seed: int) -> torch.Generator:
+        gen = torch.Generator(self.device)
+        gen.manual_seed(seed)
+        return gen
+
+    # --- training ---------------------------------------------------------------------------
+    def _update(self, total: int):
+        # the learning-rate schedule spans the steps of this fit (a resumed run must ask for
+        # the same total to repeat an uninterrupted one)
+        rate = optim.schedule(self.spec["train"], total)
+        ema = [self.ema[k] for k in self.params] if self.ema else []
+        return train.make_update(self.spec, self.module, self.net, self.optimizer, rate, ema)
+
+    def _chunk_runner(self, total: int, data):
+        update = self._update(total)
+        step = train.make_step(self.spec, self._drawer(data), update, self.seed, self.device)
+        run = train.chunk_runner(step, self.device)
+
+        def guarded(first: int, length: int):
+            """A chunk whose losses are not all finite leaves the model as it was before it."""
+            saved = self._snapshot()
+            nxt, losses = run(first, length)
+            if not np.isfinite(losses).all():
+                self._restore_snapshot(saved)
+            return nxt, losses
+        return guarded
+
+    def _snapshot(self):
+        return ({k: p.detach().clone() for k, p in self.params.items()},
+                {k: v.clone() for k, v in self.ema.items()},
+                copy.deepcopy(self.optimizer.state_dict()))
+
+    def _restore_snapshot(self, saved) -> None:
+        params, ema, opt = saved
+        with torch.no_grad():
+            for k, p in self.params.items():
+                p.copy_(params[k])
+            for k, v in self.ema.items():
+                v.copy_(ema[k])
+        self.optimizer.load_state_dict(opt)
+
+    def loss(self, t, x0, x1, z=0.0) -> float:
+        """The training loss at the current weights on a given batch (numpy arrays)."""
+        fn = train.loss_function(self.spec, self.module, self.net)
+        with torch.no_grad() if not self._has_potential() else torch.enable_grad():
+            return float(fn(*map(self._tensor, (t, x0, x1, z))))
+
+    def step_on(self, t, x0, x1, z=0.0, total: int | None = None) -> float:
+        """One optimiser step on a given batch (numpy arrays); returns its loss. The schedule
+        spans ``total`` steps (default: the train block's)."""
+        total = int(total if total is not None else self.spec["train"]["steps"])
+        value = float(self._update(total)(self.step, *map(self._tensor, (t, x0, x1, z))))
+        self.step += 1
+        self.history.append(value)
+        return value
+
+    def _has_potential(self) -> bool:
+        return any(n["output"] == "scalar" for n in self.spec["networks"])
+
+    # --- fields and sampling ----------------------------------------------------------------
+    def _outputs(self, weights: dict, t, x) -> dict:
+        """Every network's output at (t, x) with ``weights`` (the EMA or the parameters)."""
+        named = {f"nets.{k}": v for k, v in weights.items()}
+        return torch.func.functional_call(self.net, named, (t, x))
+
+    def field(self, name: str, weights=None):
+        """(t, x) -> the field ``name`` (velocity, score, noise, data, base) of the model."""
+        self._check_field(name)
+        w = self.weights if weights is None else weights
+
+        def f(t, x):
+            t = torch.as_tensor(t, dtype=torch.float32, device=x.device)
+            value = self.module.fields(t, x, self._outputs(w, t, x))[name]
+            return torch.broadcast_to(torch.as_tensor(value, device=x.device), x.shape).to(x.dtype)
+        return f
+
+    def _drift(self, name: str, weights: dict):
+        def drift(t, x):
+            value = self.module.drifts(t, x, self._outputs(weights, t, x))[name]
+            return torch.broadcast_to(torch.as_tensor(value, device=x.device), x.shape)
+        return drift
+
+    def _eps(self, name: str):
+        fn = getattr(self.module, f"eps_{name}")
+        return lambda t: torch.as_tensor(fn(t), dtype=torch.float32, device=self.device)
+
+    def _all_finite(self, entry: dict, t: float, x, out: dict) -> bool:
+        t = torch.tensor(t, dtype=torch.float32, device=self.device)
+        x = self._tensor(x)
+        out = {k: self._tensor(v) for k, v in out.items()}
+        if entry["kind"] == "sde":
+            values = [self.module.drifts(t, x, out)[entry["name"]], self._eps(entry["name"])(t)]
+        else:
+            values = [self.module.fields(t, x, out)["velocity"]]
+        return all(bool(torch.all(torch.isfinite(torch.as_tensor(v)))) for v in values)
+
+    def _sampled(self, entry, n, seed, trajectory, x0, t0, t1):
+        gen = self._generator(seed)
+        if x0 is None:
+            role = "target" if self._starts_at_target(entry) else "base"
+            start = distributions.sampler(self.spec[role], self.shape, self._density_array(role),
+                                          self.device)(gen, n)
+        else:
+            start = self._tensor(x0)
+        method, args = entry["method"], entry["args"]
+        with torch.no_grad() if not self._has_potential() else torch.enable_grad():
+            if entry["kind"] == "sde":
+                a, b = (t1, t0) if args.get("direction") == "backward" else (t0, t1)
+                result = solvers.euler_maruyama(self._drift(entry["name"], self.weights),
+                                                self._eps(entry["name"]), gen, start, a, b,
+                                                int(args["steps"]), trajectory)
+            elif method == "dopri5":
+                result = solvers.dopri5(self.field("velocity"), start, t0, t1,
+                                        float(args["rtol"]), float(args["atol"]))[0]
+            else:
+                result = solvers.fixed_step(self.field("velocity"), start, t0, t1,
+                                            int(args["steps"]), method, trajectory)
+        if trajectory:
+            return _numpy(result[0]), _numpy(result[1])
+        return _numpy(result)
+
+    def _log_prob_batch(self, entry, exact, x, seed, index):
+        base = distributions.log_prob(self.spec["base"], self.shape, self.device)
+        t0, t1 = self.interval(entry)
+        args = entry["args"]
+        gen = self._generator(seed * 1_000_003 + index)
+        values = likelihood.log_prob(self.field("velocity"), base, self._tensor(x), t0, t1,
+                                     entry["method"], int(args.get("steps", 20)), exact, gen,
+                                     float(args.get("rtol", 1e-5)), float(args.get("atol", 1e-5)))
+        return _numpy(values)
+
+    def evaluate(self, name: str, t: float, x) -> np.ndarray:
+        """The field ``name`` at time t and points x (numpy in, numpy out)."""
+        with torch.no_grad() if not self._has_potential() else torch.enable_grad():
+            return _numpy(self.field(name)(torch.tensor(t, dtype=torch.float32), self._tensor(x)))
+
+
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().float().cpu().numpy()
