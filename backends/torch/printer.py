@@ -3,7 +3,8 @@
 A subclass of sympy's ``TorchPrinter``. torch functions take tensors only, so every constant
 sub-expression (``sqrt(2)``, ``pi/2``, ``log(3)``) prints as one Python float, powers print as
 ``**`` (``1/x``, ``torch.sqrt``) like the JAX printer's, and ``Max``/``Min`` become
-``torch.clamp`` against a constant or nested ``torch.maximum``/``torch.minimum`` between tensors.
+``torch.clamp`` against a constant or nested ``torch.maximum``/``torch.minimum`` between tensors;
+the Heaviside step takes its value at 0 as a number.
 Floats keep the arrays' own dtype (float32, bfloat16), as in the JAX backend.
 """
 
@@ -34,6 +35,14 @@ class Printer(TorchPrinter):
 
     def _print_Pow(self, expr, rational=False):
         return self._hprint_Pow(expr, rational=rational, sqrt="torch.sqrt")
+
+    def _print_Heaviside(self, expr):
+        """H(x) with H(0) = h0 (sympy's default 1/2): ``torch.heaviside`` takes h0 as a tensor."""
+        arg = self._print(expr.args[0])
+        h0 = expr.args[1] if len(expr.args) > 1 else sympy.S.Half
+        if h0 == sympy.S.Half:
+            return f"(0.5*torch.sign({arg}) + 0.5)"
+        return f"torch.heaviside({arg}, torch.full_like({arg}, {self._print(h0)}))"
 
     def _print_Max(self, expr):
         return self._extremum(expr, "torch.maximum", "min")

@@ -1,20 +1,20 @@
-"""The JAX emitter: emitted modules parse, match their goldens, and compute exactly what the
-derivations say (checked against ``sympy.lambdify`` with numpy at random points)."""
+"""Both emitters (JAX and PyTorch): emitted modules parse, match their goldens, and compute
+exactly what the derivations say (checked against ``sympy.lambdify`` with numpy at random
+points, in float64)."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import sympy
 
-pytest.importorskip("jax")
-
-from tfm.backends.jax import emit  # noqa: E402
-from tfm.backends.shared import spec as specs  # noqa: E402
-from tfm.compiler import ir  # noqa: E402
-from tfm.compiler.pipeline import load_model  # noqa: E402
+from tfm.backends.shared import spec as specs
+from tfm.compiler import ir
+from tfm.compiler.pipeline import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
@@ -27,8 +27,27 @@ def _id(path: Path) -> str:
     return f"{path.parent.name}/{path.stem}"
 
 
+@pytest.fixture(params=["jax", "torch"])
+def emit(request):
+    """The backend's emitter (skipped where its array library is not installed)."""
+    pytest.importorskip(request.param)
+    return importlib.import_module(f"tfm.backends.{request.param}.emit")
+
+
+def _arrays(emit):
+    """float64 arrays of the backend, and back to numpy."""
+    if emit.BACKEND == "torch":
+        import torch
+        return (lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64)),
+                lambda v: np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.float64),
+                contextlib.nullcontext())
+    import jax
+    return (lambda a: np.asarray(a, dtype=np.float64), lambda v: np.asarray(v, dtype=np.float64),
+            jax.enable_x64(True))
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=_id)
-def test_emitted_module_golden(path, monkeypatch, update_golden):
+def test_emitted_module_golden(path, monkeypatch, update_golden, emit):
     monkeypatch.chdir(ROOT)
     model = load_model(path.relative_to(ROOT))
     text = emit.emit(model)
@@ -41,11 +60,9 @@ def test_emitted_module_golden(path, monkeypatch, update_golden):
 
 
 @pytest.mark.parametrize("path", MODELS, ids=_id)
-def test_emitted_functions_equal_the_derivations(path, tmp_path):
+def test_emitted_functions_equal_the_derivations(path, tmp_path, emit):
     """interpolant, losses, fields, drifts and eps of the emitted module against lambdify of
     the derived expressions, at 64 random points with t in [0.05, 0.95] (float64)."""
-    import jax
-
     model = load_model(path)
     module = emit.load(emit.write(model, tmp_path))
     maths = specs.maths(model)
@@ -54,16 +71,18 @@ def test_emitted_functions_equal_the_derivations(path, tmp_path):
     values = {"t": rng.uniform(0.05, 0.95, n), "x0": rng.standard_normal(n),
               "x1": rng.standard_normal(n), "z": rng.standard_normal(n),
               "x": rng.standard_normal(n)}
-    out = {k: rng.standard_normal(n) for k in specs.output_keys(model).values()}
-    symbols = {**{s: values[s] for s in values}, **{f"out_{k}": v for k, v in out.items()}}
+    raw_out = {k: rng.standard_normal(n) for k in specs.output_keys(model).values()}
+    symbols = {**{s: values[s] for s in values}, **{f"out_{k}": v for k, v in raw_out.items()}}
+    array, back, precision = _arrays(emit)
+    out = {k: array(v) for k, v in raw_out.items()}
 
     def reference(expr):
         free = sorted(expr.free_symbols, key=lambda s: s.name)
         f = sympy.lambdify(free, expr, modules="numpy")
         return np.broadcast_to(f(*(symbols[s.name] for s in free)), (n,))
 
-    with jax.enable_x64(True):
-        t, x0, x1, z, x = (values[k] for k in ("t", "x0", "x1", "z", "x"))
+    with precision:
+        t, x0, x1, z, x = (array(values[k]) for k in ("t", "x0", "x1", "z", "x"))
         got = {"interpolant": {"x_t": module.interpolant(t, x0, x1, z)},
                "losses": module.losses(t, x0, x1, z, out),
                "fields": module.fields(t, x, out),
@@ -73,12 +92,12 @@ def test_emitted_functions_equal_the_derivations(path, tmp_path):
             assert set(got[group]) == set(exprs), group
             for name, expr in exprs.items():
                 want = reference(expr)
-                have = np.broadcast_to(np.asarray(got[group][name], dtype=np.float64), (n,))
+                have = np.broadcast_to(back(got[group][name]), (n,))
                 np.testing.assert_allclose(have, want, rtol=1e-9, atol=1e-9,
                                            err_msg=f"{group}/{name}: {expr}")
 
 
-def test_emitted_text_holds_no_user_text_but_identifiers_and_numbers(tmp_path):
+def test_emitted_text_holds_no_user_text_but_identifiers_and_numbers(tmp_path, emit):
     """A data path with quotes and a model name reach the module only as repr of plain data."""
     folder = tmp_path
     np.save(folder / "it's.npy", np.zeros((4, 2)))
@@ -95,6 +114,6 @@ def test_emitted_text_holds_no_user_text_but_identifiers_and_numbers(tmp_path):
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "bench").glob("*.tfm")), ids=lambda p: p.stem)
-def test_benchmark_models_compile_and_emit(path, tmp_path):
+def test_benchmark_models_compile_and_emit(path, tmp_path, emit):
     model = load_model(path)
     assert emit.load(emit.write(model, tmp_path)).SPEC["model"] == model.name

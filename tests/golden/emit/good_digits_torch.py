@@ -1,0 +1,79 @@
+"""Digits: the PyTorch module tfmc 0.1.0 emitted from the file SOURCE names.
+
+Generated code: edit the .tfm file and run `tfmc compile` again rather than editing this file.
+It is used by tfm.backends.torch.runtime.TorchModel (training loop, solvers).
+"""
+
+import torch
+
+from tfm.backends.torch.runtime import networks
+
+SOURCE = 'images.tfm'
+SPEC = {'model': 'Digits',
+ 'shape': [1, 8, 8],
+ 'dim': 64,
+ 'latent': False,
+ 'base': {'name': 'normal', 'args': {'mean': [0.0], 'scale': [1.0]}},
+ 'target': {'name': 'data', 'args': {'path': 'digits.npz', 'key': 'images'}},
+ 'coupling': {'name': 'independent', 'args': {}},
+ 'time_law': {'name': 'uniform', 'args': {'low': 0.0, 'high': 1.0}},
+ 'networks': [{'name': 'b',
+               'kind': 'convnet',
+               'args': {'channels': 32, 'depth': 3, 'activation': 'silu'},
+               'target': 'velocity',
+               'output': 'vector',
+               'key': 'b'}],
+ 'fields': ['velocity', 'score', 'noise', 'data', 'base'],
+ 'samplers': [{'name': 'ode', 'method': 'midpoint', 'args': {'steps': 50}, 'kind': 'ode'}],
+ 'train': {'steps': 10000,
+           'batch': 256,
+           'optimizer': {'name': 'adam',
+                         'args': {'lr': 0.001, 'b1': 0.9, 'b2': 0.999, 'eps': 1e-08}},
+           'lr_schedule': {'name': 'constant_lr', 'args': {'warmup': 0}},
+           'ema': 0.0,
+           'clip': 0.0,
+           'seed': 0,
+           'precision': 'float32',
+           'checkpoint_every': 1000,
+           'log_every': 100}}
+
+
+class Model(torch.nn.Module):
+    """The networks of Digits (``nets``); ``forward(t, x)`` is every network's output at
+    (t, x), keyed as the functions below read them (``grad_NAME`` for a potential network)."""
+
+    def __init__(self):
+        super().__init__()
+        self.nets = networks.build(SPEC)
+
+    def forward(self, t, x):
+        return networks.outputs(SPEC, self.nets, t, x)
+
+
+def interpolant(t, x0, x1, z):
+    """x_t = x0*cos(pi*t/2) + x1*sin(pi*t/2)"""
+    _c0 = 1.5707963267948966*t
+    return x0*torch.cos(_c0) + x1*torch.sin(_c0)
+
+
+def losses(t, x0, x1, z, out):
+    """Per-element loss integrand w(t) |N(t, x_t) - Y|^2 of each trained network."""
+    out_b = out['b']
+    _c0 = 1.5707963267948966
+    _c1 = _c0*t
+    return {'b': (_c0*x0*torch.sin(_c1) - _c0*x1*torch.cos(_c1) + out_b)**2}
+
+
+def fields(t, x, out):
+    """Every field the trained networks determine, at (t, x)."""
+    out_b = out['b']
+    _c0 = 1.5707963267948966*t
+    _c1 = 0.6366197723675814*out_b
+    _c2 = torch.sin(_c0)
+    _c3 = torch.cos(_c0)
+    return {'velocity': out_b, 'score': _c1*torch.tan(_c0) - x, 'noise': 0, 'data': _c1*_c3 + _c2*x, 'base': -_c1*_c2 + _c3*x}
+
+
+def drifts(t, x, out):
+    """Drift b + eps s (forward) or b - eps s (backward) of each SDE sampler."""
+    return {}
