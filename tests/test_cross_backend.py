@@ -169,3 +169,33 @@ def test_bfloat16_models_agree_to_bfloat16_precision(tmp_path):
     x0 = batch[1]
     np.testing.assert_allclose(torch_model.sample(N, sampler="ode", x0=x0),
                                jax_model.sample(N, sampler="ode", x0=x0), atol=5e-2)
+
+
+def test_a_run_of_either_backend_is_sampled_and_scored_by_the_other(tmp_path):
+    """`tfmc sample` and `tfmc logprob` with --backend of either on a run folder of either:
+    one weight format. Log-densities agree to 1e-4, samples from the same x0 too."""
+    from tfm.backends.run import open_run, run
+    from tfm.compiler import cli
+
+    path = tmp_path / "small.tfm"
+    path.write_text(POTENTIAL.replace("phi ~ potential", "phi ~ velocity")
+                    .replace("steps 300", "steps 30"))
+    points = np.random.default_rng(5).standard_normal((16, 2)).astype(np.float32) + 1
+    np.save(tmp_path / "points.npy", points)
+    x0 = np.random.default_rng(6).standard_normal((16, 2)).astype(np.float32)
+    for trained_by, other in (("jax", "torch"), ("torch", "jax")):
+        folder = tmp_path / trained_by
+        run(path, trained_by, out=folder, progress=False, log=lambda m: None)
+        scores = {}
+        for backend in (trained_by, other):
+            out = tmp_path / f"{trained_by}_{backend}"
+            assert cli.main(["logprob", str(folder), str(tmp_path / "points.npy"), "--backend",
+                             backend, "-o", f"{out}_lp.npy"]) == 0
+            assert cli.main(["sample", str(folder), "-n", "9", "--backend", backend, "-o",
+                             f"{out}_x.npy"]) == 0
+            assert np.load(f"{out}_x.npy").shape == (9, 2)
+            scores[backend] = np.load(f"{out}_lp.npy")
+        np.testing.assert_allclose(scores[other], scores[trained_by], rtol=1e-4, atol=1e-4)
+        a = open_run(folder).sample(16, x0=x0)
+        b = open_run(folder, other).sample(16, x0=x0)
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
