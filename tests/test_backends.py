@@ -6,7 +6,6 @@ test_cross_backend.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import subprocess
 import sys
@@ -20,9 +19,7 @@ from tfm.backends.shared import checkpoint
 from tfm.backends.shared.metrics import mmd, w2
 from tfm.dsl.diagnostics import TfmDataError, TfmRuntimeError
 
-BACKENDS = [pytest.param(name, marks=pytest.mark.skipif(
-    importlib.util.find_spec(name) is None, reason=f"{name} is not installed"))
-    for name in ("jax", "torch")]
+from backend_params import BACKENDS, array_module as _array_module, to_numpy as _numpy  # tests/
 
 
 @pytest.fixture(params=BACKENDS, scope="module")
@@ -30,16 +27,6 @@ def backend(request) -> str:
     return request.param
 
 
-def _numpy(value) -> np.ndarray:
-    return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
-
-
-def _array_module(backend: str):
-    if backend == "torch":
-        import torch
-        return torch
-    import jax.numpy as jnp
-    return jnp
 
 ROOT = Path(__file__).resolve().parent.parent
 G2G = ROOT / "examples" / "gaussian_to_gaussian.tfm"

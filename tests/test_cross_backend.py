@@ -25,6 +25,7 @@ pytest.importorskip("jax")
 pytest.importorskip("torch")
 
 import tfm  # noqa: E402
+from backend_params import to_numpy as _numpy  # noqa: E402  (tests/)
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = ROOT / "tests" / "golden" / "good"
@@ -67,8 +68,6 @@ def _source(model, folder: Path, keep_precision: bool = False) -> Path:
     return path
 
 
-def _numpy(value) -> np.ndarray:
-    return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
 
 
 @pytest.fixture(scope="module", params=MODELS, ids=_id)

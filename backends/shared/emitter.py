@@ -12,12 +12,17 @@ import builtins
 import importlib.util
 import pprint
 import sys
+import types
+from itertools import count
 from pathlib import Path
 
 import sympy
 
 from ...compiler import ir
 from . import spec as specs
+
+PACKAGE = "tfm_emitted"
+_loaded = count()
 
 FUNCTION = '''
 
@@ -94,10 +99,15 @@ def write(text: str, folder: str | Path, name: str) -> Path:
 
 
 def load(path: str | Path):
-    """Import an emitted module from its file."""
+    """Import an emitted module from its file, as ``tfm_emitted.<name>_<n>`` (``n`` counts the
+    modules loaded, so models of the same name never replace each other); it stays in
+    ``sys.modules``, where tracing compilers (torch.compile) look up a function's module."""
     path = Path(path)
-    spec = importlib.util.spec_from_file_location(f"tfm_emitted.{path.stem}", path)
+    package = sys.modules.setdefault(PACKAGE, types.ModuleType(PACKAGE))
+    package.__path__ = []
+    name = f"{PACKAGE}.{path.stem}_{next(_loaded)}"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    sys.modules.pop(spec.name, None)
+    sys.modules[name] = module
     return module

@@ -11,16 +11,18 @@ from . import emit
 BACKEND = "torch"
 
 
-def build(model, folder: str | Path | None = None, root: str | Path | None = None, device=None):
+def build(model, folder: str | Path | None = None, root: str | Path | None = None, device=None,
+          compile: bool | None = None):
     """Emit ``model`` (checked IR) into ``folder`` (default: a temporary folder), import it and
     return a ``TorchModel`` on ``device`` (default: CUDA when there is one) whose data files
-    resolve in ``root`` (default: the model file's folder)."""
+    resolve in ``root`` (default: the model file's folder); ``compile``: train through
+    torch.compile (default: on CUDA)."""
     from .runtime import TorchModel
 
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="tfm_torch_"))
     module = emit.load(emit.write(model, folder))
     return TorchModel(module, root=Path(root) if root is not None else Path(model.file).resolve().parent,
-                      device=device)
+                      device=device, compile=compile)
 
 
 __all__ = ["BACKEND", "build", "emit"]

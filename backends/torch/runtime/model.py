@@ -30,9 +30,12 @@ class TorchModel(shared.Model):
     backend = BACKEND
     pipelined = False  # chunks update the weights in place; the GPU still runs ahead within one
 
-    def __init__(self, module, root: str | Path = ".", device=None):
+    def __init__(self, module, root: str | Path = ".", device=None, compile: bool | None = None):
         super().__init__(module, root)
         self.device = torch.device(device) if device is not None else default_device()
+        # training's loss through torch.compile (default: on CUDA, where it also captures CUDA
+        # graphs; on a CPU compiling costs more than it saves on small models)
+        self.compile = self.device.type == "cuda" if compile is None else compile
         tr = self.spec["train"]
         if self.device.type == "cuda" and tr["precision"] != "bfloat16":
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -57,7 +60,6 @@ class TorchModel(shared.Model):
                     if self.spec["train"]["ema"] > 0 else {})
         self.step = 0
         self.history: list[float] = []
-        self._compiled.clear()
 
     @property
     def weights(self) -> dict:
@@ -166,7 +168,15 @@ class TorchModel(shared.Model):
         # the same total to repeat an uninterrupted one)
         rate = optim.schedule(self.spec["train"], total)
         ema = [self.ema[k] for k in self.params] if self.ema else []
-        return train.make_update(self.spec, self.module, self.net, self.optimizer, rate, ema)
+        return train.make_update(self.spec, self._loss(), self.net, self.optimizer, rate, ema)
+
+    def _loss(self):
+        """The training loss function, compiled once per model when ``compile`` is set."""
+        key = ("loss", self.compile)
+        if key not in self._compiled:
+            loss = train.loss_function(self.spec, self.module, self.net)
+            self._compiled[key] = train.compiled(loss, self.device) if self.compile else loss
+        return self._compiled[key]
 
     def _chunk_runner(self, total: int, data):
         update = self._update(total)

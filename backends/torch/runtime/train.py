@@ -62,13 +62,21 @@ def ema_rate(decay: float, count: int) -> float:
     return float((np.float32(1) - d) / (np.float32(1) - d ** np.float32(count)))
 
 
-def make_update(spec: dict, module, net: torch.nn.Module, opt: torch.optim.Optimizer, rate,
+def compiled(loss, device: torch.device):
+    """``loss`` through ``torch.compile``: forward and backward become fused kernels (on CUDA
+    also captured as CUDA graphs and replayed, mode reduce-overhead); the first call compiles
+    (tens of seconds on a CPU)."""
+    mode = "reduce-overhead" if device.type == "cuda" else None
+    return torch.compile(loss, mode=mode, dynamic=False)
+
+
+def make_update(spec: dict, loss, net: torch.nn.Module, opt: torch.optim.Optimizer, rate,
                 ema: list[torch.Tensor]):
     """One optimiser step on a given batch: (step, t, x0, x1, z) -> loss (a 0-d tensor on the
-    device), updating the weights, the optimiser state and the EMA ``ema`` in place."""
+    device), updating the weights, the optimiser state and the EMA ``ema`` in place; ``loss``
+    is ``loss_function``'s (or its compiled form)."""
     tr = spec["train"]
     decay, limit = float(tr["ema"]), float(tr["clip"])
-    loss = loss_function(spec, module, net)
     params = list(net.parameters())
     for p in params:  # gradients live in place; a weight the loss does not reach (the last bias
         p.grad = torch.zeros_like(p)  # of a potential) gets a zero gradient, as in JAX

@@ -1,6 +1,8 @@
-"""Pieces of the JAX runtime on their own: couplings, the golden models' settings end to end
-(two networks, Sinkhorn, resmlp, bfloat16, dopri5, a backward SDE; a convnet on images), a
-potential network, time laws, networks' shapes and checkpoint errors."""
+"""Pieces of the runtimes: the golden models' settings end to end (two networks, Sinkhorn,
+resmlp, bfloat16, dopri5, a backward SDE; a convnet on images), a potential network, every
+stdlib interpolant with every kind of sampler, networks' shapes and checkpoint errors, for both
+backends; JAX's couplings, time laws and Hutchinson estimator (the torch ones are in
+test_torch_distributions.py and test_torch_solvers.py); torch.compile against eager."""
 
 from __future__ import annotations
 
@@ -13,11 +15,17 @@ jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
 import tfm  # noqa: E402
+from backend_params import BACKENDS, to_numpy as _numpy  # noqa: E402  (tests/)
 from tfm.backends.jax.runtime import couplings, train  # noqa: E402
 from tfm.dsl.diagnostics import TfmSemanticError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = ROOT / "tests" / "golden" / "good"
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
 
 
 def _cost(x0, x1):
@@ -59,11 +67,11 @@ def test_time_laws():
     assert 0 < float(ln.min()) and float(ln.max()) < 1 and abs(float(ln.mean()) - 0.5) < 0.01
 
 
-def test_noisy_golden_model_trains_and_samples_with_every_sampler(tmp_path):
+def test_noisy_golden_model_trains_and_samples_with_every_sampler(tmp_path, backend):
     """Two networks (velocity, noise), Sinkhorn coupling, resmlp, adamw, cosine decay, clip,
     bfloat16, a weight w(t), dopri5 and a backward SDE."""
-    model = tfm.load(GOOD / "energy_noise.tfm", folder=tmp_path)
-    assert model.dtype == jnp.bfloat16
+    model = tfm.load(GOOD / "energy_noise.tfm", backend=backend, folder=tmp_path)
+    assert "bfloat16" in str(model.dtype)
     model.fit(steps=30, progress=False)
     assert np.isfinite(model.history).all() and len(model.history) == 30
     for name in ("ode", "sde"):
@@ -75,8 +83,8 @@ def test_noisy_golden_model_trains_and_samples_with_every_sampler(tmp_path):
     assert path.shape == (201, 10, 2)
 
 
-def test_convnet_on_images(tmp_path):
-    model = tfm.load(GOOD / "images.tfm", folder=tmp_path)
+def test_convnet_on_images(tmp_path, backend):
+    model = tfm.load(GOOD / "images.tfm", backend=backend, folder=tmp_path)
     model.fit(steps=4, progress=False)
     x = model.sample(6)
     assert x.shape == (6, 1, 8, 8) and np.isfinite(x).all()
@@ -84,7 +92,7 @@ def test_convnet_on_images(tmp_path):
     assert lp.shape == (6,) and np.isfinite(lp).all()
 
 
-def test_potential_network_gives_the_velocity_as_its_gradient(tmp_path):
+def test_potential_network_gives_the_velocity_as_its_gradient(tmp_path, backend):
     (tmp_path / "p.tfm").write_text("""
 import stdlib.interpolants
 model Potential {
@@ -98,7 +106,7 @@ model Potential {
     train { steps 300  batch 256  optimizer adam(lr = 3e-3) }
 }
 """)
-    model = tfm.load(tmp_path / "p.tfm", folder=tmp_path)
+    model = tfm.load(tmp_path / "p.tfm", backend=backend, folder=tmp_path)
     model.fit(progress=False)
     x = model.sample(4000)
     # the exact field is the constant shift (1, 1): a gradient field
@@ -107,18 +115,20 @@ model Potential {
     eps = 1e-2
     phi_net = next(n for n in model.spec["networks"] if n["name"] == "phi")
     from tfm.backends.jax.runtime import networks
-    def phi(y):
-        return np.asarray(networks.apply(phi_net, model.weights, jnp.float32(0.5),
+    weights = {k: jnp.asarray(_numpy(v)) for k, v in model.weights.items()}
+
+    def phi(y):  # the trained potential, evaluated by the JAX network for either backend
+        return np.asarray(networks.apply(phi_net, weights, jnp.float32(0.5),
                                          jnp.asarray(y, jnp.float32), (2,)))
     fd = np.stack([(phi(x[:100] + eps * e) - phi(x[:100] - eps * e)) / (2 * eps)
                    for e in np.eye(2)], -1)
     assert np.allclose(v, fd, atol=2e-2)
 
 
-def test_checkpoint_of_another_model_is_refused(tmp_path):
-    a = tfm.load(ROOT / "examples" / "moons.tfm", folder=tmp_path)
+def test_checkpoint_of_another_model_is_refused(tmp_path, backend):
+    a = tfm.load(ROOT / "examples" / "moons.tfm", backend=backend, folder=tmp_path)
     a.save(tmp_path / "moons.safetensors")
-    b = tfm.load(ROOT / "examples" / "gaussian_to_gaussian.tfm", folder=tmp_path)
+    b = tfm.load(ROOT / "examples" / "gaussian_to_gaussian.tfm", backend=backend, folder=tmp_path)
     with pytest.raises(TfmSemanticError, match="holds model 'Moons'"):
         b.load(tmp_path / "moons.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
@@ -127,12 +137,12 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
         b.load(tmp_path / "junk.safetensors")
 
 
-def test_initial_weights_do_not_depend_on_the_backend_rng(tmp_path):
+def test_initial_weights_do_not_depend_on_the_backend_rng(tmp_path, backend):
     from tfm.backends.shared.init import init_params
-    a = tfm.load(ROOT / "examples" / "moons.tfm", folder=tmp_path)
+    a = tfm.load(ROOT / "examples" / "moons.tfm", backend=backend, folder=tmp_path)
     ref = init_params(a.spec["networks"], (2,), 0)
     assert set(ref) == set(a.params)
-    assert all(np.array_equal(ref[k], np.asarray(a.params[k])) for k in ref)
+    assert all(np.array_equal(ref[k], _numpy(a.params[k])) for k in ref)
     assert ref["b.0.weight"].shape == (256, 3) and ref["b.3.weight"].shape == (2, 256)
 
 
@@ -145,7 +155,7 @@ SWEEP_SAMPLERS = """
 
 
 @pytest.mark.parametrize("path", DERIVE, ids=lambda p: p.stem)
-def test_every_stdlib_interpolant_samples_finitely_with_every_sampler(path, tmp_path):
+def test_every_stdlib_interpolant_samples_finitely_with_every_sampler(path, tmp_path, backend):
     """Each stdlib interpolant (its derive golden) with an ODE, a forward and a backward SDE
     sampler, at the initial weights: the samples and log-densities are finite, though the
     derived drifts are 0/0 or infinite at t = 0 or 1 for several of them (the sampler's
@@ -158,12 +168,12 @@ def test_every_stdlib_interpolant_samples_finitely_with_every_sampler(path, tmp_
     for data in path.parent.glob("*.npy"):  # data files the golden reads
         (tmp_path / data.name).write_bytes(data.read_bytes())
     try:
-        model = tfm.load(tmp_path / path.name, folder=tmp_path)
+        model = tfm.load(tmp_path / path.name, backend=backend, folder=tmp_path)
         names = ["sweep_ode", "sweep_forward", "sweep_backward"]
     except TfmError:  # the networks do not determine the score: the ODE alone
         (tmp_path / path.name).write_text(text[:text.rindex("}")] + SWEEP_SAMPLERS.splitlines()[1]
                                           + "\n}")
-        model = tfm.load(tmp_path / path.name, folder=tmp_path)
+        model = tfm.load(tmp_path / path.name, backend=backend, folder=tmp_path)
         names = ["sweep_ode"]
     for name in names:
         x = model.sample(16, sampler=name, seed=0)
@@ -193,9 +203,28 @@ def test_hutchinson_is_unbiased_for_a_non_diagonal_jacobian():
     assert np.allclose(exact, float(jnp.trace(a)), atol=1e-5)
 
 
-def test_emitted_module_never_runs_the_file_name(tmp_path):
+def test_emitted_module_never_runs_the_file_name(tmp_path, backend):
     name = 'g""";open("PWNED","w");""".tfm'
     (tmp_path / name).write_text((ROOT / "examples" / "gaussian_to_gaussian.tfm").read_text())
-    model = tfm.load(tmp_path / name, folder=tmp_path / "build")
+    model = tfm.load(tmp_path / name, backend=backend, folder=tmp_path / "build")
     assert model.module.SOURCE == name
     assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()
+
+
+def test_torch_compile_trains_as_eager(tmp_path):
+    """The compiled loss (torch.compile, the default on CUDA) gives the eager weights to float
+    rounding, and a second fit reuses the compiled program."""
+    pytest.importorskip("torch")
+    from tfm.backends.torch import build
+    from tfm.compiler.pipeline import compile_model
+
+    model = compile_model(ROOT / "examples" / "gaussian_to_gaussian.tfm").model
+    eager = build(model, tmp_path / "a", device="cpu", compile=False).fit(steps=10, progress=False)
+    fused = build(model, tmp_path / "b", device="cpu", compile=True).fit(steps=10, progress=False)
+    assert fused.compile and not eager.compile
+    for k, v in eager.params.items():
+        np.testing.assert_allclose(_numpy(fused.params[k]), _numpy(v), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fused.history, eager.history, rtol=1e-5)
+    compiled = dict(fused._compiled)
+    fused.fit(steps=20, progress=False)
+    assert fused._compiled.keys() == compiled.keys() and np.isfinite(fused.history).all()
