@@ -228,3 +228,19 @@ def test_torch_compile_trains_as_eager(tmp_path):
     compiled = dict(fused._compiled)
     fused.fit(steps=20, progress=False)
     assert fused._compiled.keys() == compiled.keys() and np.isfinite(fused.history).all()
+
+
+def test_a_failing_torch_compile_falls_back_to_eager(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from tfm.backends.torch.runtime import train
+
+    def broken(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("no C++ compiler")
+        return run
+    monkeypatch.setattr(torch, "compile", broken)
+    loss = train.compiled(lambda t, x0, x1, z: (t * x0).sum(), torch.device("cpu"))
+    t = torch.ones(3)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        assert float(loss(t, t, t, t)) == 3.0
+    assert float(loss(t, 2 * t, t, t)) == 6.0  # warned once, eager since

@@ -9,6 +9,8 @@ chunks: a resumed run repeats an uninterrupted one exactly.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -65,9 +67,24 @@ def ema_rate(decay: float, count: int) -> float:
 def compiled(loss, device: torch.device):
     """``loss`` through ``torch.compile``: forward and backward become fused kernels (on CUDA
     also captured as CUDA graphs and replayed, mode reduce-overhead); the first call compiles
-    (tens of seconds on a CPU)."""
-    mode = "reduce-overhead" if device.type == "cuda" else None
-    return torch.compile(loss, mode=mode, dynamic=False)
+    (tens of seconds on a CPU). Where compiling fails (a missing C++ compiler, say) training
+    goes on with the eager ``loss``, after a warning."""
+    cuda = device.type == "cuda"
+    fast = torch.compile(loss, mode="reduce-overhead" if cuda else None, dynamic=False)
+    state = {"failed": False}
+
+    def run(t, x0, x1, z):
+        if not state["failed"]:
+            try:
+                if cuda:  # each call is a new step for the CUDA graphs' memory pool
+                    torch.compiler.cudagraph_mark_step_begin()
+                return fast(t, x0, x1, z).clone()  # outlives the next replay
+            except Exception as err:  # noqa: BLE001 - any compiler failure falls back
+                state["failed"] = True
+                warnings.warn(f"torch.compile failed ({type(err).__name__}: {err}); "
+                              "training goes on uncompiled.", RuntimeWarning, stacklevel=2)
+        return loss(t, x0, x1, z)
+    return run
 
 
 def make_update(spec: dict, loss, net: torch.nn.Module, opt: torch.optim.Optimizer, rate,
