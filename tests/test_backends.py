@@ -17,7 +17,7 @@ import pytest
 import tfm
 from tfm.backends.shared import checkpoint
 from tfm.backends.shared.metrics import mmd, w2
-from tfm.dsl.diagnostics import TfmDataError, TfmRuntimeError
+from tfm.dsl.diagnostics import TfmDataError, TfmRuntimeError, TfmSemanticError
 
 from backend_params import BACKENDS, array_module as _array_module, to_numpy as _numpy  # tests/
 
@@ -397,3 +397,26 @@ def test_csv_header_after_comments(tmp_path, backend):
                      folder=tmp_path)
     model.fit(steps=2, progress=False)
     assert np.isfinite(model.history).all()
+
+
+@pytest.mark.parametrize("coupling", ["minibatch_ot", "sinkhorn(reg = 0.05)", "paired"])
+def test_couplings_train(tmp_path, backend, coupling):
+    """Every coupling trains in both backends; ``paired`` reads base and target data files row
+    by row (x1 = x0 + 3 here, so the learned flow is the shift) and refuses files of unequal
+    length."""
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((256, 2)).astype(np.float32)
+    np.save(tmp_path / "base.npy", base)
+    np.save(tmp_path / "target.npy", base + 3)
+    text = _model_text('data("target.npy")', "steps 300  batch 64  optimizer adam(lr = 3e-3)",
+                       f"coupling {coupling}").replace("normal(0, 1)", 'data("base.npy")')
+    model = tfm.load(_write(tmp_path, text), backend=backend, folder=tmp_path / backend)
+    model.fit(progress=False)
+    assert np.isfinite(model.history).all()
+    if coupling == "paired":
+        shift = model.sample(256, x0=base) - base
+        assert np.allclose(shift.mean(0), 3, atol=0.1) and shift.std(0).max() < 0.1
+        np.save(tmp_path / "target.npy", base[:100])
+        with pytest.raises(TfmSemanticError, match="same number of samples"):
+            tfm.load(_write(tmp_path, text), backend=backend, folder=tmp_path / "b").fit(
+                steps=1, progress=False)
