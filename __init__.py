@@ -8,10 +8,11 @@ The package maps onto the repository's folders: ``tfm.dsl`` (text to syntax tree
 __version__ = "0.1.0"
 
 
-def load(path, backend: str = "jax", folder=None):
+def load(path, backend: str = "jax", folder=None, **options):
     """The model of a .tfm file as an object with ``fit``, ``sample``, ``log_prob``, ``save``
     and ``load`` (``backend`` is "jax" or "torch"; the emitted module goes into ``folder``, a
-    temporary folder by default)::
+    temporary folder by default; torch's ``options``: ``device`` (default CUDA when there is
+    one) and ``compile`` (train through torch.compile; default on CUDA))::
 
         import tfm
         m = tfm.load("examples/moons.tfm", backend="jax")
@@ -21,4 +22,4 @@ def load(path, backend: str = "jax", folder=None):
     """
     from .backends.run import build
 
-    return build(path, backend, folder)
+    return build(path, backend, folder, **options)

@@ -44,17 +44,18 @@ def backend_module(name: str):
 
 
 def build(path: str | Path, backend: str = "jax", folder: str | Path | None = None,
-          compilation: Compilation | None = None):
+          compilation: Compilation | None = None, **options):
     """The model object for the .tfm file ``path`` (``compilation``: its compiled form, when the
-    caller has it already); the emitted module goes into ``folder``."""
+    caller has it already); the emitted module goes into ``folder``. ``options`` go to the
+    backend's ``build`` (torch: ``device``, ``compile``)."""
     path = Path(path)
     compilation = compilation or compile_model(path)
-    return _build(compilation, path.resolve(), path.read_text(), backend, folder)
+    return _build(compilation, path.resolve(), path.read_text(), backend, folder, **options)
 
 
-def _build(compilation: Compilation, source: Path, text: str, backend: str, folder):
+def _build(compilation: Compilation, source: Path, text: str, backend: str, folder, **options):
     """Data files and imports resolve in the source's folder."""
-    model = backend_module(backend).build(compilation.model, folder, root=source.parent)
+    model = backend_module(backend).build(compilation.model, folder, root=source.parent, **options)
     model.source_path, model.source_text = source, text
     return model
 

@@ -244,3 +244,10 @@ def test_a_failing_torch_compile_falls_back_to_eager(monkeypatch):
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
         assert float(loss(t, t, t, t)) == 3.0
     assert float(loss(t, 2 * t, t, t)) == 6.0  # warned once, eager since
+
+
+def test_load_passes_torch_options(tmp_path):
+    pytest.importorskip("torch")
+    model = tfm.load(ROOT / "examples" / "moons.tfm", backend="torch", folder=tmp_path,
+                     device="cpu", compile=False)
+    assert str(model.device) == "cpu" and model.compile is False
