@@ -70,7 +70,7 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
     spec_name = compilation.model.name
     total = int(steps if steps is not None else compilation.model.train["steps"])
     train = spec_of(compilation.model)["train"]
-    meta = _resumable(out, spec_name, seed, total, checkpoint.optimizer_id(train)) \
+    meta = _resumable(out, spec_name, seed, total, checkpoint.optimizer_id(train), backend) \
         if resume else None
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
 
 
 def _resumable(out: Path, model_name: str, seed: int | None, total: int,
-               optimizer: str) -> dict:
+               optimizer: str, backend: str) -> dict:
     """The checkpoint's metadata, checked before anything in the run folder is written."""
     if not (out / checkpoint.NAME).exists():
         raise TfmDataError(Diagnostic("Data", f"Nothing to resume: no checkpoint in '{out}'.",
@@ -127,6 +127,12 @@ def _resumable(out: Path, model_name: str, seed: int | None, total: int,
             "Semantic", f"The run in '{out}' was trained with other optimiser settings "
             f"({meta.get('optimizer')}); nothing was changed there.", suggestion="Resume with "
             "the same optimizer, lr_schedule, clip and ema."))
+    if meta.get("backend", backend) != backend:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The run in '{out}' was trained with the {meta.get('backend')} backend; "
+            "training resumes with the backend that started it; nothing was changed there.",
+            suggestion=f"Resume with --backend {meta.get('backend')} (sampling and log-densities "
+            "work with either backend)."))
     if seed is not None and str(seed) != meta.get("seed"):
         raise TfmSemanticError(Diagnostic(
             "Semantic", f"The run in '{out}' was trained with seed {meta.get('seed')}; a "

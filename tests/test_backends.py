@@ -420,3 +420,21 @@ def test_couplings_train(tmp_path, backend, coupling):
         with pytest.raises(TfmSemanticError, match="same number of samples"):
             tfm.load(_write(tmp_path, text), backend=backend, folder=tmp_path / "b").fit(
                 steps=1, progress=False)
+
+
+def test_the_seed_changes_the_batches_and_fits_continue_the_stream(tmp_path, backend):
+    """From the same weights, another seed draws other batches (torch's CPU generator keeps
+    only 32 bits of a seed, so seeds must not be mixed with step numbers above them); fit(10)
+    then fit(20) repeats fit(20)."""
+    path = _write(tmp_path, _model_text("moons()", "steps 20  batch 16  log_every 5"))
+    a = tfm.load(path, backend=backend, folder=tmp_path / "a")
+    a.save(tmp_path / "init.safetensors")
+    a.fit(progress=False)
+    b = tfm.load(path, backend=backend, folder=tmp_path / "b")
+    b.reset(seed=1)
+    b.load(tmp_path / "init.safetensors").fit(progress=False)
+    assert a.history[0] != b.history[0]
+    c = tfm.load(path, backend=backend, folder=tmp_path / "c")
+    c.fit(steps=10, progress=False)
+    c.fit(steps=20, progress=False)
+    assert np.array_equal(np.asarray(c.history), np.asarray(a.history))

@@ -198,3 +198,16 @@ def test_a_run_of_either_backend_is_sampled_and_scored_by_the_other(tmp_path):
         a = open_run(folder).sample(16, x0=x0)
         b = open_run(folder, other).sample(16, x0=x0)
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
+
+
+def test_resuming_with_the_other_backend_is_refused_and_changes_nothing(tmp_path):
+    from tfm.backends.run import run
+    from tfm.dsl.diagnostics import TfmSemanticError
+
+    path = tmp_path / "small.tfm"
+    path.write_text(POTENTIAL.replace("steps 300", "steps 20"))
+    run(path, "torch", out=tmp_path / "run", progress=False, log=lambda m: None)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    with pytest.raises(TfmSemanticError, match="trained with the torch backend"):
+        run(path, "jax", out=tmp_path / "run", steps=40, resume=True, progress=False)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before

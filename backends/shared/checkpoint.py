@@ -3,7 +3,8 @@ folder, flushed to disk, then renamed over the old one), so a killed run always 
 good checkpoint whole.
 
 Tensor names: ``params/<network>.<layer>.weight`` (shared/init.py), ``ema/...`` (the same names),
-``opt/<index>`` (the optimiser state's leaves, backend-specific), ``step`` and ``loss`` (the loss
+``opt/<index>`` (the optimiser state's leaves, backend-specific), ``rng/<name>`` (torch: the
+training generator's state, uint8), ``step`` and ``loss`` (the loss
 of every step so far). Metadata: format, model, backend, seed.
 """
 

@@ -90,6 +90,15 @@ class Model:
     def _param_shapes(self) -> dict[str, tuple]:
         raise NotImplementedError
 
+    def _rng_state(self) -> dict[str, np.ndarray]:
+        """Random-generator state that training carries from step to step (none in JAX, whose
+        keys derive from the seed and the step)."""
+        return {}
+
+    def _restore_rng(self, state: dict[str, np.ndarray]) -> bool:
+        """Sets the generators from a checkpoint's ``rng/`` tensors; False when they do not fit."""
+        return True
+
     # --- data -------------------------------------------------------------------------------
     def _density_array(self, role: str, override=None):
         entry = self.spec[role]
@@ -280,6 +289,7 @@ class Model:
         tensors = {f"params/{k}": v for k, v in params.items()}
         tensors |= {f"ema/{k}": v for k, v in ema.items()}
         tensors |= {f"opt/{i}": leaf for i, leaf in enumerate(leaves)}
+        tensors |= {f"rng/{k}": v for k, v in self._rng_state().items()}
         tensors["step"] = np.asarray([self.step], np.int64)
         tensors["loss"] = np.asarray(self.history, np.float32)
         checkpoint.save(path, tensors, {"model": self.spec["model"], "backend": self.backend,
@@ -316,7 +326,8 @@ class Model:
             leaves = []
             while f"opt/{len(leaves)}" in tensors:
                 leaves.append(tensors[f"opt/{len(leaves)}"])
-            if not self._restore_optimizer(leaves):
+            rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng/")}
+            if not self._restore_optimizer(leaves) or not self._restore_rng(rng):
                 raise error(f"'{path}' has no complete optimiser state for this model's "
                             "optimizer to resume from.")
             self.step = int(tensors["step"][0])

@@ -58,6 +58,7 @@ class TorchModel(shared.Model):
         self.optimizer = optim.optimizer(self.spec["train"], self.params.values())
         self.ema = ({k: p.detach().clone() for k, p in self.params.items()}
                     if self.spec["train"]["ema"] > 0 else {})
+        self.generator = self._generator(seed)  # training's draws, saved with checkpoints
         self.step = 0
         self.history: list[float] = []
 
@@ -83,6 +84,15 @@ class TorchModel(shared.Model):
                 leaves.append(state[p][k].detach().cpu().numpy())
         return ({k: p.detach().cpu().numpy() for k, p in self.params.items()},
                 {k: v.cpu().numpy() for k, v in self.ema.items()}, leaves)
+
+    def _rng_state(self) -> dict[str, np.ndarray]:
+        return {"train": self.generator.get_state().numpy()}
+
+    def _restore_rng(self, state: dict[str, np.ndarray]) -> bool:
+        if "train" not in state:
+            return False
+        self.generator.set_state(torch.from_numpy(np.asarray(state["train"], np.uint8)))
+        return True
 
     def _restore(self, params: dict, ema: dict) -> None:
         with torch.no_grad():
@@ -111,7 +121,7 @@ class TorchModel(shared.Model):
                 leaf = next(it)
                 if k != "step" and leaf.shape != tuple(p.shape):
                     return False
-                entry[k] = torch.as_tensor(leaf, device=p.device if k != "step" else "cpu").clone()
+                entry[k] = torch.as_tensor(leaf, device=p.device).clone()  # fused: all on p's device
             self.optimizer.state[p] = entry
         return True
 
@@ -180,7 +190,7 @@ class TorchModel(shared.Model):
 
     def _chunk_runner(self, total: int, data):
         update = self._update(total)
-        step = train.make_step(self.spec, self._drawer(data), update, self.seed, self.device)
+        step = train.make_step(self.spec, self._drawer(data), update, self.generator, self.device)
         run = train.chunk_runner(step, self.device)
 
         def guarded(first: int, length: int):
@@ -195,10 +205,11 @@ class TorchModel(shared.Model):
     def _snapshot(self):
         return ({k: p.detach().clone() for k, p in self.params.items()},
                 {k: v.clone() for k, v in self.ema.items()},
-                copy.deepcopy(self.optimizer.state_dict()))
+                copy.deepcopy(self.optimizer.state_dict()), self.generator.get_state())
 
     def _restore_snapshot(self, saved) -> None:
-        params, ema, opt = saved
+        params, ema, opt, rng = saved
+        self.generator.set_state(rng)
         with torch.no_grad():
             for k, p in self.params.items():
                 p.copy_(params[k])

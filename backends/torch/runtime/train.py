@@ -2,9 +2,10 @@
 of steps whose losses stay on the device until the chunk ends (one host synchronisation per
 chunk, shared/loop.py drives the chunks).
 
-Each step draws its batch (base, target, coupling, time, latent z) on the device from a
-generator seeded with (seed, step), so the result does not depend on how steps are split into
-chunks: a resumed run repeats an uninterrupted one exactly.
+Each step draws its batch (base, target, coupling, time, latent z) on the device from the
+model's one training generator, seeded once with the train seed; its state is saved with every
+checkpoint, so the result does not depend on how steps are split into chunks or fits, and a
+resumed run repeats an uninterrupted one exactly.
 """
 
 from __future__ import annotations
@@ -15,13 +16,6 @@ import numpy as np
 import torch
 
 from . import optim
-
-SEED_STRIDE = 2**32  # a step's generator seed is seed * SEED_STRIDE + step
-
-
-def step_seed(seed: int, step: int) -> int:
-    return (seed * SEED_STRIDE + step) % 2**63
-
 
 def time_sampler(entry: dict):
     """(gen, n) -> t of shape (n,) for the time law ``entry``."""
@@ -115,18 +109,15 @@ def make_update(spec: dict, loss, net: torch.nn.Module, opt: torch.optim.Optimiz
     return update
 
 
-def make_step(spec: dict, draw, update, seed: int, device):
-    """One training step: step -> loss, its batch drawn from the generator seeded with
-    (seed, step)."""
+def make_step(spec: dict, draw, update, gen: torch.Generator, device):
+    """One training step: step -> loss, its batch drawn from ``gen``."""
     shape = tuple(spec["shape"])
     batch = int(spec["train"]["batch"])
     draw_time = time_sampler(spec["time_law"])
     latent = spec["latent"]
-    gen = torch.Generator(device)
     zero = torch.zeros((), device=device)
 
     def step(k: int):
-        gen.manual_seed(step_seed(seed, k))
         x0, x1 = draw(gen, batch)
         t = draw_time(gen, batch)
         z = torch.randn((batch,) + shape, generator=gen, device=device) if latent else zero
