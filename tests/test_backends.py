@@ -86,7 +86,7 @@ def test_exact_velocity_transports_exactly_through_solver_and_likelihood(tmp_pat
     mean and covariance and the ODE log-density is the target's (solver and likelihood only)."""
     model = tfm.load(G2G, backend=backend, folder=tmp_path)
     xp = _array_module(backend)
-    model.module.fields = lambda t, x, out: {"velocity": exact_velocity(t, x, xp)}
+    model.module.field_velocity = lambda t, x, out: exact_velocity(t, x, xp)
     model.spec["fields"] = ["velocity"]
     x = model.sample(40_000, seed=3)
     assert np.allclose(x.mean(0), MEAN, atol=0.03)  # MC error: 4 sd / sqrt(n) = 0.02 * scale

@@ -86,9 +86,11 @@ def test_emitted_functions_equal_the_derivations(path, tmp_path, emit):
         got = {"interpolant": {"x_t": module.interpolant(t, x0, x1, z)},
                "losses": module.losses(t, x0, x1, z, out),
                "fields": module.fields(t, x, out),
+               "field": {name: getattr(module, f"field_{name}")(t, x, out)
+                         for name in maths["fields"]},
                "drifts": module.drifts(t, x, out),
                "eps": {name: getattr(module, f"eps_{name}")(t) for name in maths["eps"]}}
-        for group, exprs in maths.items():
+        for group, exprs in list(maths.items()) + [("field", maths["fields"])]:
             assert set(got[group]) == set(exprs), group
             for name, expr in exprs.items():
                 want = reference(expr)

@@ -51,8 +51,8 @@ def spec_literal(model: ir.Model) -> str:
 
 
 def functions(model: ir.Model, block) -> str:
-    """``interpolant``, ``losses``, ``fields``, ``drifts`` and ``eps_<sampler>`` of the model,
-    printed by ``block`` (a backend printer's)."""
+    """``interpolant``, ``losses``, ``fields`` (and each field alone, ``field_<name>``),
+    ``drifts`` and ``eps_<sampler>`` of the model, printed by ``block`` (a backend printer's)."""
     maths = specs.maths(model)
     keys = list(specs.output_keys(model).values())
 
@@ -68,6 +68,10 @@ def functions(model: ir.Model, block) -> str:
     text += _function(block, "fields", "t, x, out",
                       "Every field the trained networks determine, at (t, x).",
                       maths["fields"], used("fields"))
+    for name, expr in maths["fields"].items():  # one field alone: what samplers evaluate
+        keys_used = [k for k in keys if expr.has(sympy.Symbol("out_" + k, real=True))]
+        text += _function(block, f"field_{name}", "t, x, out", f"The {name} at (t, x).",
+                          {name: expr}, keys_used, single=True)
     text += _function(block, "drifts", "t, x, out",
                       "Drift b + eps s (forward) or b - eps s (backward) of each SDE sampler.",
                       maths["drifts"], used("drifts"))

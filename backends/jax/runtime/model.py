@@ -151,7 +151,7 @@ class JaxModel(shared.Model):
 
         def f(t, x):
             out = networks.outputs(self.spec, w, t, x, self.dtype)
-            value = self.module.fields(t, x, out)[name]
+            value = getattr(self.module, f"field_{name}")(t, x, out)
             return jnp.broadcast_to(value, x.shape).astype(x.dtype)
         return f
 
@@ -163,7 +163,7 @@ class JaxModel(shared.Model):
             values = [self.module.drifts(t, x, out)[entry["name"]],
                       getattr(self.module, f"eps_{entry['name']}")(t)]
         else:
-            values = [self.module.fields(t, x, out)["velocity"]]
+            values = [self.module.field_velocity(t, x, out)]
         return all(bool(jnp.all(jnp.isfinite(jnp.asarray(v)))) for v in values)
 
     def _sampled(self, entry, n, seed, trajectory, x0, t0, t1):

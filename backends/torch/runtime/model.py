@@ -248,7 +248,7 @@ class TorchModel(shared.Model):
 
         def f(t, x):
             t = torch.as_tensor(t, dtype=torch.float32, device=x.device)
-            value = self.module.fields(t, x, self._outputs(w, t, x))[name]
+            value = getattr(self.module, f"field_{name}")(t, x, self._outputs(w, t, x))
             return torch.broadcast_to(torch.as_tensor(value, device=x.device), x.shape).to(x.dtype)
         return f
 
@@ -269,7 +269,7 @@ class TorchModel(shared.Model):
         if entry["kind"] == "sde":
             values = [self.module.drifts(t, x, out)[entry["name"]], self._eps(entry["name"])(t)]
         else:
-            values = [self.module.fields(t, x, out)["velocity"]]
+            values = [self.module.field_velocity(t, x, out)]
         return all(bool(torch.all(torch.isfinite(torch.as_tensor(v)))) for v in values)
 
     def _sampled(self, entry, n, seed, trajectory, x0, t0, t1):

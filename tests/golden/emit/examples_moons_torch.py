@@ -70,6 +70,35 @@ def fields(t, x, out):
     return {'velocity': out_b, 'score': -_c2/_c0, 'noise': 0, 'data': -_c0*out_b - _c1, 'base': -_c2}
 
 
+def field_velocity(t, x, out):
+    """The velocity at (t, x)."""
+    out_b = out['b']
+    return out_b
+
+
+def field_score(t, x, out):
+    """The score at (t, x)."""
+    out_b = out['b']
+    return -(out_b*t - x)/(t - 1)
+
+
+def field_noise(t, x, out):
+    """The noise at (t, x)."""
+    return 0
+
+
+def field_data(t, x, out):
+    """The data at (t, x)."""
+    out_b = out['b']
+    return -out_b*(t - 1) + x
+
+
+def field_base(t, x, out):
+    """The base at (t, x)."""
+    out_b = out['b']
+    return -out_b*t + x
+
+
 def drifts(t, x, out):
     """Drift b + eps s (forward) or b - eps s (backward) of each SDE sampler."""
     return {}

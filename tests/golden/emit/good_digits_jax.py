@@ -60,6 +60,37 @@ def fields(t, x, out):
     return {'velocity': out_b, 'score': _c1*jnp.tan(_c0) - x, 'noise': 0, 'data': _c1*_c3 + _c2*x, 'base': -_c1*_c2 + _c3*x}
 
 
+def field_velocity(t, x, out):
+    """The velocity at (t, x)."""
+    out_b = out['b']
+    return out_b
+
+
+def field_score(t, x, out):
+    """The score at (t, x)."""
+    out_b = out['b']
+    return 2*out_b*jnp.tan((0.5)*jnp.pi*t)/jnp.pi - x
+
+
+def field_noise(t, x, out):
+    """The noise at (t, x)."""
+    return 0
+
+
+def field_data(t, x, out):
+    """The data at (t, x)."""
+    out_b = out['b']
+    _c0 = (0.5)*jnp.pi*t
+    return 2*out_b*jnp.cos(_c0)/jnp.pi + x*jnp.sin(_c0)
+
+
+def field_base(t, x, out):
+    """The base at (t, x)."""
+    out_b = out['b']
+    _c0 = (0.5)*jnp.pi*t
+    return -2*out_b*jnp.sin(_c0)/jnp.pi + x*jnp.cos(_c0)
+
+
 def drifts(t, x, out):
     """Drift b + eps s (forward) or b - eps s (backward) of each SDE sampler."""
     return {}

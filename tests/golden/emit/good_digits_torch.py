@@ -74,6 +74,37 @@ def fields(t, x, out):
     return {'velocity': out_b, 'score': _c1*torch.tan(_c0) - x, 'noise': 0, 'data': _c1*_c3 + _c2*x, 'base': -_c1*_c2 + _c3*x}
 
 
+def field_velocity(t, x, out):
+    """The velocity at (t, x)."""
+    out_b = out['b']
+    return out_b
+
+
+def field_score(t, x, out):
+    """The score at (t, x)."""
+    out_b = out['b']
+    return 0.6366197723675814*out_b*torch.tan(1.5707963267948966*t) - x
+
+
+def field_noise(t, x, out):
+    """The noise at (t, x)."""
+    return 0
+
+
+def field_data(t, x, out):
+    """The data at (t, x)."""
+    out_b = out['b']
+    _c0 = 1.5707963267948966*t
+    return 0.6366197723675814*out_b*torch.cos(_c0) + x*torch.sin(_c0)
+
+
+def field_base(t, x, out):
+    """The base at (t, x)."""
+    out_b = out['b']
+    _c0 = 1.5707963267948966*t
+    return -0.6366197723675814*out_b*torch.sin(_c0) + x*torch.cos(_c0)
+
+
 def drifts(t, x, out):
     """Drift b + eps s (forward) or b - eps s (backward) of each SDE sampler."""
     return {}

@@ -80,6 +80,39 @@ def fields(t, x, out):
     return {'velocity': out_b, 'score': -_c2/_c1, 'noise': out_eta, 'data': -_c3*jnp.sqrt(-_c0*t)/t - _c4 + out_b, 'base': (_c1*_c3 + _c4 - out_b*t**2 + t*x)/_c0}
 
 
+def field_velocity(t, x, out):
+    """The velocity at (t, x)."""
+    out_b = out['b']
+    return out_b
+
+
+def field_score(t, x, out):
+    """The score at (t, x)."""
+    out_eta = out['eta']
+    return -jnp.sqrt(10)*out_eta/jnp.sqrt(-t*(t - 1))
+
+
+def field_noise(t, x, out):
+    """The noise at (t, x)."""
+    out_eta = out['eta']
+    return out_eta
+
+
+def field_data(t, x, out):
+    """The data at (t, x)."""
+    out_eta = out['eta']
+    out_b = out['b']
+    return -out_b*t + out_b - 0.05*jnp.sqrt(10)*out_eta*jnp.sqrt(t*(1 - t))/t + x
+
+
+def field_base(t, x, out):
+    """The base at (t, x)."""
+    out_eta = out['eta']
+    out_b = out['b']
+    _c0 = t - 1
+    return (-out_b*t**2 + out_b*t + (0.05)*jnp.sqrt(10)*out_eta*jnp.sqrt(-_c0*t) + t*x - x)/_c0
+
+
 def drifts(t, x, out):
     """Drift b + eps s (forward) or b - eps s (backward) of each SDE sampler."""
     out_eta = out['eta']

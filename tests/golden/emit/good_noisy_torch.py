@@ -94,6 +94,39 @@ def fields(t, x, out):
     return {'velocity': out_b, 'score': -_c2/_c1, 'noise': out_eta, 'data': -_c3*torch.sqrt(-_c0*t)/t - _c4 + out_b, 'base': (_c1*_c3 + _c4 - out_b*t**2 + t*x)/_c0}
 
 
+def field_velocity(t, x, out):
+    """The velocity at (t, x)."""
+    out_b = out['b']
+    return out_b
+
+
+def field_score(t, x, out):
+    """The score at (t, x)."""
+    out_eta = out['eta']
+    return -3.1622776601683795*out_eta/torch.sqrt(-t*(t - 1))
+
+
+def field_noise(t, x, out):
+    """The noise at (t, x)."""
+    out_eta = out['eta']
+    return out_eta
+
+
+def field_data(t, x, out):
+    """The data at (t, x)."""
+    out_eta = out['eta']
+    out_b = out['b']
+    return -out_b*t + out_b - 0.15811388300841897*out_eta*torch.sqrt(t*(1 - t))/t + x
+
+
+def field_base(t, x, out):
+    """The base at (t, x)."""
+    out_eta = out['eta']
+    out_b = out['b']
+    _c0 = t - 1
+    return (-out_b*t**2 + out_b*t + 0.15811388300841897*out_eta*torch.sqrt(-_c0*t) + t*x - x)/_c0
+
+
 def drifts(t, x, out):
     """Drift b + eps s (forward) or b - eps s (backward) of each SDE sampler."""
     out_eta = out['eta']
