@@ -55,7 +55,13 @@ def build(path: str | Path, backend: str = "jax", folder: str | Path | None = No
 
 def _build(compilation: Compilation, source: Path, text: str, backend: str, folder, **options):
     """Data files and imports resolve in the source's folder."""
-    model = backend_module(backend).build(compilation.model, folder, root=source.parent, **options)
+    module = backend_module(backend)
+    unknown = sorted(set(options) - set(module.OPTIONS))
+    if unknown:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The {backend} backend takes no option {', '.join(map(repr, unknown))}.",
+            suggestion=f"Its options: {', '.join(module.OPTIONS) or 'none'}."))
+    model = module.build(compilation.model, folder, root=source.parent, **options)
     model.source_path, model.source_text = source, text
     return model
 

@@ -438,3 +438,23 @@ def test_the_seed_changes_the_batches_and_fits_continue_the_stream(tmp_path, bac
     c.fit(steps=10, progress=False)
     c.fit(steps=20, progress=False)
     assert np.array_equal(np.asarray(c.history), np.asarray(a.history))
+
+
+def test_user_errors_of_the_backends_are_diagnostics(tmp_path, backend):
+    """An adaptive sampler out of steps, an option the backend does not take, and (torch) a
+    device that does not exist are errors naming the problem, not tracebacks."""
+    from tfm.dsl.diagnostics import TfmError
+
+    path = _write(tmp_path, _model_text("moons()", extra="sampler tight = dopri5(rtol = 1e-12, "
+                                        "atol = 1e-12)"))
+    model = tfm.load(path, backend=backend, folder=tmp_path / "a")
+    model.module.field_velocity = lambda t, x, out: 1e4 * x * _array_module(backend).sin(300 * t)
+    with pytest.raises(TfmRuntimeError, match="'tight' \\(dopri5\\) took more than its 4096 steps"):
+        model.sample(4, sampler="tight")
+    with pytest.raises(TfmSemanticError, match=f"The {backend} backend takes no option 'colour'"):
+        tfm.load(path, backend=backend, folder=tmp_path / "b", colour="red")
+    if backend == "torch":
+        import torch
+        with pytest.raises(TfmError, match="not a torch device|sees no CUDA GPU"):
+            tfm.load(path, backend=backend, folder=tmp_path / "c",
+                     device="nonsense" if torch.cuda.is_available() else "cuda")

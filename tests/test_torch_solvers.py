@@ -172,3 +172,25 @@ def test_both_backends_give_the_same_log_densities(monkeypatch):
         ours = likelihood.log_prob(torch_v, _base(torch), torch.tensor(X), 0.0, 1.0, method, 8, exact,
                                    torch.Generator())
         assert np.abs(ours.numpy() - np.asarray(value)).max() < 1e-4, (method, exact)
+
+
+def test_dopri5_backward_to_a_nonzero_end_matches_diffrax():
+    """y' = -(1 + t) y from 0.9 down to 0.1 (float64): the last step lands on 0.1 in both
+    backends (torchdiffeq negates the step_t of a decreasing interval only when it is a tensor),
+    so the two agree to rounding and take the same steps."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from tfm.backends.jax.runtime import solvers as jax_solvers
+
+    y0 = np.array([1.0, 2.0])
+    ours, steps = solvers.dopri5(lambda t, y: -(1 + t) * y, torch.tensor(y0), 0.9, 0.1,
+                                 1e-6, 1e-6)
+    with jax.enable_x64(True):
+        theirs, their_steps = jax_solvers.dopri5(lambda t, y: -(1 + t) * y,
+                                                 jnp.asarray(y0), 0.9, 0.1, 1e-6, 1e-6)
+        theirs = np.asarray(theirs)
+    exact = y0 * math.exp(0.8 + (0.81 - 0.01) / 2)
+    assert np.allclose(ours.numpy(), theirs, rtol=1e-12, atol=0)
+    assert int(steps) == int(their_steps)
+    assert np.allclose(ours.numpy(), exact, rtol=1e-5)

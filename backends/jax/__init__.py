@@ -9,6 +9,7 @@ from pathlib import Path
 from . import emit
 
 BACKEND = "jax"
+OPTIONS: tuple[str, ...] = ()  # keyword options of build beyond folder and root
 
 
 def build(model, folder: str | Path | None = None, root: str | Path | None = None):
@@ -22,4 +23,4 @@ def build(model, folder: str | Path | None = None, root: str | Path | None = Non
     return JaxModel(module, root=Path(root) if root is not None else Path(model.file).resolve().parent)
 
 
-__all__ = ["BACKEND", "build", "emit"]
+__all__ = ["BACKEND", "OPTIONS", "build", "emit"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -247,7 +248,8 @@ class Model:
         t0, t1 = self.interval(entry)
         if x0 is not None:
             x0 = np.asarray(x0, dtype=np.float32)
-        result = self._sampled(entry, n, seed, trajectory, x0, t0, t1)
+        with step_limit(entry):
+            result = self._sampled(entry, n, seed, trajectory, x0, t0, t1)
         samples = result[0] if trajectory else result
         _finite(samples, f"The samples of '{entry['name']}'")
         return result
@@ -277,7 +279,8 @@ class Model:
         for i in range(0, len(x), batch):
             chunk = x[i:i + batch]
             padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
-            parts.append(self._log_prob_batch(entry, exact, padded, seed, i)[:len(chunk)])
+            with step_limit(entry):
+                parts.append(self._log_prob_batch(entry, exact, padded, seed, i)[:len(chunk)])
         values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         _finite(values, "The log-densities")
         return values
@@ -313,6 +316,8 @@ class Model:
                 raise error(f"'{path}': weight {k} has shape {v.shape}, the model needs "
                             f"{shapes[k]}.")
         ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema/")}
+        if ema and ({k: v.shape for k, v in ema.items()} != {k: v.shape for k, v in params.items()}):
+            raise error(f"'{path}': its EMA does not match its weights (names or shapes).")
         if optimizer:
             if meta.get("optimizer", self._optimizer_id()) != self._optimizer_id():
                 raise error(f"'{path}' was trained with other optimiser settings "
@@ -326,14 +331,32 @@ class Model:
             leaves = []
             while f"opt/{len(leaves)}" in tensors:
                 leaves.append(tensors[f"opt/{len(leaves)}"])
+            self.step = int(tensors["step"][0])
+            self.history = [float(v) for v in tensors["loss"]]
+            self.seed = int(meta.get("seed", self.seed))
             rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng/")}
             if not self._restore_optimizer(leaves) or not self._restore_rng(rng):
                 raise error(f"'{path}' has no complete optimiser state for this model's "
                             "optimizer to resume from.")
-            self.step = int(tensors["step"][0])
-            self.history = [float(v) for v in tensors["loss"]]
-            self.seed = int(meta.get("seed", self.seed))
         return self
+
+
+# how diffrax (through equinox) and torchdiffeq say that an adaptive solver ran out of steps
+STEP_LIMIT_MESSAGES = ("maximum number of solver steps", "max_num_steps exceeded")
+
+
+@contextmanager
+def step_limit(entry: dict):
+    """Turns an adaptive solver's step-limit failure into a user error naming the sampler."""
+    try:
+        yield
+    except (RuntimeError, AssertionError) as err:
+        if not any(m in str(err) for m in STEP_LIMIT_MESSAGES):
+            raise
+        raise TfmRuntimeError(Diagnostic(
+            "Runtime", f"The sampler '{entry['name']}' ({entry['method']}) took more than its "
+            "4096 steps.", suggestion="Loosen rtol and atol, use a fixed-step sampler, or "
+            "restrict the time law away from singular ends.")) from None
 
 
 def _checkpoint_step(out) -> int:

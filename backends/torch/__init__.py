@@ -9,6 +9,7 @@ from pathlib import Path
 from . import emit
 
 BACKEND = "torch"
+OPTIONS = ("device", "compile")  # keyword options of build beyond folder and root
 
 
 def build(model, folder: str | Path | None = None, root: str | Path | None = None, device=None,
@@ -25,4 +26,4 @@ def build(model, folder: str | Path | None = None, root: str | Path | None = Non
                       device=device, compile=compile)
 
 
-__all__ = ["BACKEND", "build", "emit"]
+__all__ = ["BACKEND", "OPTIONS", "build", "emit"]

@@ -10,6 +10,8 @@ Floats keep the arrays' own dtype (float32, bfloat16), as in the JAX backend.
 
 from __future__ import annotations
 
+import math
+
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pytorch import TorchPrinter
@@ -22,7 +24,7 @@ class Printer(TorchPrinter):
 
     def _print(self, expr, **kwargs):
         if isinstance(expr, sympy.Expr) and expr.is_number and not expr.is_Integer:
-            return repr(float(expr))
+            return _number(expr)
         return super()._print(expr, **kwargs)
 
     def _print_Mul(self, expr):
@@ -30,7 +32,7 @@ class Printer(TorchPrinter):
         coeff, rest = expr.as_independent(*expr.free_symbols, as_Add=False)
         if coeff.is_number and coeff not in (1, -1) and not rest.is_number:
             text = self.parenthesize(rest, PRECEDENCE["Mul"], strict=True)
-            return f"{float(coeff)!r}*{text}"
+            return f"{_number(coeff)}*{text}"
         return super()._print_Mul(expr)
 
     def _print_Pow(self, expr, rational=False):
@@ -59,6 +61,12 @@ class Printer(TorchPrinter):
         if constants:  # sympy keeps at most one constant argument of a Max or Min
             text = f"torch.clamp({text}, {bound}={self._print(constants[0])})"
         return text
+
+
+def _number(expr) -> str:
+    """A constant as a Python float literal (``float('inf')`` for an infinity)."""
+    value = float(expr)
+    return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
 
 
 def block(exprs: dict[str, sympy.Expr]) -> Block:

@@ -14,10 +14,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-SINKHORN_MAX_ITERATIONS = 2000
-SINKHORN_TOLERANCE = 1e-3  # largest relative error of a row marginal when iterations stop
+from ...shared.couplings import SINKHORN_MAX_ITERATIONS, SINKHORN_TOLERANCE, assignment
 
 
 def _costs(x0, x1):
@@ -26,8 +24,7 @@ def _costs(x0, x1):
 
 
 def _assignment(cost: np.ndarray) -> np.ndarray:
-    _, cols = linear_sum_assignment(np.asarray(cost, dtype=np.float64))
-    return cols.astype(np.int32)
+    return assignment(cost).astype(np.int32)
 
 
 def minibatch_ot(key, x0, x1):

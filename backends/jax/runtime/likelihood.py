@@ -13,9 +13,6 @@ import jax.numpy as jnp
 
 from . import solvers
 
-EXACT_MAX_DIM = 32
-
-
 def velocity_and_divergence(velocity, t, x):
     """b(t, x) and the trace of db/dx for each point of the batch x (B, *shape): one
     linearisation per point (the primal is computed once), d forward-mode derivatives."""

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
-SINKHORN_MAX_ITERATIONS = 2000
-SINKHORN_TOLERANCE = 1e-3  # largest relative error of a row marginal when iterations stop
+from ...shared.couplings import SINKHORN_MAX_ITERATIONS, SINKHORN_TOLERANCE, assignment
+
 SINKHORN_CHECK_EVERY = 10  # iterations between two checks of the row error (each one syncs)
 
 
@@ -31,14 +29,9 @@ def _costs(x0, x1):
     return torch.sum(a * a, 1)[:, None] + torch.sum(b * b, 1)[None, :] - 2 * a @ b.T
 
 
-def _assignment(cost: np.ndarray) -> np.ndarray:
-    _, cols = linear_sum_assignment(np.asarray(cost, dtype=np.float64))
-    return cols.astype(np.int64)
-
-
 def minibatch_ot(gen, x0, x1):
     cost = _costs(x0.detach(), x1.detach()).to("cpu", torch.float64).numpy()
-    perm = torch.as_tensor(_assignment(cost), device=x1.device)
+    perm = torch.as_tensor(assignment(cost), device=x1.device)
     return x0, x1[perm]
 
 

@@ -44,8 +44,8 @@ def _moons(gen, n, noise, device):
     theta = _uniform(gen, n, device) * math.pi
     inner = _coin(gen, n, device)[:, None]
     outer = torch.stack([torch.cos(theta), torch.sin(theta)], -1)
-    # the inner moon is the outer one turned by pi about (0.5, 0.25)
-    points = torch.where(inner, torch.tensor([1.0, 0.5], device=device) - outer, outer)
+    # the inner moon is the outer one turned by pi about (0.5, 0.25): (1, 0.5) - outer
+    points = torch.where(inner, torch.cat([1 - outer[:, :1], 0.5 - outer[:, 1:]], -1), outer)
     return points + noise * _normal(gen, (n, 2), device)
 
 

@@ -19,9 +19,6 @@ from torch.func import jvp
 
 from . import solvers
 
-EXACT_MAX_DIM = 32
-
-
 def _time(t, x):
     """t as a 0-d tensor of x's dtype on its device (a float given directly is converted)."""
     return torch.as_tensor(t, dtype=x.dtype, device=x.device)

@@ -9,6 +9,7 @@ bfloat16`` runs the networks in bfloat16 with float32 weights, as in the JAX bac
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 
 from ...shared import model as shared
 from ...shared.init import init_params
+from ...shared.model import error
 from . import couplings, distributions, likelihood, optim, solvers, train
 
 BACKEND = "torch"
@@ -26,13 +28,26 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _device(name) -> torch.device:
+    """A torch device that exists on this machine, or a clear error."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as err:
+        raise error(f"'{name}' is not a torch device ({err}).",
+                    'Use device="cpu" or device="cuda".') from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise error(f"The device '{name}' was asked for, but torch sees no CUDA GPU here.",
+                    'Use device="cpu", or leave the device out (CUDA when there is one).')
+    return device
+
+
 class TorchModel(shared.Model):
     backend = BACKEND
     pipelined = False  # chunks update the weights in place; the GPU still runs ahead within one
 
     def __init__(self, module, root: str | Path = ".", device=None, compile: bool | None = None):
         super().__init__(module, root)
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = _device(device) if device is not None else default_device()
         # training's loss through torch.compile (default: on CUDA, where it also captures CUDA
         # graphs; on a CPU compiling costs more than it saves on small models)
         self.compile = self.device.type == "cuda" if compile is None else compile
@@ -91,7 +106,15 @@ class TorchModel(shared.Model):
     def _restore_rng(self, state: dict[str, np.ndarray]) -> bool:
         if "train" not in state:
             return False
-        self.generator.set_state(torch.from_numpy(np.asarray(state["train"], np.uint8)))
+        saved = torch.from_numpy(np.asarray(state["train"], np.uint8))
+        if saved.shape != self.generator.get_state().shape:  # written on another device type
+            warnings.warn(f"The checkpoint's random-generator state is from another device type "
+                          f"than {self.device.type}; training resumes with a generator seeded "
+                          f"from the seed and step {self.step}, so its batches differ from an "
+                          "uninterrupted run's.", RuntimeWarning, stacklevel=3)
+            self.generator.manual_seed((self.seed * 1_000_003 + self.step) % 2**32)
+            return True
+        self.generator.set_state(saved)
         return True
 
     def _restore(self, params: dict, ema: dict) -> None:
@@ -194,9 +217,14 @@ class TorchModel(shared.Model):
         run = train.chunk_runner(step, self.device)
 
         def guarded(first: int, length: int):
-            """A chunk whose losses are not all finite leaves the model as it was before it."""
+            """A chunk whose losses are not all finite, or that is interrupted (Ctrl-C), leaves
+            the model as it was before it."""
             saved = self._snapshot()
-            nxt, losses = run(first, length)
+            try:
+                nxt, losses = run(first, length)
+            except BaseException:
+                self._restore_snapshot(saved)
+                raise
             if not np.isfinite(losses).all():
                 self._restore_snapshot(saved)
             return nxt, losses
@@ -259,15 +287,17 @@ class TorchModel(shared.Model):
         return drift
 
     def _eps(self, name: str):
-        fn = getattr(self.module, f"eps_{name}")
-        return lambda t: torch.as_tensor(fn(t), dtype=torch.float32, device=self.device)
+        """eps(t) of an SDE sampler: a tensor, or a Python number when constant (no copy to
+        the device at every step)."""
+        return getattr(self.module, f"eps_{name}")
 
     def _all_finite(self, entry: dict, t: float, x, out: dict) -> bool:
         t = torch.tensor(t, dtype=torch.float32, device=self.device)
         x = self._tensor(x)
         out = {k: self._tensor(v) for k, v in out.items()}
         if entry["kind"] == "sde":
-            values = [self.module.drifts(t, x, out)[entry["name"]], self._eps(entry["name"])(t)]
+            values = [self.module.drifts(t, x, out)[entry["name"]],
+                      torch.as_tensor(self._eps(entry["name"])(t))]
         else:
             values = [self.module.field_velocity(t, x, out)]
         return all(bool(torch.all(torch.isfinite(torch.as_tensor(v)))) for v in values)

@@ -130,7 +130,7 @@ def dopri5(f, y0, t0: float, t1: float, rtol: float, atol: float, max_steps: int
     ts = torch.tensor([t0, t1], dtype=torch.float64, device=like.device)
     ys = odeint(counted, y0, ts, rtol=rtol, atol=atol, method="dopri5",
                 options={"max_num_steps": max_steps, "first_step": abs(t1 - t0) / 20,
-                         "step_t": [t1], "norm": _rms_norm})
+                         "step_t": ts[1:], "norm": _rms_norm})  # a tensor: negated with t
     return _map(lambda y: y[-1], ys), counted.steps
 
 
