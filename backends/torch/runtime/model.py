@@ -249,7 +249,7 @@ class TorchModel(shared.Model):
         """The training loss at the current weights on a given batch (numpy arrays)."""
         fn = train.loss_function(self.spec, self.module, self.net)
         with torch.no_grad() if not self._has_potential() else torch.enable_grad():
-            return float(fn(*map(self._tensor, (t, x0, x1, z))))
+            return float(fn(*map(self._tensor, (t, x0, x1, z))).detach())
 
     def step_on(self, t, x0, x1, z=0.0, total: int | None = None) -> float:
         """One optimiser step on a given batch (numpy arrays); returns its loss. The schedule
