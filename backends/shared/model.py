@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
+from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,9 +29,9 @@ def error(message: str, suggestion: str | None = None):
     return TfmSemanticError(Diagnostic("Semantic", message, suggestion=suggestion))
 
 
-class Model:
+class Model(ABC):
     """A compiled model of one backend: ``fit``, ``sample``, ``log_prob``, ``evaluate``,
-    ``reference``, ``save`` and ``load``."""
+    ``reference``, ``save`` and ``load``. The abstract methods are what a backend supplies."""
 
     backend = ""
     pipelined = True  # see shared/loop.py: False where chunks update the weights in place
@@ -46,50 +47,61 @@ class Model:
         self.last_fit_steps = 0
 
     # --- backend hooks ----------------------------------------------------------------------
+    @abstractmethod
     def reset(self, seed: int) -> None:
         """Fresh weights (shared/init.py) from ``seed``; step 0."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _state(self):
         """The training state handed to the chunks."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _set_state(self, state) -> None:
-        raise NotImplementedError
+        """Takes the state a chunk returned (the step it reached)."""
 
+    @abstractmethod
     def _chunk_runner(self, total: int, data):
         """(state, length) -> (state, losses) running ``length`` optimiser steps."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _sampled(self, entry: dict, n: int, seed: int, trajectory: bool, x0, t0: float,
                  t1: float):
         """The sampler's result as numpy: samples, or (samples, path)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _log_prob_batch(self, entry: dict, exact: bool, x: np.ndarray, seed: int,
                         index: int) -> np.ndarray:
         """log rho1 of one padded batch; ``index`` (its first point's) varies Hutchinson's
         probes between batches."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _all_finite(self, entry: dict, t: float, x: np.ndarray, out: dict) -> bool:
         """Whether the sampler's field (ODE: velocity; SDE: its drift and eps) is finite at t,
         evaluated by the emitted functions on ``x`` and stand-in network outputs ``out``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _numpy_state(self) -> tuple[dict, dict, list]:
         """(params, ema, optimiser leaves) as numpy arrays."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _restore(self, params: dict, ema: dict) -> None:
-        raise NotImplementedError
+        """Sets the weights and the EMA (empty: the weights) from numpy arrays."""
 
+    @abstractmethod
     def _restore_optimizer(self, leaves: list) -> bool:
         """Sets the optimiser state from checkpoint leaves; False when they do not fit."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _param_shapes(self) -> dict[str, tuple]:
-        raise NotImplementedError
+        """Each weight's shape, by its shared name."""
+
+    @abstractmethod
+    def reference(self, n: int, seed: int = 1) -> np.ndarray:
+        """n draws from the target (data: a random subset) for metrics and plots."""
+
+    @abstractmethod
+    def evaluate(self, name: str, t: float, x) -> np.ndarray:
+        """The field ``name`` at time t and points x (numpy in, numpy out)."""
 
     def _rng_state(self) -> dict[str, np.ndarray]:
         """Random-generator state that training carries from step to step (none in JAX, whose
