@@ -248,7 +248,7 @@ class TorchModel(shared.Model):
     def loss(self, t, x0, x1, z=0.0) -> float:
         """The training loss at the current weights on a given batch (numpy arrays)."""
         fn = train.loss_function(self.spec, self.module, self.net)
-        with torch.no_grad() if not self._has_potential() else torch.enable_grad():
+        with torch.no_grad():  # torch.func.grad (potentials) works inside
             return float(fn(*map(self._tensor, (t, x0, x1, z))).detach())
 
     def step_on(self, t, x0, x1, z=0.0, total: int | None = None) -> float:
@@ -259,9 +259,6 @@ class TorchModel(shared.Model):
         self.step += 1
         self.history.append(value)
         return value
-
-    def _has_potential(self) -> bool:
-        return any(n["output"] == "scalar" for n in self.spec["networks"])
 
     # --- fields and sampling ----------------------------------------------------------------
     def _outputs(self, weights: dict, t, x) -> dict:
@@ -311,7 +308,7 @@ class TorchModel(shared.Model):
         else:
             start = self._tensor(x0)
         method, args = entry["method"], entry["args"]
-        with torch.no_grad() if not self._has_potential() else torch.enable_grad():
+        with torch.no_grad():  # torch.func.grad (potentials) works inside
             if entry["kind"] == "sde":
                 a, b = (t1, t0) if args.get("direction") == "backward" else (t0, t1)
                 result = solvers.euler_maruyama(self._drift(entry["name"], self.weights),
@@ -339,7 +336,7 @@ class TorchModel(shared.Model):
 
     def evaluate(self, name: str, t: float, x) -> np.ndarray:
         """The field ``name`` at time t and points x (numpy in, numpy out)."""
-        with torch.no_grad() if not self._has_potential() else torch.enable_grad():
+        with torch.no_grad():  # torch.func.grad (potentials) works inside
             return _numpy(self.field(name)(torch.tensor(t, dtype=torch.float32), self._tensor(x)))
 
 
