@@ -1,5 +1,6 @@
-"""The backends the tests run for (each skipped where its array library is missing), and
-helpers to read either backend's arrays."""
+"""The backends the tests run for (each skipped where its array library is missing; the
+``backend`` fixture of conftest.py), helpers to read either backend's arrays, and a model both
+backends' tests use."""
 
 from __future__ import annotations
 
@@ -16,6 +17,27 @@ BACKENDS = [pytest.param(name, marks=pytest.mark.skipif(
 def to_numpy(value) -> np.ndarray:
     """A JAX array, a torch tensor (or parameter) or a number as a numpy array."""
     return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+
+
+# a potential network (the velocity is its gradient in x), with adamw, clip and an EMA
+POTENTIAL = """
+import stdlib.interpolants
+model Potential {
+    dim 2
+    base x0 ~ normal(0, 1)
+    target x1 ~ normal(mean = [1, 1], scale = 1)
+    interpolant x_t = linear
+    network phi = mlp(width = 32, depth = 2)
+    objective { phi ~ potential }
+    sampler ode = midpoint(steps = 10)
+    train { steps 300  batch 256  optimizer adamw(lr = 3e-3)  clip 1.0  ema 0.99 }
+}
+"""
+
+
+def pairing_cost(x0, x1) -> float:
+    """sum_i |x0_i - x1_i|^2 of a coupled batch."""
+    return float(np.sum((np.asarray(x0) - np.asarray(x1)) ** 2))
 
 
 def array_module(backend: str):

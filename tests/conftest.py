@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from backend_params import BACKENDS  # tests/
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -14,6 +16,12 @@ def pytest_addoption(parser):
 @pytest.fixture
 def update_golden(request) -> bool:
     return request.config.getoption("--update-golden") or os.environ.get("TFM_UPDATE_GOLDEN") == "1"
+
+
+@pytest.fixture(params=BACKENDS, scope="module")
+def backend(request) -> str:
+    """Each test that takes it runs for JAX and for PyTorch (tests/backend_params.py)."""
+    return request.param
 
 
 @pytest.fixture

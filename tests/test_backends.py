@@ -19,12 +19,7 @@ from tfm.backends.shared import checkpoint
 from tfm.backends.shared.metrics import mmd, w2
 from tfm.dsl.diagnostics import TfmDataError, TfmRuntimeError, TfmSemanticError
 
-from backend_params import BACKENDS, array_module as _array_module, to_numpy as _numpy  # tests/
-
-
-@pytest.fixture(params=BACKENDS, scope="module")
-def backend(request) -> str:
-    return request.param
+from backend_params import array_module as _array_module, to_numpy as _numpy  # tests/
 
 
 
@@ -160,15 +155,8 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, backend):
 
     killed = tfm.load(path, backend=backend, folder=tmp_path / "b")
 
-    class Killed(Exception):
-        pass
-
-    def extend(history, values):  # the process dies after the chunk that ends at step 30
-        list.extend(history, values)
-        if len(history) >= 30:
-            raise Killed
-    killed.history = _ListWithHook(extend)
-    with pytest.raises(Killed):
+    killed.history = _DiesAtStep30()
+    with pytest.raises(_Killed):
         killed.fit(progress=False, out=tmp_path / "run_b")
     tensors, _ = checkpoint.load(tmp_path / "run_b" / checkpoint.NAME)
     assert int(tensors["step"][0]) == 20
@@ -182,13 +170,17 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, backend):
     assert np.array_equal(np.asarray(whole.history), np.asarray(resumed.history))
 
 
-class _ListWithHook(list):
-    def __init__(self, extend):
-        super().__init__()
-        self._hook = extend
+class _Killed(Exception):
+    pass
+
+
+class _DiesAtStep30(list):
+    """A loss history whose process dies after the chunk that ends at step 30."""
 
     def extend(self, values):
-        self._hook(self, values)
+        super().extend(values)
+        if len(self) >= 30:
+            raise _Killed
 
 
 # --- bad input ----------------------------------------------------------------------------
@@ -339,7 +331,7 @@ def test_resume_keeps_the_seed_and_unknown_backends_are_refused(tmp_path, backen
         run(path, backend="tensorflow", out=tmp_path / "t", progress=False)
 
 
-def test_interrupted_run_says_how_to_resume(tmp_path, capsys, monkeypatch, backend):
+def test_interrupted_run_says_how_to_resume(tmp_path, capsys, monkeypatch):
     from tfm.compiler import cli
 
     def interrupted(*args, **kwargs):
