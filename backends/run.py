@@ -19,10 +19,10 @@ import numpy as np
 from .. import __version__
 from ..compiler.pipeline import Compilation, compile_model, compile_text
 from ..dsl.diagnostics import Diagnostic, TfmDataError, TfmError, TfmSemanticError
-from .shared import checkpoint, metrics as metric_fns, plots
+from . import BACKENDS
+from .shared import checkpoint, metrics as metric_fns
 from .shared.spec import DEFAULT_SAMPLER, spec as spec_of
 
-BACKENDS = ("jax", "torch")
 EVAL_POINTS = 2000
 NLL_POINTS = 1000
 
@@ -99,6 +99,8 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
     result = {"backend": backend, "steps": model.step, "train_seconds": round(elapsed, 3),
               "steps_per_second_with_compile": round(trained / elapsed, 1) if trained else None,
               "final_loss": float(np.mean(model.history[-100:])) if model.history else None}
+    from .shared import plots  # matplotlib: only where plots are drawn
+
     plots.loss(out / "loss.png", np.asarray(model.history), f"{model.spec['model']}: loss")
     try:
         result = evaluate(model, out) | result
@@ -149,6 +151,8 @@ def _resumable(out: Path, model_name: str, seed: int | None, total: int,
 def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0) -> dict:
     """Metrics of a trained model against fresh target draws (MATH.md section 7); with ``out``
     also the samples and plots."""
+    from .shared import plots
+
     name = model.spec["model"]
     entry = model.sampler_entry(None)
     if entry["args"].get("direction") == "backward":  # it ends at the base, not the target

@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--pedantic", action="store_true", help="also report advice")
     d.set_defaults(run=_derive)
 
-    backends = ("jax", "torch")
+    from ..backends import BACKENDS as backends
     co = sub.add_parser("compile", help="emit the model's program for a backend",
                         description="Write DIR/<model>_<backend>.py, a readable module holding "
                         "the model's maths and settings; tfm's runtime trains and samples it.")

@@ -56,21 +56,27 @@ def _npy_header(fh, name: str):
     return shape, dtype
 
 
+def choose_key(arrays: list[str], key: str, shown: str) -> str:
+    """The array of a .npz file that data(...) reads: ``key`` when given, else the only one,
+    else the one called x."""
+    if key:
+        if key not in arrays:
+            raise DataFileError(f"'{shown}' has no array '{key}'; it holds "
+                                f"{', '.join(arrays) or 'none'}.")
+        return key
+    if len(arrays) == 1:
+        return arrays[0]
+    if "x" in arrays:
+        return "x"
+    raise DataFileError(f"'{shown}' holds several arrays ({', '.join(arrays)}); "
+                        "choose one with data(\"...\", key = \"NAME\").")
+
+
 def _npz_header(path: Path, key: str):
     try:
         with zipfile.ZipFile(path) as archive:
             arrays = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
-            if key:
-                if key not in arrays:
-                    raise DataFileError(f"'{path.name}' has no array '{key}'; it holds "
-                                        f"{', '.join(arrays) or 'none'}.")
-            elif len(arrays) == 1:
-                key = arrays[0]
-            elif "x" in arrays:
-                key = "x"
-            else:
-                raise DataFileError(f"'{path.name}' holds several arrays ({', '.join(arrays)}); "
-                                    "choose one with data(\"...\", key = \"NAME\").")
+            key = choose_key(arrays, key, path.name)
             with archive.open(key + ".npy") as fh:
                 return _npy_header(fh, f"{path.name}[{key}]")
     except zipfile.BadZipFile:

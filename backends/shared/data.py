@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...compiler.data_files import DataFileError, csv_rows
+from ...compiler.data_files import DataFileError, choose_key, csv_rows
 from ...dsl.diagnostics import Diagnostic, TfmDataError
 
 
@@ -63,17 +63,10 @@ def load(path: str, root: str | Path, shape: tuple[int, ...], key: str = "") -> 
 
 def _npz(full: Path, shown: str, key: str) -> np.ndarray:
     with np.load(full, allow_pickle=False) as archive:
-        names = list(archive.keys())
-        if not key:
-            if len(names) == 1:
-                key = names[0]
-            elif "x" in names:
-                key = "x"
-            else:
-                raise _error(f"'{shown}' holds several arrays ({', '.join(names)}).",
-                             'Choose one with data("...", key = "NAME").')
-        if key not in names:
-            raise _error(f"'{shown}' has no array '{key}'; it holds {', '.join(names)}.")
+        try:
+            key = choose_key(list(archive.keys()), key, shown)
+        except DataFileError as err:
+            raise _error(str(err)) from None
         return archive[key]
 
 

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import numpy as np
-import ot
 
 BANDWIDTHS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -21,6 +20,8 @@ def _flat(a) -> np.ndarray:
 
 
 def w2(a, b) -> float:
+    import ot  # POT imports the array libraries it finds (seconds): only when measuring
+
     a, b = _flat(a), _flat(b)
     cost = ot.dist(a, b, metric="sqeuclidean")
     weights_a, weights_b = np.full(len(a), 1 / len(a)), np.full(len(b), 1 / len(b))

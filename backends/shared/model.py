@@ -335,7 +335,7 @@ class Model(ABC):
                 raise error(f"'{path}' was trained with other optimiser settings "
                             f"({meta.get('optimizer')}); training resumes with the same "
                             "optimizer, lr_schedule, clip and ema.")
-            if meta.get("backend") != self.backend:
+            if meta.get("backend", self.backend) != self.backend:
                 raise error(f"'{path}' was written by the {meta.get('backend')} backend; "
                             "training resumes with the backend that started it.")
         self._restore(params, ema)
