@@ -14,7 +14,8 @@ What it measures (the peers' loops are copied from shared/bench/peers_2d.py and 
 
 Two rows locate the emitted programs' costs: the emitted training chunk with the peers' pooled
 batches in place of its on-device densities (w=64), and the program ``m.log_prob`` builds,
-compiled once (``m.log_prob`` traces and compiles it again on every call).
+compiled once for the whole of x (``m.log_prob`` caches its program per sampler and runs it on
+equal batches of at most 16,384 points).
 
 Steady state, as the peers measure: warm-up and compilation are excluded. Each row is timed in
 several windows and reports the median window's rate (the best is kept too), and before
@@ -514,8 +515,8 @@ def jax_hand_logprob(n):
 
 def emitted_logprob_program(m, x):
     """The jitted function m.log_prob builds (likelihood.log_prob of the model's velocity),
-    compiled once for the whole of x: the program without m.log_prob's per-call tracing and
-    compilation. (call, compile s)"""
+    compiled once for the whole of x: the program without m.log_prob's batching and host
+    conversions. (call, compile s)"""
     import jax
     import jax.numpy as jnp
 
