@@ -261,25 +261,28 @@ class TorchModel(shared.Model):
         return value
 
     # --- fields and sampling ----------------------------------------------------------------
-    def _outputs(self, weights: dict, t, x) -> dict:
-        """Every network's output at (t, x) with ``weights`` (the EMA or the parameters)."""
+    def _network(self, weights: dict):
+        """(t, x) -> every network's output with ``weights`` (the EMA or the parameters)."""
         named = {f"nets.{k}": v for k, v in weights.items()}
-        return torch.func.functional_call(self.net, named, (t, x))
+        return lambda t, x: torch.func.functional_call(self.net, named, (t, x))
 
     def field(self, name: str, weights=None):
         """(t, x) -> the field ``name`` (velocity, score, noise, data, base) of the model."""
         self._check_field(name)
-        w = self.weights if weights is None else weights
+        network = self._network(self.weights if weights is None else weights)
+        field = getattr(self.module, f"field_{name}")
 
         def f(t, x):
             t = torch.as_tensor(t, dtype=torch.float32, device=x.device)
-            value = getattr(self.module, f"field_{name}")(t, x, self._outputs(w, t, x))
+            value = field(t, x, network(t, x))
             return torch.broadcast_to(torch.as_tensor(value, device=x.device), x.shape).to(x.dtype)
         return f
 
     def _drift(self, name: str, weights: dict):
+        network = self._network(weights)
+
         def drift(t, x):
-            value = self.module.drifts(t, x, self._outputs(weights, t, x))[name]
+            value = self.module.drifts(t, x, network(t, x))[name]
             return torch.broadcast_to(torch.as_tensor(value, device=x.device), x.shape)
         return drift
 
