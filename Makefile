@@ -1,13 +1,20 @@
-# Two entry points, both from a fresh machine with only Python 3.11+:
-#   make demo   set up .venv, check every example, derive examples/moons.tfm, then compile and
-#               train it on the CPU (JAX) into runs/moons: checkpoint, samples, plots, metrics
-#   make test   set up .venv (JAX and PyTorch backends) and run the test suite
+# Entry points, each from a fresh machine with only Python 3.11+:
+#   make demo       set up .venv, check every example, derive examples/moons.tfm, then compile and
+#                   train it on the CPU (JAX) into runs/moons: checkpoint, samples, plots, metrics
+#   make test       set up .venv (JAX and PyTorch backends) and run the test suite
+#   make test-fast  set up .venv and run only the front end's and the compiler's tests (and the
+#                   layer rules): none of them imports JAX or torch or runs a backend
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 RUN    ?= runs/moons
 
-.PHONY: demo test setup clean
+.PHONY: demo test test-fast setup clean
+
+# the tests that need neither JAX nor torch (test-fast)
+FAST_TESTS = tests/test_roundtrip.py tests/test_derive.py tests/test_lowering.py \
+             tests/test_injection.py tests/test_robustness.py tests/test_golden.py \
+             tests/test_cli.py tests/test_layers.py
 
 $(BIN)/tfmc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +40,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest $(FAST_TESTS)
 
 clean:
 	rm -rf $(VENV) runs

@@ -1,8 +1,10 @@
 """tfm: a declarative language for transport-based generative models, and its compiler tfmc.
 
-The package maps onto the repository's folders: ``tfm.dsl`` (text to syntax tree),
-``tfm.compiler`` (syntax tree to IR, checks, the command line), ``tfm.backends`` and
-``tfm.stdlib`` (the standard library, written in tfm).
+The package maps onto the repository's folders, in the order they import one another:
+``tfm.errors`` and ``tfm.data_files`` (the bottom), ``tfm.dsl`` (text to syntax tree),
+``tfm.compiler`` (syntax tree to IR, checks, derivations), ``tfm.backends`` (code generation and
+runtimes), ``tfm.driver`` (the command line and run folders); ``tfm.stdlib`` is the standard
+library, written in tfm (docs/architecture.md).
 """
 
 __version__ = "0.1.0"
@@ -20,6 +22,6 @@ def load(path, backend: str = "jax", folder=None, **options):
         x = m.sample(1000)
         logp = m.log_prob(x)
     """
-    from .backends.run import build
+    from .driver.run import build
 
     return build(path, backend, folder, **options)

@@ -2,7 +2,7 @@
 
 The model is bench/large_mlp.tfm: N(0, I) -> two moons, `mlp(width = W, depth = 4)`, Adam, with
 `precision bfloat16` (bf16 matrix products, float32 weights and loss) or float32. FLOPs per step
-are 6 * params * batch (forward 2, backward 4), as in shared/bench/limits.py; the peak is a bf16
+are 6 * params * batch (forward 2, backward 4), as in the reference measurement; the peak is a bf16
 (or f32) 8192^3 matrix product measured with JAX in the same run. The bar (H100): >= 60% of the
 bf16 peak at W = 2048, batch 16384 (hand-written fused JAX: 62%).
 
@@ -54,7 +54,8 @@ def step_rate(precision: str) -> tuple[float, int]:
     folder = Path(tempfile.mkdtemp(prefix="tfm_bf16_"))
     (folder / "large_mlp.tfm").write_text(text)
     m = tfm.load(folder / "large_mlp.tfm", folder=folder)
-    step = train.make_step(m.spec, m.module, m._drawer(), m.optimizer, jax.random.PRNGKey(0), m.dtype)
+    # the chunk JaxModel._chunk_runner assembles (the objective's draw, the model's update)
+    step = train.make_step(m.spec, m.objective.draw(m, None), m._update(), jax.random.PRNGKey(0))
     run = train.chunk_runner(step)
     state, losses = run(m._state(), CHUNK)
     jax.block_until_ready(losses)

@@ -1,6 +1,6 @@
 """Throughput of the JAX backend's emitted programs against the peers, side by side in one run.
 
-What it measures (the peers' loops are copied from shared/bench/peers_2d.py and likelihood.py):
+What it measures (the peers' loops are copied from the reference peer loops, docs/benchmarks.md):
 
 1. training steps/s on the peers' task (8 Gaussians -> moons, MLP 3 x width SELU with t
    concatenated, Adam 1e-3, independent coupling, linear interpolant, velocity objective) at
@@ -8,9 +8,9 @@ What it measures (the peers' loops are copied from shared/bench/peers_2d.py and 
    loop, loss checks, no progress bar) and through its compiled chunk directly, against torchcfm
    I-CFM, flow_matching CondOT and hand-written JAX (lax.scan over a chunk of steps);
 2. sampling 100,000 points with 20 Euler steps: ``m.sample`` against flow_matching's ODESolver
-   (and a hand-written fused JAX Euler loop, shared/bench/limits.py);
+   (and the reference's hand-written fused JAX Euler loop);
 3. log-densities (exact divergence, 20 midpoint steps, width 64): ``m.log_prob`` against
-   flow_matching's ``compute_likelihood`` (and the hand-written JAX of likelihood.py).
+   flow_matching's ``compute_likelihood`` (and the reference's hand-written JAX likelihood).
 
 Two rows locate the emitted programs' costs: the emitted training chunk with the peers' pooled
 batches in place of its on-device densities (w=64), and the program ``m.log_prob`` builds,
@@ -29,7 +29,7 @@ Not a test; run it by hand (about 4 minutes on a 2-core CPU, plus any wait for a
 QUICK=1 for a smoke run of under a minute). It needs torch, torchcfm, flow_matching (with
 torchdiffeq) and scikit-learn besides the JAX backend. On a machine with a GPU both torch and
 JAX run there (the budgets are the CPU's, so the windows are short); the bf16 large-MLP case of
-shared/bench/limits.py is not timed. Results: docs/benchmarks.md.
+the reference is not timed here (bench/bf16_mlp.py). Results: docs/benchmarks.md.
 
     .venv/bin/python bench/jax_backend.py                    # full
     QUICK=1 OUT=/tmp .venv/bin/python bench/jax_backend.py   # JSON to $OUT/bench_jax.json
@@ -152,7 +152,7 @@ def safe(fn, label):
         return None
 
 
-# --- the peers' task and loops (shared/bench/peers_2d.py) ----------------------------------------
+# --- the peers' task and loops (the reference peer loops, docs/benchmarks.md) --------------------
 def moons_np(n, rng):
     from sklearn.datasets import make_moons
 
@@ -252,7 +252,8 @@ def fmlib_step(w, b):
 
 
 def jax_hand_chunk(w, b):
-    """peers_2d.bench_jax(fused=True): CHUNK steps in one lax.scan. (run one chunk, compile s)"""
+    """The reference's fused hand-written JAX loop: CHUNK steps in one lax.scan. (run one chunk,
+    compile s)"""
     import jax
     import jax.numpy as jnp
     import optax
@@ -321,30 +322,38 @@ def load(path, folder):
     return tfm.load(path, backend="jax", folder=Path(folder) / Path(path).stem)
 
 
-def pool_draw():
-    """(key, n) -> (x0, x1) gathered from the peers' pools, as the hand-written JAX loop does."""
-    import jax
-    import jax.numpy as jnp
+def pool_draw(m):
+    """(rng, n) -> (t, x0, x1, z): the batch of m's objective (runtime/objectives/regression.py:
+    its time law, its latent z) with (x0, x1) gathered from the peers' pools, as the
+    hand-written JAX loop does, in place of the base and target densities and the coupling."""
+    from tfm.backends.runtime import time_laws
 
-    x0p, x1p = jnp.asarray(X0_NP), jnp.asarray(X1_NP)
+    ops = m.ops
+    x0p, x1p = ops.asarray(X0_NP), ops.asarray(X1_NP)
+    times = time_laws.make(ops, m.spec.time_law)
+    latent, shape, zero = m.spec.latent, m.shape, ops.asarray(0.0)
 
-    def draw(key, n):
-        k0, k1 = jax.random.split(key)
-        return (x0p[jax.random.randint(k0, (n,), 0, POOL)],
-                x1p[jax.random.randint(k1, (n,), 0, POOL)])
+    def draw(rng, n):
+        k0, k1, k_time, k_latent = rng.split(4)
+        x0 = x0p[k0.randint(POOL, (n,))]
+        x1 = x1p[k1.randint(POOL, (n,))]
+        t = times(k_time, n)
+        z = k_latent.normal((n,) + shape) if latent else zero
+        return t, x0, x1, z
     return draw
 
 
 def emitted_chunk(m, draw=None):
-    """The compiled chunk of m.fit (train.make_step + chunk_runner, as JaxModel.fit assembles
-    them) without the host loop; ``draw`` replaces the model's batch sampler (the emitted program
-    draws base and target on the device). (run one chunk, first chunk s)"""
+    """The compiled chunk of m.fit (train.make_step + chunk_runner on the objective's draw and
+    the model's update, as JaxModel._chunk_runner assembles them) without the host loop;
+    ``draw`` replaces the objective's batch draw (the emitted program draws base and target on
+    the device). (run one chunk, first chunk s)"""
     import jax
 
     from tfm.backends.jax.runtime import train
 
-    step = train.make_step(m.spec, m.module, draw or m._drawer(), m.optimizer,
-                           jax.random.PRNGKey(m.seed), m.dtype)
+    step = train.make_step(m.spec, draw or m.objective.draw(m, None), m._update(),
+                           jax.random.PRNGKey(m.seed))
     run = train.chunk_runner(step)
     state, length = [m._state()], CHUNK
     t0 = time.perf_counter()
@@ -401,8 +410,8 @@ def fm_sampler(w, n):
 
 
 def random_mlp(w):
-    """The peers' random (weight, bias) pairs of the 3 -> w -> w -> w -> 2 MLP (limits.py), and
-    the key left after drawing them."""
+    """The peers' random (weight, bias) pairs of the 3 -> w -> w -> w -> 2 MLP (the reference's
+    sampling loop), and the key left after drawing them."""
     import jax
     import jax.numpy as jnp
 
@@ -417,7 +426,8 @@ def random_mlp(w):
 
 
 def jax_hand_sampler(w, n):
-    """limits.py jax_sampling: a jitted fori_loop of Euler steps over a random MLP."""
+    """The reference's hand-written JAX sampling: a jitted fori_loop of Euler steps over a random
+    MLP."""
     import jax
     import jax.numpy as jnp
 
@@ -474,7 +484,8 @@ def fm_logprob(n):
 
 
 def jax_hand_logprob(n):
-    """likelihood.py jax_side: jacfwd trace under vmap, a fori_loop of 20 midpoint steps."""
+    """The reference's hand-written JAX likelihood: jacfwd trace under vmap, a fori_loop of 20
+    midpoint steps."""
     import jax
     import jax.numpy as jnp
 
@@ -503,7 +514,7 @@ def jax_hand_logprob(n):
                 return x + dt * vm, acc + dt * dm
 
             x0, acc = jax.lax.fori_loop(0, 20, step, (x, 0.0))
-            # acc = -integral of the divergence (dt < 0), so + acc; likelihood.py has - acc
+            # acc = -integral of the divergence (dt < 0), so + acc; the reference has - acc
             return -0.5 * jnp.sum(x0**2) - jnp.log(2 * jnp.pi) + acc
 
         return jax.vmap(one)(x1)
@@ -514,20 +525,26 @@ def jax_hand_logprob(n):
 
 
 def emitted_logprob_program(m, x):
-    """The jitted function m.log_prob builds (likelihood.log_prob of the model's velocity),
-    compiled once for the whole of x: the program without m.log_prob's batching and host
-    conversions. (call, compile s)"""
+    """The jitted function m.log_prob builds (likelihood.log_prob of the model's velocity,
+    integrated by the default density sampler's kind), compiled once for the whole of x: the
+    program without m.log_prob's batching and host conversions. (call, compile s)"""
     import jax
     import jax.numpy as jnp
 
-    from tfm.backends.jax.runtime import distributions, likelihood
+    from tfm.backends.runtime import densities, likelihood
+    from tfm.backends.runtime.samplers import kind_of
 
-    entry = m.sampler_entry(None, kind="ode")
-    steps = int(entry["args"].get("steps", 20))
-    t0, t1 = m.interval()
-    base = distributions.log_prob(m.spec["base"], m.shape)
-    fn = jax.jit(lambda w, xb, key: likelihood.log_prob(m.field("velocity", w), base, xb, t0, t1,
-                                                        entry["method"], steps, True, key))
+    entry = m.sampler_entry(None, density=True)
+    kind = kind_of(entry)
+    t0, t1 = m.interval(entry)
+    base = densities.log_prob(m.ops, m.spec.base, m.shape)
+
+    def one(w, xb, key):
+        def integrate(f, y0):
+            return kind.integrate(m, entry, f, y0, t0, t1)
+        return likelihood.log_prob(m.ops, m.field("velocity", w), base, xb, integrate, True, key)
+
+    fn = jax.jit(one)
     xb, key = jnp.asarray(x), jax.random.PRNGKey(0)
     start = time.perf_counter()
     compiled = fn.lower(m.weights, xb, key).compile()
@@ -594,7 +611,7 @@ def train_rows(folder) -> dict:
                    **idle)
         if w == 64:
             idle = wait_idle()
-            if r := safe(lambda: emitted_chunk(m, pool_draw()), "emitted chunk, pool"):
+            if r := safe(lambda: emitted_chunk(m, pool_draw(m)), "emitted chunk, pool"):
                 record("train", f"emitted JAX chunk ({CHUNK}), peers' pooled batches", cfg,
                        windows(r[0], bud["chunks"]), "steps/s", scale=CHUNK, **idle)
         idle = wait_idle()

@@ -1,8 +1,8 @@
 """Throughput of the PyTorch backend's emitted programs against the peers, side by side in one run.
 
 The counterpart of bench/jax_backend.py for ``backend="torch"``; it imports that script's task,
-peers' loops (copied from shared/bench/peers_2d.py and likelihood.py) and timing helpers, so both
-measure the same way.
+peers' loops (copied from the reference peer loops, docs/benchmarks.md) and timing helpers, so
+both measure the same way.
 
 1. training steps/s on the peers' task (8 Gaussians -> moons, MLP 3 x width SELU with t
    concatenated, Adam 1e-3, independent coupling, linear interpolant, velocity objective) at

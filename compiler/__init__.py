@@ -1,4 +1,4 @@
-"""Syntax tree to checked IR, the pipeline that runs the passes in order, and the tfmc CLI."""
+"""Syntax tree to checked IR and its derivations, and the pipeline that runs the passes in order."""
 
 from .pipeline import Compilation, compile_file, compile_model, compile_text, load_model
 

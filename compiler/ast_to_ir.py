@@ -12,11 +12,11 @@ import networkx as nx
 import sympy
 
 from ..dsl import syntax as S
-from ..dsl.diagnostics import Diagnostic, Span
+from ..errors import Diagnostic, Span
 from ..dsl.suggest import did_you_mean
 from . import graph as G
 from . import ir
-from .data_files import DataFileError, sample_shape
+from ..data_files import DataFileError, sample_shape
 from .expressions import ExprError, Scope, Template, constant, convert, is_vector
 from .modules import Entry, LoadedModule
 from .names import name_problem
@@ -279,7 +279,7 @@ class Lowering:
                             "noise eps(t) = 0.1 * t * (1 - t).", decl.name_span)
         symbols = {p: sympy.Symbol(p, real=True) for p in params}
         body = convert(decl.body, self._scope_for(key, symbols))
-        if decl.is_noise:  # eps(t) >= 0 on [0, 1] (MATH.md section 2)
+        if decl.is_noise:  # eps(t) >= 0 on [0, 1] (docs/maths.md §3.2)
             from .check_boundaries import grid_failure
             bad = grid_failure(body.xreplace({symbols[params[0]]: ir.t}), lambda v: v >= 0,
                                interior=False)

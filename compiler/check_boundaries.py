@@ -1,4 +1,4 @@
-"""Boundary and singularity checks of an interpolant and its schedules (MATH.md section 2).
+"""Boundary and singularity checks of an interpolant and its schedules (docs/maths.md §2.7).
 
 - I(0) = x0 and I(1) = x1 (for an affine interpolant: alpha(0) = 1, beta(0) = 0, alpha(1) = 0,
   beta(1) = 1, c = 0 at both ends), gamma(0) = gamma(1) = 0: exactly, or "holds only
@@ -20,7 +20,7 @@ import attrs
 import mpmath
 import sympy
 
-from ..dsl.diagnostics import Diagnostic
+from ..errors import Diagnostic
 from . import grid, ir
 
 APPROXIMATE = 0.05

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sympy
 
-from ..dsl.diagnostics import Diagnostic
+from ..errors import Diagnostic
 from . import ir
 from .derive import affine_form, gaussian_base
 

@@ -1,4 +1,4 @@
-"""Symbolic derivations, IR -> derived IR (MATH.md section 2).
+"""Symbolic derivations, IR -> derived IR (docs/maths.md §2, §3).
 
 For an interpolant x_t = I(t, x0, x1) + gamma(t) z this pass derives, with sympy:
 - the time derivative of the interpolant (the velocity target d/dt I + gamma' z) and of every
@@ -20,14 +20,12 @@ import functools
 
 import sympy
 
-from ..dsl.diagnostics import Diagnostic
-from . import grid, ir
+from ..errors import Diagnostic
+from . import grid, ir, kinds
 from .deadline import Expired, deadline
 
 ETA = {"x0": sympy.Symbol("eta_x0", real=True), "x1": sympy.Symbol("eta_x1", real=True),
        "z": sympy.Symbol("eta_z", real=True)}
-ODE_SAMPLERS = ("euler", "midpoint", "heun", "rk4", "dopri5")
-SDE_SAMPLERS = ("euler_maruyama",)
 FIELD_NAMES = ("velocity", "score", "noise", "data", "base")
 _RANDOM = (ir.x0, ir.x1, ir.z)
 BASE_MEAN, BASE_SCALE = sympy.Symbol("m", real=True), sympy.Symbol("s", positive=True)
@@ -136,7 +134,12 @@ def derive(model: ir.Model) -> tuple[ir.Derivation, list[Diagnostic]]:
     fields = conversions(model, form, diags)
     drifts = sde_drifts(model, fields, diags)
     for s in model.samplers:
-        if s.constructor.name in ODE_SAMPLERS and _missing(fields, "velocity"):
+        if kinds.sampler(s.constructor.name) is None:
+            diags.append(Diagnostic(
+                "Semantic", f"The sampler kind '{s.constructor.name}' has no signature in this "
+                "compiler (compiler/kinds.py), so its needs are unknown.", s.span,
+                "Use a sampler of the prelude, or register the kind's signature."))
+        elif _family(s) == "ode" and _missing(fields, "velocity"):
             diags.append(Diagnostic(
                 "Semantic", f"The ODE sampler '{s.name}' needs the velocity, which the trained "
                 f"networks do not determine: {_field(fields, 'velocity').reason}", s.span,
@@ -152,7 +155,8 @@ def _singular_conversions(model: ir.Model, fields) -> list[Diagnostic]:
     (ODE: velocity; SDE: velocity and score), advice otherwise."""
     needed: dict[str, list[str]] = {}
     for s in model.samplers:
-        wants = ("velocity",) if s.constructor.name in ODE_SAMPLERS else ("velocity", "score")
+        signature = kinds.sampler(s.constructor.name)
+        wants = signature.needs if signature is not None else ()
         for name in wants:
             needed.setdefault(name, []).append(s.name)
     out = []
@@ -186,7 +190,7 @@ def _missing(fields, name) -> bool:
 
 def conversions(model: ir.Model, form: ir.LinearForm | None, diags) -> tuple[ir.Field, ...]:
     """Every field in terms of x and the network outputs, solved from the linear relations among
-    the conditional expectations E[x0|x], E[x1|x], E[z|x] (MATH.md section 2, Conversions)."""
+    the conditional expectations E[x0|x], E[x1|x], E[z|x] (docs/maths.md §3.1, Conversions)."""
     terms = model.objective.terms
     if form is None:
         reason = ("the interpolant is not affine in x0, x1 and z, so conditional expectations "
@@ -279,7 +283,7 @@ def sde_drifts(model: ir.Model, fields, diags) -> tuple[tuple[str, str, sympy.Ex
     out = []
     velocity, score = _field(fields, "velocity"), _field(fields, "score")
     for s in model.samplers:
-        if s.constructor.name not in SDE_SAMPLERS:
+        if _family(s) != "sde":
             continue
         missing = [f for f in (velocity, score) if f.expr is None]
         if missing:
@@ -293,6 +297,11 @@ def sde_drifts(model: ir.Model, fields, diags) -> tuple[tuple[str, str, sympy.Ex
         sign = 1 if direction == "forward" else -1
         out.append((s.name, direction, tidy(velocity.expr + sign * eps * score.expr)))
     return tuple(out)
+
+
+def _family(sampler: ir.Sampler) -> str | None:
+    signature = kinds.sampler(sampler.constructor.name)
+    return signature.family if signature is not None else None
 
 
 def noise_schedule(model: ir.Model, value) -> sympy.Expr:

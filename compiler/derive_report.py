@@ -10,7 +10,7 @@ import json
 
 import sympy
 
-from ..dsl.diagnostics import Diagnostic, render
+from ..errors import Diagnostic, render
 from . import ir
 
 COEFFICIENTS = ("alpha", "beta", "gamma", "c")

@@ -13,7 +13,7 @@ import attrs
 import sympy
 
 from ..dsl import syntax as S
-from ..dsl.diagnostics import Diagnostic
+from ..errors import Diagnostic
 from ..dsl.suggest import did_you_mean
 from . import builtins as B
 from . import ir
@@ -237,7 +237,7 @@ def _index(expr: S.Index, scope: Scope):
 
 def _integral(expr: S.Call, scope: Scope):
     """integral(body, s, lo, hi): the definite integral of body over s from lo to hi, done by
-    sympy (MATH.md section 2: the VP signal exp(-1/2 integral of beta))."""
+    sympy (docs/maths.md §2.6: the VP signal exp(-1/2 integral of beta))."""
     _no_keywords(expr)
     if len(expr.args) != 4 or not isinstance(expr.args[1], S.Name):
         raise ExprError("integral takes a body, a variable name and two bounds, as in "

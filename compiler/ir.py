@@ -4,7 +4,7 @@ Frozen attrs classes; scalar maths are sympy expressions built node by node from
 (``tfm.compiler.expressions``), never parsed from text. Spans are kept for diagnostics and left
 out of equality, so two IRs are equal when they describe the same model.
 
-Symbols (MATH.md section 2): ``t`` is time in [0, 1]; ``x0``, ``x1``, ``z`` are the base sample, the
+Symbols (docs/maths.md §1): ``t`` is time in [0, 1]; ``x0``, ``x1``, ``z`` are the base sample, the
 target sample and the latent Gaussian, treated elementwise; ``x`` is the argument of an energy.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import attrs
 import sympy
 
-from ..dsl.diagnostics import Span
+from ..errors import Span
 
 t = sympy.Symbol("t", real=True)
 x0 = sympy.Symbol("x0", real=True)
@@ -180,7 +180,7 @@ class Model:
 
 @attrs.frozen
 class LinearForm:
-    """a0 * x0 + a1 * x1 + az * z + c, the coefficients functions of t (MATH.md section 2)."""
+    """a0 * x0 + a1 * x1 + az * z + c, the coefficients functions of t (docs/maths.md §2.2)."""
 
     x0: sympy.Expr
     x1: sympy.Expr

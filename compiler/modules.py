@@ -17,7 +17,7 @@ import attrs
 
 from .. import stdlib
 from ..dsl import syntax as S
-from ..dsl.diagnostics import Diagnostic
+from ..errors import Diagnostic
 from ..dsl.parse import parse
 from ..dsl.suggest import did_you_mean
 from .names import name_problem

@@ -14,7 +14,7 @@ from pathlib import Path
 import attrs
 import networkx as nx
 
-from ..dsl.diagnostics import (Diagnostic, InternalCompilerError, TfmDataError, TfmError,
+from ..errors import (Diagnostic, InternalCompilerError, TfmDataError, TfmError,
                                TfmSemanticError)
 from . import ir
 from .ast_to_ir import Lowering

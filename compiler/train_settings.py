@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from ..dsl import syntax as S
-from ..dsl.diagnostics import Diagnostic
+from ..errors import Diagnostic
 from ..dsl.suggest import did_you_mean
 from . import ir
 from .expressions import ExprError, constant

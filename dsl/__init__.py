@@ -1,6 +1,6 @@
 """Text to syntax tree: grammar, parser, syntax tree, diagnostics and the formatter."""
 
-from .diagnostics import (Diagnostic, InternalCompilerError, Span, TfmDataError, TfmError,
+from ..errors import (Diagnostic, InternalCompilerError, Span, TfmDataError, TfmError,
                           TfmRuntimeError, TfmSemanticError, TfmSyntaxError)
 from .parse import parse
 

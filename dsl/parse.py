@@ -19,7 +19,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from lark.visitors import Transformer_NonRecursive
 
 from . import syntax as S
-from .diagnostics import Diagnostic, Span, TfmSyntaxError
+from ..errors import Diagnostic, Span, TfmSyntaxError
 from .suggest import did_you_mean
 
 MAX_DEPTH = 100

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import attrs
 
-from .diagnostics import Span
+from ..errors import Span
 
 _span = attrs.field(eq=False, repr=False, default=None)
 

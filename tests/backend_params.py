@@ -47,3 +47,16 @@ def array_module(backend: str):
         return torch
     import jax.numpy as jnp
     return jnp
+
+
+def backend_ops_of(name: str):
+    """The runtime/ops.py adapter of backend ``name`` (skipped where its libraries are missing)."""
+    if name == "jax":
+        pytest.importorskip("jax")
+        pytest.importorskip("diffrax")
+        from tfm.backends.jax.runtime.ops import OPS
+        return OPS
+    pytest.importorskip("torch")
+    pytest.importorskip("torchdiffeq")
+    from tfm.backends.torch.runtime.ops import Ops
+    return Ops("cpu")

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from backend_params import BACKENDS  # tests/
+from backend_params import BACKENDS, backend_ops_of  # tests/
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +22,12 @@ def update_golden(request) -> bool:
 def backend(request) -> str:
     """Each test that takes it runs for JAX and for PyTorch (tests/backend_params.py)."""
     return request.param
+
+
+@pytest.fixture(params=BACKENDS, scope="module")
+def backend_ops(request):
+    """(name, ops) for JAX and for PyTorch, each skipped where its libraries are missing."""
+    return request.param, backend_ops_of(request.param)
 
 
 @pytest.fixture

@@ -1,8 +1,7 @@
 """Both backends end to end, each test run for JAX and for PyTorch: exact Gaussian transport,
 a short moons run, determinism, exact resume, bad data, a non-finite loss and the commands
 (issue 4's tests, and issue 5's "the JAX backend's tests pass for torch"). Solver orders are in
-test_jax_solvers.py and test_torch_solvers.py; the backends against each other in
-test_cross_backend.py."""
+test_solvers.py; the backends against each other in test_cross_backend.py."""
 
 from __future__ import annotations
 
@@ -11,13 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 
 import tfm
-from tfm.backends.shared import checkpoint
-from tfm.backends.shared.metrics import mmd, w2
-from tfm.dsl.diagnostics import TfmDataError, TfmRuntimeError, TfmSemanticError
+from tfm.backends.runtime import checkpoint
+from tfm.backends.runtime.metrics import mmd, w2
+from tfm.errors import TfmDataError, TfmRuntimeError, TfmSemanticError
 
 from backend_params import array_module as _array_module, to_numpy as _numpy  # tests/
 
@@ -54,7 +54,7 @@ def _write(tmp_path: Path, text: str, name: str = "small.tfm") -> Path:
     return path
 
 
-# --- exact Gaussian transport (MATH.md section 2; examples/gaussian_to_gaussian.tfm) -----------
+# --- exact Gaussian transport (docs/maths.md §2.8; examples/gaussian_to_gaussian.tfm) -----------
 
 def exact_velocity(t, x, xp=np):
     """b(t, x) = E[x1 - x0 | x_t = x] for x0 ~ N(0, 1), x1 ~ N(MEAN, SCALE^2), x_t = (1-t) x0 + t x1
@@ -81,8 +81,8 @@ def test_exact_velocity_transports_exactly_through_solver_and_likelihood(tmp_pat
     mean and covariance and the ODE log-density is the target's (solver and likelihood only)."""
     model = tfm.load(G2G, backend=backend, folder=tmp_path)
     xp = _array_module(backend)
-    model.module.field_velocity = lambda t, x, out: exact_velocity(t, x, xp)
-    model.spec["fields"] = ["velocity"]
+    model.module.FIELDS["velocity"] = lambda t, x, out: exact_velocity(t, x, xp)
+    model.spec = attrs.evolve(model.spec, fields=("velocity",))
     x = model.sample(40_000, seed=3)
     assert np.allclose(x.mean(0), MEAN, atol=0.03)  # MC error: 4 sd / sqrt(n) = 0.02 * scale
     assert np.allclose(x.std(0), SCALE, rtol=0.02)
@@ -253,14 +253,14 @@ def test_commands_compile_run_sample_logprob(tmp_path, backend):
         import contextlib
         import io
 
-        from tfm.compiler import cli
+        from tfm.driver import cli
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = cli.main([str(a) for a in args])
         return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
     # the installed entry point once, in a fresh interpreter
-    done = subprocess.run([sys.executable, "-m", "tfm.compiler.cli", "compile", str(path),
+    done = subprocess.run([sys.executable, "-m", "tfm.driver.cli", "compile", str(path),
                            "--backend", backend, "-o", str(tmp_path / "build")],
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -293,7 +293,7 @@ def test_commands_compile_run_sample_logprob(tmp_path, backend):
 def test_run_folder_works_from_any_directory_and_without_samplers(tmp_path, monkeypatch, backend):
     """A model with a data base and no sampler: the run still samples (heun, 20 steps) and
     writes its metrics; sampling the run folder from elsewhere finds the data file."""
-    from tfm.backends.run import open_run, run
+    from tfm.driver.run import open_run, run
 
     np.save(tmp_path / "base.npy", np.random.default_rng(0).standard_normal((64, 2)))
     text = _model_text("moons()").replace("base x0 ~ normal(0, 1)", 'base x0 ~ data("base.npy")')
@@ -309,14 +309,15 @@ def test_run_folder_works_from_any_directory_and_without_samplers(tmp_path, monk
 def test_default_sampler_is_an_ode_then_a_forward_sde(tmp_path, backend):
     model = tfm.load(ROOT / "tests" / "golden" / "good" / "energy_noise.tfm", backend=backend,
                      folder=tmp_path)
-    assert model.sampler_entry(None)["name"] == "ode"
-    model.spec["samplers"] = [s for s in model.spec["samplers"] if s["name"] != "ode"]
-    assert model.sampler_entry(None)["name"] == "sde"  # the only one left, though backward
+    assert model.sampler_entry(None).name == "ode"
+    model.spec = attrs.evolve(model.spec, samplers=[s for s in model.spec.samplers
+                                                    if s.name != "ode"])
+    assert model.sampler_entry(None).name == "sde"  # the only one left, though backward
 
 
 def test_resume_keeps_the_seed_and_unknown_backends_are_refused(tmp_path, backend):
-    from tfm.backends.run import run
-    from tfm.dsl.diagnostics import TfmSemanticError
+    from tfm.driver.run import run
+    from tfm.errors import TfmSemanticError
 
     path = _write(tmp_path, _model_text("moons()"))
     run(path, backend, out=tmp_path / "run", steps=20, seed=3, progress=False, log=lambda m: None)
@@ -332,19 +333,19 @@ def test_resume_keeps_the_seed_and_unknown_backends_are_refused(tmp_path, backen
 
 
 def test_interrupted_run_says_how_to_resume(tmp_path, capsys, monkeypatch):
-    from tfm.compiler import cli
+    from tfm.driver import cli
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr("tfm.backends.run.run", interrupted)
+    monkeypatch.setattr("tfm.driver.run.run", interrupted)
     path = _write(tmp_path, _model_text("moons()"))
     assert cli.main(["run", str(path), "--out", str(tmp_path / "r"), "--quiet"]) == 130
     assert "--resume" in capsys.readouterr().err
 
 
 def test_a_refused_resume_changes_nothing_in_the_run_folder(tmp_path, backend):
-    from tfm.backends.run import run
-    from tfm.dsl.diagnostics import TfmSemanticError
+    from tfm.driver.run import run
+    from tfm.errors import TfmSemanticError
 
     path = _write(tmp_path, _model_text("moons()"))
     run(path, backend, out=tmp_path / "run", steps=20, progress=False, log=lambda m: None)
@@ -368,7 +369,7 @@ def test_a_refused_resume_changes_nothing_in_the_run_folder(tmp_path, backend):
 
 def test_unwritable_output_is_a_user_error(tmp_path, backend):
     path = _write(tmp_path, _model_text("moons()"))
-    from tfm.compiler import cli
+    from tfm.driver import cli
     assert cli.main(["run", str(path), "--steps", "10", "--out", str(tmp_path / "r"), "--quiet",
                      "--backend", backend]) == 0
     (tmp_path / "file").write_text("")
@@ -435,12 +436,12 @@ def test_the_seed_changes_the_batches_and_fits_continue_the_stream(tmp_path, bac
 def test_user_errors_of_the_backends_are_diagnostics(tmp_path, backend):
     """An adaptive sampler out of steps, an option the backend does not take, and (torch) a
     device that does not exist are errors naming the problem, not tracebacks."""
-    from tfm.dsl.diagnostics import TfmError
+    from tfm.errors import TfmError
 
     path = _write(tmp_path, _model_text("moons()", extra="sampler tight = dopri5(rtol = 1e-12, "
                                         "atol = 1e-12)"))
     model = tfm.load(path, backend=backend, folder=tmp_path / "a")
-    model.module.field_velocity = lambda t, x, out: 1e4 * x * _array_module(backend).sin(300 * t)
+    model.module.FIELDS["velocity"] = lambda t, x, out: 1e4 * x * _array_module(backend).sin(300 * t)
     with pytest.raises(TfmRuntimeError, match="'tight' \\(dopri5\\) took more than its 4096 steps"):
         model.sample(4, sampler="tight")
     with pytest.raises(TfmSemanticError, match=f"The {backend} backend takes no option 'colour'"):

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from tfm.compiler import cli
-from tfm.dsl.diagnostics import InternalCompilerError
+from tfm.driver import cli
+from tfm.errors import InternalCompilerError
 
 EXAMPLES = ["examples/moons.tfm", "examples/gaussian_to_gaussian.tfm"]
 
@@ -62,7 +62,7 @@ def test_internal_errors_exit_3(capsys, monkeypatch, in_root):
 
 @pytest.mark.parametrize("sub", ["check", "fmt", "graph", "info"])
 def test_help(sub):
-    done = subprocess.run([sys.executable, "-m", "tfm.compiler.cli", sub, "--help"],
+    done = subprocess.run([sys.executable, "-m", "tfm.driver.cli", sub, "--help"],
                           capture_output=True, text=True)
     assert done.returncode == 0 and "usage: tfmc" in done.stdout
 

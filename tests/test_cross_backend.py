@@ -26,6 +26,7 @@ pytest.importorskip("torch")
 
 import tfm  # noqa: E402
 from backend_params import POTENTIAL, to_numpy as _numpy  # noqa: E402  (tests/)
+from tfm.backends.runtime.spec import Sampler  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = ROOT / "tests" / "golden" / "good"
@@ -101,7 +102,7 @@ def test_twenty_steps_on_identical_batches(pair, tmp_path):
     jax_model.save(tmp_path / "jax.safetensors")
     torch_model.save(tmp_path / "torch.safetensors")
     x0 = _batch(jax_model, rng)[1]
-    if "velocity" in jax_model.spec["fields"]:
+    if "velocity" in jax_model.spec.fields:
         torch_model.load(tmp_path / "jax.safetensors")
         jax_model.load(tmp_path / "torch.safetensors")
         np.testing.assert_allclose(torch_model.sample(N, x0=x0), jax_model.sample(N, x0=x0),
@@ -112,7 +113,7 @@ def test_fields_agree(pair):
     jax_model, torch_model = pair
     x = _batch(jax_model, np.random.default_rng(2))[1]
     lo, hi = jax_model.interval()
-    for name in jax_model.spec["fields"]:
+    for name in jax_model.spec.fields:
         for t in (lo + 0.1 * (hi - lo), 0.5 * (lo + hi), hi - 0.1 * (hi - lo)):
             a, b = jax_model.evaluate(name, t, x), torch_model.evaluate(name, t, x)
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4, err_msg=f"{name} at {t}")
@@ -121,9 +122,9 @@ def test_fields_agree(pair):
 @pytest.mark.parametrize("method", sorted(SOLVERS))
 def test_ode_samples_and_log_densities_agree(pair, method):
     jax_model, torch_model = pair
-    if "velocity" not in jax_model.spec["fields"]:
+    if "velocity" not in jax_model.spec.fields:
         pytest.skip("the networks do not determine the velocity")
-    entry = {"name": f"cross_{method}", "method": method, "args": SOLVERS[method], "kind": "ode"}
+    entry = Sampler(f"cross_{method}", method, SOLVERS[method], "ode")
     x0 = _batch(jax_model, np.random.default_rng(3))[1]
     if method != "dopri5":  # the samples and their trajectories, from one program each
         a, path_a = jax_model.sample(N, sampler=entry, x0=x0, trajectory=True)
@@ -135,7 +136,7 @@ def test_ode_samples_and_log_densities_agree(pair, method):
     np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
     # exact log-densities of the 64-dimensional image model: one solver (JAX compiles each
     # exact-divergence program in 7-9 s on 2 cores)
-    if jax_model.spec["base"]["name"] == "normal" and (jax_model.spec["dim"] <= 32
+    if jax_model.spec.base.name == "normal" and (jax_model.spec.dim <= 32
                                                        or method == "euler"):
         points = a[:8]
         lp_a = jax_model.log_prob(points, sampler=entry, exact=True)
@@ -162,8 +163,8 @@ def test_bfloat16_models_agree_to_bfloat16_precision(tmp_path):
 def test_a_run_of_either_backend_is_sampled_and_scored_by_the_other(tmp_path):
     """`tfmc sample` and `tfmc logprob` with --backend of either on a run folder of either:
     one weight format. Log-densities agree to 1e-4, samples from the same x0 too."""
-    from tfm.backends.run import open_run, run
-    from tfm.compiler import cli
+    from tfm.driver.run import open_run, run
+    from tfm.driver import cli
 
     path = tmp_path / "small.tfm"
     path.write_text(POTENTIAL.replace("phi ~ potential", "phi ~ velocity")
@@ -190,8 +191,8 @@ def test_a_run_of_either_backend_is_sampled_and_scored_by_the_other(tmp_path):
 
 
 def test_resuming_with_the_other_backend_is_refused_and_changes_nothing(tmp_path):
-    from tfm.backends.run import run
-    from tfm.dsl.diagnostics import TfmSemanticError
+    from tfm.driver.run import run
+    from tfm.errors import TfmSemanticError
 
     path = tmp_path / "small.tfm"
     path.write_text(POTENTIAL.replace("steps 300", "steps 20"))

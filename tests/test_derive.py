@@ -1,5 +1,5 @@
 """Symbolic derivations (compiler/derive.py) and boundary checks (compiler/check_boundaries.py),
-against MATH.md section 2.
+against docs/maths.md §2 and §3.
 
 Oracles are independent of the compiler: schedules are written once as tfm text and evaluated
 by Python (mpmath) from the same text; time derivatives are checked with central finite
@@ -450,7 +450,7 @@ def test_gaussian_linear_velocity_from_base_prediction(t, x, m, s):
     assert d.field("base").expr == B
     assert close(ev(d.field("velocity").expr, t=t, x=x, b=eta0), velocity, 1e-9)
     assert close(ev(d.field("score").expr, t=t, x=x, b=eta0), score, 1e-9)
-    # MATH.md: b = (beta'/beta) x + (alpha' - alpha beta'/beta) eta0, s = -eta0 / alpha
+    # docs/maths.md §3.1: b = (beta'/beta) x + (alpha' - alpha beta'/beta) eta0, s = -eta0 / alpha
     assert sympy.simplify(d.field("velocity").expr - ir.x / ir.t
                           - (-1 - (1 - ir.t) / ir.t) * B) == 0
     assert sympy.simplify(d.field("score").expr + B / (1 - ir.t)) == 0

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import sympy
 
-from tfm.backends.shared import spec as specs
+from tfm.backends.codegen import spec as specs
+from tfm.backends.runtime.spec import Spec
 from tfm.compiler import ir
 from tfm.compiler.pipeline import load_model
 
@@ -111,11 +112,11 @@ def test_emitted_text_holds_no_user_text_but_identifiers_and_numbers(tmp_path, e
     text = emit.emit(model)
     assert "'path': \"it's.npy\"" in text
     module = emit.load(emit.write(model, tmp_path / "out"))
-    assert module.SPEC["target"]["args"]["path"] == "it's.npy"
-    assert isinstance(module.SPEC, dict) and ir.t.name == "t"
+    assert module.SPEC.target.args["path"] == "it's.npy"
+    assert isinstance(module.SPEC, Spec) and ir.t.name == "t"
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "bench").glob("*.tfm")), ids=lambda p: p.stem)
 def test_benchmark_models_compile_and_emit(path, tmp_path, emit):
     model = load_model(path)
-    assert emit.load(emit.write(model, tmp_path)).SPEC["model"] == model.name
+    assert emit.load(emit.write(model, tmp_path)).SPEC.model == model.name

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tfm.compiler.cli import main
+from tfm.driver.cli import main
 
 GOLDEN = Path(__file__).parent / "golden"
 GOOD = sorted((GOLDEN / "good").glob("*.tfm"))

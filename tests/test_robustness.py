@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 
 from tfm.compiler.pipeline import compile_text
 from tfm.dsl import InternalCompilerError, TfmError, TfmSyntaxError, parse
-from tfm.dsl.diagnostics import Diagnostic, render
+from tfm.errors import Diagnostic, render
 from limits import time_limit  # tests/limits.py
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,8 +1,8 @@
 """Pieces of the runtimes: the golden models' settings end to end (two networks, Sinkhorn,
 resmlp, bfloat16, dopri5, a backward SDE; a convnet on images), a potential network, every
 stdlib interpolant with every kind of sampler, networks' shapes and checkpoint errors, for both
-backends; JAX's couplings, time laws and Hutchinson estimator (the torch ones are in
-test_torch_distributions.py and test_torch_solvers.py); torch.compile against eager."""
+backends; the time laws (couplings and densities are in test_densities.py, solvers and the
+likelihood in test_solvers.py); torch.compile against eager."""
 
 from __future__ import annotations
 
@@ -15,46 +15,22 @@ jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
 import tfm  # noqa: E402
-from backend_params import POTENTIAL, pairing_cost as _cost, to_numpy as _numpy  # noqa: E402
-from tfm.backends.jax.runtime import couplings, train  # noqa: E402
-from tfm.dsl.diagnostics import TfmSemanticError  # noqa: E402
+from backend_params import POTENTIAL, to_numpy as _numpy  # noqa: E402
+from tfm.backends.jax.runtime.ops import OPS  # noqa: E402
+from tfm.backends.runtime import time_laws  # noqa: E402
+from tfm.backends.runtime.spec import Call  # noqa: E402
+from tfm.errors import TfmSemanticError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = ROOT / "tests" / "golden" / "good"
 
 
-def test_minibatch_ot_is_the_optimal_permutation():
-    key = jax.random.PRNGKey(0)
-    x0 = jax.random.normal(key, (64, 2))
-    x1 = jax.random.normal(jax.random.PRNGKey(1), (64, 2)) + 3
-    a, b = jax.jit(couplings.minibatch_ot)(key, x0, x1)
-    assert np.array_equal(np.asarray(a), np.asarray(x0))
-    rows = {tuple(r) for r in np.asarray(b).round(6)}
-    assert rows == {tuple(r) for r in np.asarray(x1).round(6)}  # a permutation of x1
-    assert _cost(a, b) < _cost(x0, x1)
-    import ot
-    exact = ot.emd2(np.full(64, 1 / 64), np.full(64, 1 / 64),
-                    ot.dist(np.asarray(x0, np.float64), np.asarray(x1, np.float64)))
-    assert _cost(a, b) / 64 == pytest.approx(exact, rel=1e-5)
-
-
-def test_sinkhorn_plan_has_uniform_marginals_and_pairs_close_points():
-    x0 = jax.random.normal(jax.random.PRNGKey(0), (32, 2))
-    x1 = jax.random.normal(jax.random.PRNGKey(1), (32, 2))
-    plan = np.exp(np.asarray(couplings.sinkhorn_plan(couplings._costs(x0, x1), 0.05)))
-    assert np.allclose(plan.sum(1), 1 / 32, rtol=1.1e-3)
-    assert np.allclose(plan.sum(0), 1 / 32, rtol=1e-5)
-    sink = couplings.make({"name": "sinkhorn", "args": {"reg": 0.01}})
-    _, b = sink(jax.random.PRNGKey(2), x0, x1)
-    assert _cost(x0, b) < 0.5 * _cost(x0, x1)
-
-
 def test_time_laws():
-    u = train.time_sampler({"name": "uniform", "args": {"low": 0.2, "high": 0.4}})(
-        jax.random.PRNGKey(0), 10_000)
+    u = time_laws.make(OPS, Call("uniform", {"low": 0.2, "high": 0.4}))(
+        OPS.random(jax.random.PRNGKey(0)), 10_000)
     assert 0.2 <= float(u.min()) and float(u.max()) <= 0.4
-    ln = train.time_sampler({"name": "logit_normal", "args": {"mean": 0.0, "std": 1.0}})(
-        jax.random.PRNGKey(0), 10_000)
+    ln = time_laws.make(OPS, Call("logit_normal", {"mean": 0.0, "std": 1.0}))(
+        OPS.random(jax.random.PRNGKey(0)), 10_000)
     assert 0 < float(ln.min()) and float(ln.max()) < 1 and abs(float(ln.mean()) - 0.5) < 0.01
 
 
@@ -93,7 +69,7 @@ def test_potential_network_gives_the_velocity_as_its_gradient(tmp_path, backend)
     assert np.allclose(x.mean(0), [1, 1], atol=0.15)
     v = model.evaluate("velocity", 0.5, x[:100])
     eps = 1e-2
-    phi_net = next(n for n in model.spec["networks"] if n["name"] == "phi")
+    phi_net = next(n for n in model.spec.networks if n.name == "phi")
     from tfm.backends.jax.runtime import networks
     weights = {k: jnp.asarray(_numpy(v)) for k, v in model.weights.items()}
 
@@ -112,15 +88,15 @@ def test_checkpoint_of_another_model_is_refused(tmp_path, backend):
     with pytest.raises(TfmSemanticError, match="holds model 'Moons'"):
         b.load(tmp_path / "moons.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
-    from tfm.dsl.diagnostics import TfmDataError
+    from tfm.errors import TfmDataError
     with pytest.raises(TfmDataError, match="not a readable checkpoint"):
         b.load(tmp_path / "junk.safetensors")
 
 
 def test_initial_weights_do_not_depend_on_the_backend_rng(tmp_path, backend):
-    from tfm.backends.shared.init import init_params
+    from tfm.backends.runtime.init import init_params
     a = tfm.load(ROOT / "examples" / "moons.tfm", backend=backend, folder=tmp_path)
-    ref = init_params(a.spec["networks"], (2,), 0)
+    ref = init_params(a.spec.networks, (2,), 0)
     assert set(ref) == set(a.params)
     assert all(np.array_equal(ref[k], _numpy(a.params[k])) for k in ref)
     assert ref["b.0.weight"].shape == (256, 3) and ref["b.3.weight"].shape == (2, 256)
@@ -140,7 +116,7 @@ def test_every_stdlib_interpolant_samples_finitely_with_every_sampler(path, tmp_
     sampler, at the initial weights: the samples and log-densities are finite, though the
     derived drifts are 0/0 or infinite at t = 0 or 1 for several of them (the sampler's
     interval then starts 0.001 inside)."""
-    from tfm.dsl.diagnostics import TfmError
+    from tfm.errors import TfmError
 
     text = path.read_text()
     model_text = text[:text.rindex("}")] + SWEEP_SAMPLERS
@@ -161,27 +137,9 @@ def test_every_stdlib_interpolant_samples_finitely_with_every_sampler(path, tmp_
         assert np.isfinite(x).all(), name
         lo, hi = model.interval(name)
         assert 0 <= lo < 0.01 and 0.99 < hi <= 1
-    if model.spec["base"]["name"] == "normal":  # log-densities need a base density
+    if model.spec.base.name == "normal":  # log-densities need a base density
         x = samples["sweep_ode"][:4]
         assert np.isfinite(model.log_prob(x, sampler="sweep_ode")).all()
-
-
-def test_hutchinson_is_unbiased_for_a_non_diagonal_jacobian():
-    from tfm.backends.jax.runtime import likelihood
-
-    a = jnp.array([[0.3, 2.0, -1.0], [0.5, -0.2, 0.7], [-1.5, 0.4, 0.9]])
-
-    def velocity(t, x):
-        return x @ a.T
-
-    x = jnp.ones((20_000, 3))
-    estimates = likelihood.divergence_hutchinson(velocity, 0.0, x,
-                                                 jax.random.rademacher(jax.random.PRNGKey(0), x.shape,
-                                                                       jnp.float32))
-    assert abs(float(estimates.mean()) - float(jnp.trace(a))) < 0.05  # sd 2.9 / sqrt(20000)
-    assert float(estimates.std()) > 1  # one probe per point really is an estimate here
-    exact = likelihood.divergence_exact(velocity, 0.0, x[:5])
-    assert np.allclose(exact, float(jnp.trace(a)), atol=1e-5)
 
 
 def test_emitted_module_never_runs_the_file_name(tmp_path, backend):

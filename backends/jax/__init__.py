@@ -6,8 +6,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from . import emit
-
 BACKEND = "jax"
 OPTIONS: tuple[str, ...] = ()  # keyword options of build beyond folder and root
 
@@ -16,6 +14,7 @@ def build(model, folder: str | Path | None = None, root: str | Path | None = Non
     """Emit ``model`` (checked IR) into ``folder`` (default: a temporary folder), import it and
     return a ``JaxModel`` whose data files resolve in ``root`` (default: the model file's
     folder)."""
+    from . import emit
     from .runtime import JaxModel
 
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="tfm_jax_"))
@@ -23,4 +22,4 @@ def build(model, folder: str | Path | None = None, root: str | Path | None = Non
     return JaxModel(module, root=Path(root) if root is not None else Path(model.file).resolve().parent)
 
 
-__all__ = ["BACKEND", "OPTIONS", "build", "emit"]
+__all__ = ["BACKEND", "OPTIONS", "build"]

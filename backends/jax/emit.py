@@ -1,21 +1,18 @@
 """The emitter: one readable JAX module per model, from a template.
 
 The module holds the model's maths as straight-line functions of arrays (printed by
-``printer.Printer`` after ``sympy.cse``) and its settings as a Python literal ``SPEC``; it imports
-only ``jax.numpy``. Everything generic (networks, training loop, solvers) lives in the runtime,
-whose ``JaxModel`` takes the module. The text is checked with ``ast.parse`` and ``compile``
-before it is written or imported (shared/emitter.py); no user text is pasted into it, only
-validated identifiers, printed expressions and ``repr`` of plain data.
+``printer.Printer`` after ``sympy.cse``) and its settings as the literal of a typed ``SPEC``; it
+imports ``jax.numpy`` and the spec's type only. Everything generic (networks, training loop,
+solvers) lives in the runtime, whose ``JaxModel`` takes the module. The text is checked with
+``ast.parse`` and ``compile`` before it is written or imported (codegen/emitter.py); no user
+text is pasted into it, only validated identifiers, printed expressions and ``repr`` of plain
+data. What the module defines is the protocol of ``runtime/protocol.py``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ... import __version__
-from ...compiler import ir
-from ..shared import emitter
-from ..shared.emitter import load
+from ..codegen import emitter
+from ..codegen.emitter import load
 from . import printer
 
 BACKEND = "jax"
@@ -28,27 +25,14 @@ It is used by tfm.backends.jax.runtime.JaxModel (networks, training loop, solver
 
 import jax.numpy as jnp
 
+from tfm.backends.runtime.spec import Spec
+
 SOURCE = {file}
 SPEC = {spec}
 '''
 
 
-def emit(model: ir.Model) -> str:
-    """The module's source text (checked: it parses and compiles)."""
-    text = HEADER.format(model=model.name, version=__version__, file=repr(Path(model.file).name),
-                         spec=emitter.spec_literal(model))
-    text += emitter.functions(model, printer.block)
-    emitter.check(text, module_name(model))
-    return text
+TEMPLATE = emitter.Template(BACKEND, HEADER, printer.block)
+emit, module_name, write = TEMPLATE.emit, TEMPLATE.module_name, TEMPLATE.write
 
-
-def module_name(model: ir.Model) -> str:
-    return emitter.module_name(model, BACKEND)
-
-
-def write(model: ir.Model, folder: str | Path) -> Path:
-    """Write ``<model>_jax.py`` into ``folder`` atomically; returns its path."""
-    return emitter.write(emit(model), folder, module_name(model))
-
-
-__all__ = ["BACKEND", "emit", "load", "module_name", "write"]
+__all__ = ["BACKEND", "TEMPLATE", "emit", "load", "module_name", "write"]

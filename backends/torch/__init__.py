@@ -6,8 +6,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from . import emit
-
 BACKEND = "torch"
 OPTIONS = ("device", "compile")  # keyword options of build beyond folder and root
 
@@ -18,6 +16,7 @@ def build(model, folder: str | Path | None = None, root: str | Path | None = Non
     return a ``TorchModel`` on ``device`` (default: CUDA when there is one) whose data files
     resolve in ``root`` (default: the model file's folder); ``compile``: train through
     torch.compile (default: on CUDA)."""
+    from . import emit
     from .runtime import TorchModel
 
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="tfm_torch_"))
@@ -26,4 +25,4 @@ def build(model, folder: str | Path | None = None, root: str | Path | None = Non
                       device=device, compile=compile)
 
 
-__all__ = ["BACKEND", "OPTIONS", "build", "emit"]
+__all__ = ["BACKEND", "OPTIONS", "build"]

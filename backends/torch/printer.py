@@ -10,17 +10,18 @@ Floats keep the arrays' own dtype (float32, bfloat16), as in the JAX backend.
 
 from __future__ import annotations
 
-import math
-
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pytorch import TorchPrinter
 
-from ..shared.codegen import Block, straight_line
+from ..codegen.codegen import Block, straight_line
+from ..codegen.printer import SharedRules, number as _number
 
 
-class Printer(TorchPrinter):
+class Printer(SharedRules, TorchPrinter):
     """sympy -> ``torch`` source text."""
+
+    MAXIMUM, MINIMUM, CLAMP = "torch.maximum", "torch.minimum", "torch.clamp"
 
     def _print(self, expr, **kwargs):
         if isinstance(expr, sympy.Expr) and expr.is_number and not expr.is_Integer:
@@ -45,28 +46,6 @@ class Printer(TorchPrinter):
         if h0 == sympy.S.Half:
             return f"(0.5*torch.sign({arg}) + 0.5)"
         return f"torch.heaviside({arg}, torch.full_like({arg}, {self._print(h0)}))"
-
-    def _print_Max(self, expr):
-        return self._extremum(expr, "torch.maximum", "min")
-
-    def _print_Min(self, expr):
-        return self._extremum(expr, "torch.minimum", "max")
-
-    def _extremum(self, expr, function: str, bound: str) -> str:
-        constants = [a for a in expr.args if a.is_number]
-        tensors = [a for a in expr.args if not a.is_number]
-        text = self._print(tensors[0])
-        for arg in tensors[1:]:
-            text = f"{function}({text}, {self._print(arg)})"
-        if constants:  # sympy keeps at most one constant argument of a Max or Min
-            text = f"torch.clamp({text}, {bound}={self._print(constants[0])})"
-        return text
-
-
-def _number(expr) -> str:
-    """A constant as a Python float literal (``float('inf')`` for an infinity)."""
-    value = float(expr)
-    return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
 
 
 def block(exprs: dict[str, sympy.Expr]) -> Block:

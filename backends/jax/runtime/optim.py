@@ -10,31 +10,40 @@ from __future__ import annotations
 import optax
 
 
-def schedule(train: dict, steps: int):
-    lr = float(train["optimizer"]["args"]["lr"])
-    sched = train["lr_schedule"]
-    warmup = int(sched["args"]["warmup"])
-    if sched["name"] == "cosine_decay":
-        return optax.warmup_cosine_decay_schedule(
-            0.0, lr, warmup_steps=warmup, decay_steps=max(steps, warmup + 1),
-            end_value=float(sched["args"]["final"]))
+def _constant(lr: float, args: dict, steps: int):
+    warmup = int(args["warmup"])
     if warmup == 0:
         return optax.constant_schedule(lr)
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup),
                                  optax.constant_schedule(lr)], [warmup])
 
 
-def optimizer(train: dict, steps: int) -> optax.GradientTransformation:
+def _cosine(lr: float, args: dict, steps: int):
+    warmup = int(args["warmup"])
+    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps=warmup,
+                                              decay_steps=max(steps, warmup + 1),
+                                              end_value=float(args["final"]))
+
+
+# each learning-rate schedule and optimiser of the prelude, by name
+SCHEDULES = {"constant_lr": _constant, "cosine_decay": _cosine}
+OPTIMIZERS = {
+    "adam": lambda lr, a: optax.adam(lr, b1=a["b1"], b2=a["b2"], eps=a["eps"]),
+    "adamw": lambda lr, a: optax.adamw(lr, b1=a["b1"], b2=a["b2"], eps=a["eps"],
+                                       weight_decay=a["weight_decay"]),
+    "sgd": lambda lr, a: optax.sgd(lr, momentum=a["momentum"] or None),
+}
+
+
+def schedule(train, steps: int):
+    """The learning-rate schedule of the train block, spanning ``steps`` steps."""
+    return SCHEDULES[train.lr_schedule.name](float(train.optimizer.args["lr"]),
+                                             train.lr_schedule.args, steps)
+
+
+def optimizer(train, steps: int) -> optax.GradientTransformation:
     """The optimiser of the train block, its schedule spanning ``steps`` steps."""
-    opt, args = train["optimizer"]["name"], train["optimizer"]["args"]
-    lr = schedule(train, steps)
-    if opt == "adam":
-        base = optax.adam(lr, b1=args["b1"], b2=args["b2"], eps=args["eps"])
-    elif opt == "adamw":
-        base = optax.adamw(lr, b1=args["b1"], b2=args["b2"], eps=args["eps"],
-                           weight_decay=args["weight_decay"])
-    else:
-        base = optax.sgd(lr, momentum=args["momentum"] or None)
-    if train["clip"] > 0:
-        return optax.chain(optax.clip_by_global_norm(float(train["clip"])), base)
+    base = OPTIMIZERS[train.optimizer.name](schedule(train, steps), train.optimizer.args)
+    if train.clip > 0:
+        return optax.chain(optax.clip_by_global_norm(float(train.clip)), base)
     return base

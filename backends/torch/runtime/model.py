@@ -1,5 +1,5 @@
-"""The model object of the PyTorch backend (shared/model.py holds what both backends share): the
-emitted ``nn.Module`` (weights float32, names from shared/init.py), the ``torch.optim``
+"""The model object of the PyTorch backend (runtime/model.py holds what both backends share): the
+emitted ``nn.Module`` (weights float32, names from runtime/init.py), the ``torch.optim``
 optimiser, the EMA of the weights and the loss history, on one device (CUDA when there is one).
 
 On CUDA, float32 matrix products use TF32 (as JAX's default precision does); ``precision
@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...shared import model as shared
-from ...shared.init import init_params
-from ...shared.model import error
-from . import couplings, distributions, likelihood, optim, solvers, train
+from ...runtime import model as shared
+from ...runtime.init import init_params
+from ...runtime.model import error
+from . import optim, train
+from .ops import Ops
 
 BACKEND = "torch"
-OPT_KEYS = {"adam": ("exp_avg", "exp_avg_sq", "step"), "adamw": ("exp_avg", "exp_avg_sq", "step")}
 
 
 def default_device() -> torch.device:
@@ -48,32 +48,33 @@ class TorchModel(shared.Model):
     def __init__(self, module, root: str | Path = ".", device=None, compile: bool | None = None):
         super().__init__(module, root)
         self.device = _device(device) if device is not None else default_device()
+        self.ops = Ops(self.device)
         # training's loss through torch.compile (default: on CUDA, where it also captures CUDA
         # graphs; on a CPU compiling costs more than it saves on small models)
         self.compile = self.device.type == "cuda" if compile is None else compile
-        tr = self.spec["train"]
-        if self.device.type == "cuda" and tr["precision"] != "bfloat16":
+        tr = self.spec.train
+        if self.device.type == "cuda" and tr.precision != "bfloat16":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         with torch.device("meta"):
-            net = module.Model()
+            net = module.Networks()
         self.net = net.to_empty(device=self.device)
         self.nets = self.net.nets
         self.dtype = next(iter(self.nets.values())).dtype if len(self.nets) else torch.float32
         self.params = dict(self.nets.named_parameters())
-        self.reset(int(tr["seed"]))
+        self.reset(tr.seed)
 
     # --- state ------------------------------------------------------------------------------
     def reset(self, seed: int) -> None:
         """Fresh weights from ``seed``; step 0."""
         self.seed = seed
         with torch.no_grad():
-            for k, v in init_params(self.spec["networks"], self.shape, seed).items():
+            for k, v in init_params(self.spec.networks, self.shape, seed).items():
                 self.params[k].copy_(torch.from_numpy(v))
-        self.optimizer = optim.optimizer(self.spec["train"], self.params.values())
+        self.optimizer = optim.optimizer(self.spec.train, self.params.values())
         self.ema = ({k: p.detach().clone() for k, p in self.params.items()}
-                    if self.spec["train"]["ema"] > 0 else {})
-        self.generator = self._generator(seed)  # training's draws, saved with checkpoints
+                    if self.spec.train.ema > 0 else {})
+        self.generator = self.ops.key(seed)  # training's draws, saved with checkpoints
         self.step = 0
         self.history: list[float] = []
 
@@ -121,18 +122,16 @@ class TorchModel(shared.Model):
         with torch.no_grad():
             for k, p in self.params.items():
                 p.copy_(torch.from_numpy(np.asarray(params[k])))
-        if self.spec["train"]["ema"] > 0:
+        if self.spec.train.ema > 0:
             self.ema = {k: torch.as_tensor(np.asarray(ema[k]) if ema else params[k],
                                            device=self.device).clone() for k in self.params}
         else:
             self.ema = {}
 
     def _restore_optimizer(self, leaves: list) -> bool:
-        opt = self.spec["train"]["optimizer"]
-        keys = OPT_KEYS.get(opt["name"], ("momentum_buffer",) if opt["args"].get("momentum")
-                            else ())
+        keys = optim.state_keys(self.spec.train)
         params = list(self.params.values())
-        self.optimizer = optim.optimizer(self.spec["train"], params)
+        self.optimizer = optim.optimizer(self.spec.train, params)
         if not leaves:  # a fresh optimiser (a checkpoint written before the first step)
             return True
         if len(leaves) != len(keys) * len(params):
@@ -151,70 +150,28 @@ class TorchModel(shared.Model):
     def _tensor(self, array) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device)
 
-    # --- data -------------------------------------------------------------------------------
-    def _drawer(self, data=None):
-        """(gen, n) -> (x0, x1) coupled, for training."""
-        base_data = self._density_array("base")
-        target_data = self._density_array("target", data)
-        if self.spec["coupling"]["name"] == "paired":
-            pools = self._paired_data(data)
-            if pools is None:
-                target = distributions.sampler(self.spec["target"], self.shape, target_data,
-                                               self.device)
-
-                def draw(gen, n):
-                    x1 = target(gen, n)
-                    return x1, x1
-                return draw
-            b, tg = self._tensor(pools[0]), self._tensor(pools[1])
-
-            def draw(gen, n):
-                i = torch.randint(0, b.shape[0], (n,), generator=gen, device=self.device)
-                return b[i], tg[i]
-            return draw
-        base = distributions.sampler(self.spec["base"], self.shape, base_data, self.device)
-        target = distributions.sampler(self.spec["target"] if data is None else
-                                       {"name": "data", "args": {}}, self.shape, target_data,
-                                       self.device)
-        couple = couplings.make(self.spec["coupling"])
-
-        def draw(gen, n):
-            x0 = base(gen, n)
-            x1 = target(gen, n)
-            return couple(gen, x0, x1)
-        return draw
-
-    def reference(self, n: int, seed: int = 1) -> np.ndarray:
-        """n draws from the target (data: a random subset) for metrics and plots."""
-        data = self._density_array("target")
-        sample = distributions.sampler(self.spec["target"], self.shape, data, self.device)
-        return sample(self._generator(seed), n).cpu().numpy()
-
-    def _generator(self, seed: int) -> torch.Generator:
-        gen = torch.Generator(self.device)
-        gen.manual_seed(seed)
-        return gen
-
     # --- training ---------------------------------------------------------------------------
     def _update(self, total: int):
         # the learning-rate schedule spans the steps of this fit (a resumed run must ask for
         # the same total to repeat an uninterrupted one)
-        rate = optim.schedule(self.spec["train"], total)
+        rate = optim.schedule(self.spec.train, total)
         ema = [self.ema[k] for k in self.params] if self.ema else []
         return train.make_update(self.spec, self._loss(), self.net, self.optimizer, rate, ema)
 
     def _loss(self):
-        """The training loss function, compiled once per model when ``compile`` is set."""
+        """The objective's loss on the live weights, compiled once per model when ``compile``
+        is set."""
         key = ("loss", self.compile)
         if key not in self._compiled:
-            loss = train.loss_function(self.spec, self.module, self.net)
+            loss = self.objective.loss(self, self.net)
             self._compiled[key] = train.compiled(loss, self.device) if self.compile else loss
         return self._compiled[key]
 
     def _chunk_runner(self, total: int, data):
         update = self._update(total)
-        step = train.make_step(self.spec, self._drawer(data), update, self.generator, self.device)
-        run = train.chunk_runner(step, self.device)
+        step = train.make_step(self.spec, self.objective.draw(self, data), update,
+                               self.ops.random(self.generator))
+        run = train.chunk_runner(step)
 
         def guarded(first: int, length: int):
             """A chunk whose losses are not all finite, or that is interrupted (Ctrl-C), leaves
@@ -247,101 +204,28 @@ class TorchModel(shared.Model):
 
     def loss(self, t, x0, x1, z=0.0) -> float:
         """The training loss at the current weights on a given batch (numpy arrays)."""
-        fn = train.loss_function(self.spec, self.module, self.net)
+        fn = self.objective.loss(self, self.net)
         with torch.no_grad():  # torch.func.grad (potentials) works inside
             return float(fn(*map(self._tensor, (t, x0, x1, z))).detach())
 
     def step_on(self, t, x0, x1, z=0.0, total: int | None = None) -> float:
         """One optimiser step on a given batch (numpy arrays); returns its loss. The schedule
         spans ``total`` steps (default: the train block's)."""
-        total = int(total if total is not None else self.spec["train"]["steps"])
+        total = int(total if total is not None else self.spec.train.steps)
         value = float(self._update(total)(self.step, *map(self._tensor, (t, x0, x1, z))))
         self.step += 1
         self.history.append(value)
         return value
 
-    # --- fields and sampling ----------------------------------------------------------------
-    def _network(self, weights: dict):
+    # --- networks and programs ---------------------------------------------------------------
+    def network(self, weights: dict):
         """(t, x) -> every network's output with ``weights`` (the EMA or the parameters)."""
         named = {f"nets.{k}": v for k, v in weights.items()}
         return lambda t, x: torch.func.functional_call(self.net, named, (t, x))
 
-    def field(self, name: str, weights=None):
-        """(t, x) -> the field ``name`` (velocity, score, noise, data, base) of the model."""
-        self._check_field(name)
-        network = self._network(self.weights if weights is None else weights)
-        field = getattr(self.module, f"field_{name}")
-
-        def f(t, x):
-            t = torch.as_tensor(t, dtype=torch.float32, device=x.device)
-            value = field(t, x, network(t, x))
-            return torch.broadcast_to(torch.as_tensor(value, device=x.device), x.shape).to(x.dtype)
-        return f
-
-    def _drift(self, name: str, weights: dict):
-        network = self._network(weights)
-
-        def drift(t, x):
-            value = self.module.drifts(t, x, network(t, x))[name]
-            return torch.broadcast_to(torch.as_tensor(value, device=x.device), x.shape)
-        return drift
-
-    def _eps(self, name: str):
-        """eps(t) of an SDE sampler: a tensor, or a Python number when constant (no copy to
-        the device at every step)."""
-        return getattr(self.module, f"eps_{name}")
-
-    def _all_finite(self, entry: dict, t: float, x, out: dict) -> bool:
-        t = torch.tensor(t, dtype=torch.float32, device=self.device)
-        x = self._tensor(x)
-        out = {k: self._tensor(v) for k, v in out.items()}
-        if entry["kind"] == "sde":
-            values = [self.module.drifts(t, x, out)[entry["name"]],
-                      torch.as_tensor(self._eps(entry["name"])(t))]
-        else:
-            values = [self.module.field_velocity(t, x, out)]
-        return all(bool(torch.all(torch.isfinite(torch.as_tensor(v)))) for v in values)
-
-    def _sampled(self, entry, n, seed, trajectory, x0, t0, t1):
-        gen = self._generator(seed)
-        if x0 is None:
-            role = "target" if self._starts_at_target(entry) else "base"
-            start = distributions.sampler(self.spec[role], self.shape, self._density_array(role),
-                                          self.device)(gen, n)
-        else:
-            start = self._tensor(x0)
-        method, args = entry["method"], entry["args"]
-        with torch.no_grad():  # torch.func.grad (potentials) works inside
-            if entry["kind"] == "sde":
-                a, b = (t1, t0) if args.get("direction") == "backward" else (t0, t1)
-                result = solvers.euler_maruyama(self._drift(entry["name"], self.weights),
-                                                self._eps(entry["name"]), gen, start, a, b,
-                                                int(args["steps"]), trajectory)
-            elif method == "dopri5":
-                result = solvers.dopri5(self.field("velocity"), start, t0, t1,
-                                        float(args["rtol"]), float(args["atol"]))[0]
-            else:
-                result = solvers.fixed_step(self.field("velocity"), start, t0, t1,
-                                            int(args["steps"]), method, trajectory)
-        if trajectory:
-            return _numpy(result[0]), _numpy(result[1])
-        return _numpy(result)
-
-    def _log_prob_batch(self, entry, exact, x, seed, index):
-        base = distributions.log_prob(self.spec["base"], self.shape, self.device)
-        t0, t1 = self.interval(entry)
-        args = entry["args"]
-        gen = self._generator(seed * 1_000_003 + index)
-        values = likelihood.log_prob(self.field("velocity"), base, self._tensor(x), t0, t1,
-                                     entry["method"], int(args.get("steps", 20)), exact, gen,
-                                     float(args.get("rtol", 1e-5)), float(args.get("atol", 1e-5)))
-        return _numpy(values)
-
-    def evaluate(self, name: str, t: float, x) -> np.ndarray:
-        """The field ``name`` at time t and points x (numpy in, numpy out)."""
-        with torch.no_grad():  # torch.func.grad (potentials) works inside
-            return _numpy(self.field(name)(torch.tensor(t, dtype=torch.float32), self._tensor(x)))
-
-
-def _numpy(x: torch.Tensor) -> np.ndarray:
-    return x.detach().float().cpu().numpy()
+    def program(self, key: tuple, fn):
+        """``fn`` under no_grad (torch.func.grad of a potential works inside)."""
+        def run(*args):
+            with torch.no_grad():
+                return fn(*args)
+        return run

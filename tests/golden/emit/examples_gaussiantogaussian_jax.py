@@ -6,34 +6,38 @@ It is used by tfm.backends.jax.runtime.JaxModel (networks, training loop, solver
 
 import jax.numpy as jnp
 
+from tfm.backends.runtime.spec import Spec
+
 SOURCE = 'gaussian_to_gaussian.tfm'
-SPEC = {'model': 'GaussianToGaussian',
- 'shape': [2],
- 'dim': 2,
- 'latent': False,
- 'base': {'name': 'normal', 'args': {'mean': [0.0], 'scale': [1.0]}},
- 'target': {'name': 'normal', 'args': {'mean': [2.0, -1.0], 'scale': [0.5, 1.5]}},
- 'coupling': {'name': 'independent', 'args': {}},
- 'time_law': {'name': 'uniform', 'args': {'low': 0.0, 'high': 1.0}},
- 'networks': [{'name': 'b',
-               'kind': 'mlp',
-               'args': {'width': 64, 'depth': 2, 'activation': 'silu'},
-               'target': 'velocity',
-               'output': 'vector',
-               'key': 'b'}],
- 'fields': ['velocity', 'score', 'noise', 'data', 'base'],
- 'samplers': [{'name': 'ode', 'method': 'rk4', 'args': {'steps': 10}, 'kind': 'ode'}],
- 'train': {'steps': 2000,
-           'batch': 512,
-           'optimizer': {'name': 'adam',
-                         'args': {'lr': 0.001, 'b1': 0.9, 'b2': 0.999, 'eps': 1e-08}},
-           'lr_schedule': {'name': 'constant_lr', 'args': {'warmup': 0}},
-           'ema': 0.0,
-           'clip': 0.0,
-           'seed': 0,
-           'precision': 'float32',
-           'checkpoint_every': 1000,
-           'log_every': 100}}
+SPEC = Spec.from_json(
+    {'model': 'GaussianToGaussian',
+     'shape': [2],
+     'dim': 2,
+     'latent': False,
+     'base': {'name': 'normal', 'args': {'mean': [0.0], 'scale': [1.0]}},
+     'target': {'name': 'normal', 'args': {'mean': [2.0, -1.0], 'scale': [0.5, 1.5]}},
+     'coupling': {'name': 'independent', 'args': {}},
+     'time_law': {'name': 'uniform', 'args': {'low': 0.0, 'high': 1.0}},
+     'networks': [{'name': 'b',
+                   'kind': 'mlp',
+                   'args': {'width': 64, 'depth': 2, 'activation': 'silu'},
+                   'target': 'velocity',
+                   'output': 'vector',
+                   'key': 'b'}],
+     'fields': ['velocity', 'score', 'noise', 'data', 'base'],
+     'samplers': [{'name': 'ode', 'method': 'rk4', 'args': {'steps': 10}, 'kind': 'ode'}],
+     'train': {'steps': 2000,
+               'batch': 512,
+               'optimizer': {'name': 'adam',
+                             'args': {'lr': 0.001, 'b1': 0.9, 'b2': 0.999, 'eps': 1e-08}},
+               'lr_schedule': {'name': 'constant_lr', 'args': {'warmup': 0}},
+               'ema': 0.0,
+               'clip': 0.0,
+               'seed': 0,
+               'precision': 'float32',
+               'checkpoint_every': 1000,
+               'log_every': 100},
+     'objective': 'regression'})
 
 
 def interpolant(t, x0, x1, z):
@@ -88,3 +92,16 @@ def field_base(t, x, out):
 def drifts(t, x, out):
     """Drift b + eps s (forward) or b - eps s (backward) of each SDE sampler."""
     return {}
+
+
+# each field alone, by name: what samplers evaluate
+FIELDS = {
+    'velocity': field_velocity,
+    'score': field_score,
+    'noise': field_noise,
+    'data': field_data,
+    'base': field_base,
+}
+# eps(t) of each SDE sampler, by name
+EPS = {
+}

@@ -6,39 +6,42 @@ It is used by tfm.backends.torch.runtime.TorchModel (training loop, solvers).
 
 import torch
 
+from tfm.backends.runtime.spec import Spec
 from tfm.backends.torch.runtime import networks
 
 SOURCE = 'images.tfm'
-SPEC = {'model': 'Digits',
- 'shape': [1, 8, 8],
- 'dim': 64,
- 'latent': False,
- 'base': {'name': 'normal', 'args': {'mean': [0.0], 'scale': [1.0]}},
- 'target': {'name': 'data', 'args': {'path': 'digits.npz', 'key': 'images'}},
- 'coupling': {'name': 'independent', 'args': {}},
- 'time_law': {'name': 'uniform', 'args': {'low': 0.0, 'high': 1.0}},
- 'networks': [{'name': 'b',
-               'kind': 'convnet',
-               'args': {'channels': 32, 'depth': 3, 'activation': 'silu'},
-               'target': 'velocity',
-               'output': 'vector',
-               'key': 'b'}],
- 'fields': ['velocity', 'score', 'noise', 'data', 'base'],
- 'samplers': [{'name': 'ode', 'method': 'midpoint', 'args': {'steps': 50}, 'kind': 'ode'}],
- 'train': {'steps': 10000,
-           'batch': 256,
-           'optimizer': {'name': 'adam',
-                         'args': {'lr': 0.001, 'b1': 0.9, 'b2': 0.999, 'eps': 1e-08}},
-           'lr_schedule': {'name': 'constant_lr', 'args': {'warmup': 0}},
-           'ema': 0.0,
-           'clip': 0.0,
-           'seed': 0,
-           'precision': 'float32',
-           'checkpoint_every': 1000,
-           'log_every': 100}}
+SPEC = Spec.from_json(
+    {'model': 'Digits',
+     'shape': [1, 8, 8],
+     'dim': 64,
+     'latent': False,
+     'base': {'name': 'normal', 'args': {'mean': [0.0], 'scale': [1.0]}},
+     'target': {'name': 'data', 'args': {'path': 'digits.npz', 'key': 'images'}},
+     'coupling': {'name': 'independent', 'args': {}},
+     'time_law': {'name': 'uniform', 'args': {'low': 0.0, 'high': 1.0}},
+     'networks': [{'name': 'b',
+                   'kind': 'convnet',
+                   'args': {'channels': 32, 'depth': 3, 'activation': 'silu'},
+                   'target': 'velocity',
+                   'output': 'vector',
+                   'key': 'b'}],
+     'fields': ['velocity', 'score', 'noise', 'data', 'base'],
+     'samplers': [{'name': 'ode', 'method': 'midpoint', 'args': {'steps': 50}, 'kind': 'ode'}],
+     'train': {'steps': 10000,
+               'batch': 256,
+               'optimizer': {'name': 'adam',
+                             'args': {'lr': 0.001, 'b1': 0.9, 'b2': 0.999, 'eps': 1e-08}},
+               'lr_schedule': {'name': 'constant_lr', 'args': {'warmup': 0}},
+               'ema': 0.0,
+               'clip': 0.0,
+               'seed': 0,
+               'precision': 'float32',
+               'checkpoint_every': 1000,
+               'log_every': 100},
+     'objective': 'regression'})
 
 
-class Model(torch.nn.Module):
+class Networks(torch.nn.Module):
     """The networks of Digits (``nets``); ``forward(t, x)`` is every network's output at
     (t, x), keyed as the functions below read them (``grad_NAME`` for a potential network)."""
 
@@ -108,3 +111,16 @@ def field_base(t, x, out):
 def drifts(t, x, out):
     """Drift b + eps s (forward) or b - eps s (backward) of each SDE sampler."""
     return {}
+
+
+# each field alone, by name: what samplers evaluate
+FIELDS = {
+    'velocity': field_velocity,
+    'score': field_score,
+    'noise': field_noise,
+    'data': field_data,
+    'base': field_base,
+}
+# eps(t) of each SDE sampler, by name
+EPS = {
+}

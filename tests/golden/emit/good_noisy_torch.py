@@ -6,56 +6,59 @@ It is used by tfm.backends.torch.runtime.TorchModel (training loop, solvers).
 
 import torch
 
+from tfm.backends.runtime.spec import Spec
 from tfm.backends.torch.runtime import networks
 
 SOURCE = 'energy_noise.tfm'
-SPEC = {'model': 'Noisy',
- 'shape': [2],
- 'dim': 2,
- 'latent': True,
- 'base': {'name': 'normal', 'args': {'mean': [0.0], 'scale': [1.0]}},
- 'target': {'name': 'data', 'args': {'path': 'points.npy', 'key': ''}},
- 'coupling': {'name': 'sinkhorn', 'args': {'reg': 0.1}},
- 'time_law': {'name': 'uniform', 'args': {'low': 0.001, 'high': 0.999}},
- 'networks': [{'name': 'eta',
-               'kind': 'mlp',
-               'args': {'width': 128, 'depth': 3, 'activation': 'gelu'},
-               'target': 'noise',
-               'output': 'vector',
-               'key': 'eta'},
-              {'name': 'b',
-               'kind': 'resmlp',
-               'args': {'width': 128, 'blocks': 2, 'activation': 'silu'},
-               'target': 'velocity',
-               'output': 'vector',
-               'key': 'b'}],
- 'fields': ['velocity', 'score', 'noise', 'data', 'base'],
- 'samplers': [{'name': 'ode',
-               'method': 'dopri5',
-               'args': {'rtol': 0.0001, 'atol': 1e-05},
-               'kind': 'ode'},
-              {'name': 'sde',
-               'method': 'euler_maruyama',
-               'args': {'steps': 200, 'direction': 'backward'},
-               'kind': 'sde'}],
- 'train': {'steps': 1000,
-           'batch': 128,
-           'optimizer': {'name': 'adamw',
-                         'args': {'lr': 0.002,
-                                  'weight_decay': 1e-05,
-                                  'b1': 0.9,
-                                  'b2': 0.999,
-                                  'eps': 1e-08}},
-           'lr_schedule': {'name': 'cosine_decay', 'args': {'warmup': 100, 'final': 0.0}},
-           'ema': 0.0,
-           'clip': 1.0,
-           'seed': 0,
-           'precision': 'bfloat16',
-           'checkpoint_every': 1000,
-           'log_every': 100}}
+SPEC = Spec.from_json(
+    {'model': 'Noisy',
+     'shape': [2],
+     'dim': 2,
+     'latent': True,
+     'base': {'name': 'normal', 'args': {'mean': [0.0], 'scale': [1.0]}},
+     'target': {'name': 'data', 'args': {'path': 'points.npy', 'key': ''}},
+     'coupling': {'name': 'sinkhorn', 'args': {'reg': 0.1}},
+     'time_law': {'name': 'uniform', 'args': {'low': 0.001, 'high': 0.999}},
+     'networks': [{'name': 'eta',
+                   'kind': 'mlp',
+                   'args': {'width': 128, 'depth': 3, 'activation': 'gelu'},
+                   'target': 'noise',
+                   'output': 'vector',
+                   'key': 'eta'},
+                  {'name': 'b',
+                   'kind': 'resmlp',
+                   'args': {'width': 128, 'blocks': 2, 'activation': 'silu'},
+                   'target': 'velocity',
+                   'output': 'vector',
+                   'key': 'b'}],
+     'fields': ['velocity', 'score', 'noise', 'data', 'base'],
+     'samplers': [{'name': 'ode',
+                   'method': 'dopri5',
+                   'args': {'rtol': 0.0001, 'atol': 1e-05},
+                   'kind': 'ode'},
+                  {'name': 'sde',
+                   'method': 'euler_maruyama',
+                   'args': {'steps': 200, 'direction': 'backward'},
+                   'kind': 'sde'}],
+     'train': {'steps': 1000,
+               'batch': 128,
+               'optimizer': {'name': 'adamw',
+                             'args': {'lr': 0.002,
+                                      'weight_decay': 1e-05,
+                                      'b1': 0.9,
+                                      'b2': 0.999,
+                                      'eps': 1e-08}},
+               'lr_schedule': {'name': 'cosine_decay', 'args': {'warmup': 100, 'final': 0.0}},
+               'ema': 0.0,
+               'clip': 1.0,
+               'seed': 0,
+               'precision': 'bfloat16',
+               'checkpoint_every': 1000,
+               'log_every': 100},
+     'objective': 'regression'})
 
 
-class Model(torch.nn.Module):
+class Networks(torch.nn.Module):
     """The networks of Noisy (``nets``); ``forward(t, x)`` is every network's output at
     (t, x), keyed as the functions below read them (``grad_NAME`` for a potential network)."""
 
@@ -138,3 +141,17 @@ def drifts(t, x, out):
 def eps_sde(t):
     """eps(t) of sampler sde: t*(1 - t)/2"""
     return -0.5*t*(t - 1)
+
+
+# each field alone, by name: what samplers evaluate
+FIELDS = {
+    'velocity': field_velocity,
+    'score': field_score,
+    'noise': field_noise,
+    'data': field_data,
+    'base': field_base,
+}
+# eps(t) of each SDE sampler, by name
+EPS = {
+    'sde': eps_sde,
+}

@@ -1,0 +1,91 @@
+"""Lowering the IR to what the runtime takes: the typed spec (``runtime/spec.py``), written
+into the emitted module as a literal, and the maths (interpolant, losses, fields, drifts, eps)
+as sympy expressions in the symbols t, x0, x1, z, x and ``out_<network>``, so that both
+backends print the same expressions.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from ...compiler import ir, kinds
+from ...compiler.derive import noise_schedule, output_symbol
+from ..runtime.spec import Spec
+from .codegen import identifier
+
+
+def output_keys(model: ir.Model) -> dict[str, str]:
+    """Each network's key in the emitted functions' ``out`` mapping: its name, or grad_NAME for
+    a potential network (whose gradient is the field), in declaration order."""
+    targets = {term.network: term.target for term in model.objective.terms}
+    return {n.name: output_symbol(n.name, targets.get(n.name, "velocity")).name
+            for n in model.networks}
+
+
+def spec(model: ir.Model) -> Spec:
+    d = model.derivation
+    targets = {term.network: term.target for term in model.objective.terms}
+    keys = output_keys(model)
+    networks = []
+    for n in model.networks:
+        target = targets.get(n.name)
+        networks.append({"name": identifier(n.name), "kind": n.constructor.name,
+                         "args": dict(n.constructor.to_json()["args"]),
+                         "target": target,
+                         "output": "scalar" if target == "potential" else "vector",
+                         "key": keys[n.name]})
+    samplers = []
+    for s in model.samplers:
+        entry = {"name": s.name, "method": s.constructor.name,
+                 "args": {k: v for k, v in s.constructor.to_json()["args"].items() if k != "eps"},
+                 "kind": kinds.sampler(s.constructor.name).family}
+        samplers.append(entry)
+    samplers.sort(key=lambda e: _position(model, e["name"]))
+    fields = [f.name for f in d.fields if f.expr is not None]
+    return Spec.from_json({
+        "model": model.name,
+        "shape": list(model.shape),
+        "dim": model.dim,
+        "latent": model.interpolant.uses_latent,
+        "base": model.base.constructor.to_json(),
+        "target": model.target.constructor.to_json(),
+        "coupling": model.coupling.to_json(),
+        "time_law": d.time_law.to_json(),
+        "networks": networks,
+        "fields": fields,
+        "samplers": samplers,
+        "train": {k: (v.to_json() if isinstance(v, ir.Constructor) else v)
+                  for k, v in model.train.settings},
+        "objective": "regression",
+    })
+
+
+def _position(model: ir.Model, sampler: str):
+    """Where a sampler is declared: samplers keep the order of the file."""
+    span = next(s for s in model.samplers if s.name == sampler).span
+    return (span.line, span.column) if span is not None else (0, 0)
+
+
+def _rename(expr: sympy.Expr, model: ir.Model) -> sympy.Expr:
+    mapping = {}
+    for s in expr.free_symbols:
+        if s.name in (ir.t.name, ir.x0.name, ir.x1.name, ir.z.name, ir.x.name):
+            continue
+        mapping[s] = sympy.Symbol("out_" + identifier(s.name), real=True)
+    return expr.xreplace(mapping)
+
+
+def maths(model: ir.Model) -> dict[str, dict[str, sympy.Expr]]:
+    """Groups of expressions, one emitted function per group:
+    ``interpolant`` (x_t), ``losses`` (per network), ``fields``, ``drifts`` and ``eps`` (per SDE
+    sampler)."""
+    d = model.derivation
+    out = {"interpolant": {"x_t": d.interpolant},
+           "losses": {network: _rename(loss, model) for network, loss in d.losses},
+           "fields": {f.name: _rename(f.expr, model) for f in d.fields if f.expr is not None},
+           "drifts": {}, "eps": {}}
+    for name, _direction, drift in d.drifts:
+        out["drifts"][name] = _rename(drift, model)
+        sampler = next(s for s in model.samplers if s.name == name)
+        out["eps"][name] = noise_schedule(model, sampler.constructor.arg("eps"))
+    return out

@@ -1,0 +1,168 @@
+"""Couplings of a batch (x0, x1), written once for both backends and registered under their
+prelude names (docs/maths.md §2.3):
+
+- ``independent``: x0 from the base and x1 from the target, drawn apart;
+- ``paired``: x0 and x1 from the same rows of the base's and the target's data files (or
+  x0 = x1 when base and target are the same density);
+- ``minibatch_ot``: the exact assignment minimising sum |x0_i - x1_pi(i)|^2 (OT-CFM), solved by
+  scipy's ``linear_sum_assignment`` on the host (``ops.assignment``; a callback inside JAX's
+  compiled loop);
+- ``sinkhorn(reg)``: the entropic plan with regularisation ``reg`` relative to the mean cost,
+  computed on the device in the log domain; iterations stop when every row marginal is within
+  0.1% of 1/n (checked every ``SINKHORN_CHECK_EVERY`` iterations, so that torch synchronises
+  with the host once per check), or after ``SINKHORN_MAX_ITERATIONS``. Each x0_i is paired with
+  x1_j, j drawn from row i of the plan.
+
+A coupling kind (``Coupling``) draws the training pairs: ``pairs(model, data)`` returns
+``(rng, n) -> (x0, x1)``. By default it draws the base and the target apart and re-pairs the
+batch with ``couple(ops, args)``, ``(rng, x0, x1) -> (x0, x1)``. No gradient flows through a
+plan or an assignment; gradients still reach x1 through the indexing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from . import densities
+from .kinds import Registry
+from .spec import Call
+
+SINKHORN_MAX_ITERATIONS = 2000
+SINKHORN_TOLERANCE = 1e-3  # largest relative error of a row marginal when iterations stop
+SINKHORN_CHECK_EVERY = 10  # iterations between two checks of the row error
+
+
+
+class Coupling:
+    """Independent draws of the base and the target, re-paired by ``couple``."""
+
+    def couple(self, ops, args):
+        return lambda rng, x0, x1: (x0, x1)
+
+    def pairs(self, model, data=None):
+        """(rng, n) -> (x0, x1) for training; ``data`` replaces the target's samples."""
+        ops, spec, shape = model.ops, model.spec, model.shape
+        base = densities.sampler(ops, spec.base, shape, model._density_array("base"))
+        target = densities.sampler(ops, spec.target if data is None else Call("data"), shape,
+                                   model._density_array("target", data))
+        couple = self.couple(ops, spec.coupling.args)
+
+        def coupled(rng, n):
+            k_base, k_target, k_couple = rng.split(3)
+            return couple(k_couple, base(k_base, n), target(k_target, n))
+        return coupled
+
+
+COUPLINGS: Registry[Coupling] = Registry("coupling")
+
+
+def assignment(cost: np.ndarray) -> np.ndarray:
+    """The permutation pi minimising sum_i cost[i, pi(i)] (int64 column of each row)."""
+    _, cols = linear_sum_assignment(np.asarray(cost, dtype=np.float64))
+    return cols.astype(np.int64)
+
+
+def costs(xp, x0, x1):
+    """Squared distances |x0_i - x1_j|^2 (n, m) between flattened points."""
+    a, b = xp.reshape(x0, (x0.shape[0], -1)), xp.reshape(x1, (x1.shape[0], -1))
+    return (xp.sum(a * a, axis=1)[:, None] + xp.sum(b * b, axis=1)[None, :]
+            - 2 * (a @ xp.permute_dims(b, (1, 0))))
+
+
+COUPLINGS.register("independent")(Coupling)
+
+
+@COUPLINGS.register("paired")
+class Paired(Coupling):
+    def pairs(self, model, data=None):
+        ops, spec = model.ops, model.spec
+        pools = model._paired_data(data)
+        if pools is None:  # base and target the same density: x0 = x1
+            target = densities.sampler(ops, spec.target, model.shape,
+                                       model._density_array("target", data))
+
+            def same(rng, n):
+                x1 = target(rng, n)
+                return x1, x1
+            return same
+        b, tg = ops.asarray(pools[0]), ops.asarray(pools[1])
+
+        def rows(rng, n):
+            i = rng.randint(b.shape[0], (n,))
+            return b[i], tg[i]
+        return rows
+
+
+@COUPLINGS.register("minibatch_ot")
+class MinibatchOT(Coupling):
+    def couple(self, ops, args):
+        def couple(rng, x0, x1):
+            cost = costs(ops.xp, ops.stop_gradient(x0), ops.stop_gradient(x1))
+            return x0, x1[ops.assignment(cost)]
+        return couple
+
+
+def sinkhorn_plan(ops, cost, reg: float):
+    """log of the entropic OT plan between uniform weights (log-domain Sinkhorn)."""
+    xp = ops.xp
+    if cost.dtype != xp.float64:
+        cost = xp.astype(cost, xp.float32)  # half precision cannot reach the tolerance
+    n, m = cost.shape
+    eps = reg * xp.mean(cost)
+    log_a, log_b = -math.log(n), -math.log(m)
+
+    def lse(v, axis):
+        return _logsumexp(xp, v, axis)
+
+    def iterate(f, g):
+        f = eps * log_a - eps * lse((g[None, :] - cost) / eps, 1)
+        g = eps * log_b - eps * lse((f[:, None] - cost) / eps, 0)
+        return f, g
+
+    def body(state):
+        i, f, g, _ = state
+        for _ in range(SINKHORN_CHECK_EVERY):
+            f, g = iterate(f, g)
+        rows = lse((f[:, None] + g[None, :] - cost) / eps, 1)
+        error = xp.max(xp.abs(xp.expm1(rows - log_a)))
+        return i + SINKHORN_CHECK_EVERY, f, g, error
+
+    def running(state):  # a NaN error stops too
+        i, _, _, error = state
+        return (i < SINKHORN_MAX_ITERATIONS) & (error > SINKHORN_TOLERANCE)
+
+    zeros_n, zeros_m = xp.zeros_like(cost[:, 0]), xp.zeros_like(cost[0, :])
+    start = (0, zeros_n, zeros_m, xp.asarray(math.inf, dtype=cost.dtype))
+    _, f, g, _ = ops.while_loop(running, body, start)
+    return (f[:, None] + g[None, :] - cost) / eps
+
+
+def _logsumexp(xp, v, axis: int):
+    top = xp.max(v, axis=axis, keepdims=True)
+    top = xp.where(xp.isfinite(top), top, xp.zeros_like(top))
+    return xp.squeeze(top, axis=axis) + xp.log(xp.sum(xp.exp(v - top), axis=axis))
+
+
+@COUPLINGS.register("sinkhorn")
+class Sinkhorn(Coupling):
+    def couple(self, ops, args):
+        reg = float(args["reg"])
+
+        def couple(rng, x0, x1):
+            plan = sinkhorn_plan(ops, costs(ops.xp, ops.stop_gradient(x0),
+                                            ops.stop_gradient(x1)), reg)
+            return x0, x1[rng.categorical(plan)]
+        return couple
+
+
+def make(ops, entry):
+    """(rng, x0, x1) -> (x0, x1): the re-pairing of the coupling ``entry`` (a spec Call)."""
+    return COUPLINGS[entry.name].couple(ops, entry.args)
+
+
+def pairs(model, data=None):
+    """(rng, n) -> (x0, x1): the model's training pairs, drawn by its coupling."""
+    return COUPLINGS[model.spec.coupling.name].pairs(model, data)

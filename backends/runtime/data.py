@@ -1,0 +1,85 @@
+"""Loading ``data("file")`` densities safely: .npy / .npz without pickles, .csv as numbers.
+
+Every problem names the file and, where it is one row, the row: a missing file, a wrong shape or
+dtype, text in a .csv, and non-finite values (NaN, inf). Returns float32 arrays (N, *shape).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ...data_files import DataFileError, choose_key, csv_rows
+from ...errors import Diagnostic, TfmDataError
+
+
+def _error(message: str, suggestion: str | None = None) -> TfmDataError:
+    return TfmDataError(Diagnostic("Data", message, suggestion=suggestion))
+
+
+def resolve(path: str, root: str | Path) -> Path:
+    """Data files are named relative to the model file's folder (``root``)."""
+    return Path(root) / path
+
+
+def load(path: str, root: str | Path, shape: tuple[int, ...], key: str = "") -> np.ndarray:
+    full = resolve(path, root)
+    if not full.is_file():
+        raise _error(f"The data file '{path}' does not exist (looked in {Path(root)}).",
+                     "Data files are named relative to the model file.")
+    suffix = full.suffix.lower()
+    try:
+        if suffix == ".npy":
+            array = np.load(full, allow_pickle=False)
+        elif suffix == ".npz":
+            array = _npz(full, path, key)
+        else:
+            array = _csv(full, path)
+    except TfmDataError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        raise _error(f"The data file '{path}' cannot be read: {err}") from None
+    if array.dtype.kind not in "biuf":
+        raise _error(f"'{path}' holds {array.dtype} values; tfm reads numbers only.")
+    if array.ndim < 2 or tuple(array.shape[1:]) != tuple(shape):
+        raise _error(f"'{path}' has shape {tuple(array.shape)}; the model needs "
+                     f"(samples, {', '.join(map(str, shape))}).",
+                     "Check the model's dim, or the file's layout (samples first).")
+    if len(array) == 0:
+        raise _error(f"'{path}' holds no samples.")
+    array = array.astype(np.float32)
+    finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        row = int(bad[0]) + (1 if suffix == ".csv" else 0)
+        what = "row" if suffix == ".csv" else "sample"
+        raise _error(f"'{path}', {what} {row}: non-finite values (NaN or inf); "
+                     f"{len(bad)} sample{'s' * (len(bad) != 1)} in all.",
+                     "Remove or repair those samples.")
+    return array
+
+
+def _npz(full: Path, shown: str, key: str) -> np.ndarray:
+    with np.load(full, allow_pickle=False) as archive:
+        try:
+            key = choose_key(list(archive.keys()), key, shown)
+        except DataFileError as err:
+            raise _error(str(err)) from None
+        return archive[key]
+
+
+def _csv(full: Path, shown: str) -> np.ndarray:
+    rows = []
+    try:
+        for number, values in csv_rows(full, shown):
+            if not np.isfinite(values).all():
+                raise _error(f"'{shown}', row {number}: non-finite values (NaN or inf).",
+                             "Remove or repair that row.")
+            rows.append(values)
+    except DataFileError as err:
+        raise _error(str(err)) from None
+    if not rows:
+        raise _error(f"'{shown}' has no data rows.")
+    return np.asarray(rows, dtype=np.float64)

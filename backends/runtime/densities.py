@@ -1,0 +1,184 @@
+"""Densities, written once for both backends: the prelude's ``normal`` and ``data``, the toy2d
+generators and the stdlib targets with exact samplers, each registered under its prelude name.
+
+A density's ``draw(ops, args, shape, data)`` returns ``(rng, n) -> (n, *shape)`` float32 on the
+backend's device (``data``: the loaded array of a ``data(...)`` density); ``log_prob(ops, args,
+shape)``, where the density has one in closed form, returns ``x (n, *shape) -> (n,)``.
+
+Draws follow the discipline of ``ops.Random``: a density that draws more than once splits its
+stream first. Toy generators follow scikit-learn's and the flow-matching literature's, with random angles in
+place of scikit-learn's evenly spaced ones: moons (two interleaved half circles), circles,
+s_curve and swiss_roll (the (x, z) coordinates of the 3-D manifolds), eight_gaussians,
+checkerboard; ``gmm40`` (40 Gaussians, FAB's layout) and Neal's ``funnel``. Both backends draw
+from the same law, not the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import attrs
+import numpy as np
+
+from ...errors import Diagnostic, TfmSemanticError
+from .kinds import Registry
+
+TWO_PI = 2 * math.pi
+GMM40_STD = math.log1p(math.e)  # softplus(1)
+
+
+@attrs.frozen
+class Density:
+    """A density kind: ``draw`` (an exact sampler's factory) and ``log_prob`` (the factory of
+    its normalised log-density), each None where the density has none."""
+
+    draw: Callable | None = None
+    log_prob: Callable | None = None
+    reads_file: bool = False  # its samples come from a data file (args path, key)
+
+
+DENSITIES: Registry[Density] = Registry("density")
+
+
+def gmm40_means() -> np.ndarray:
+    """40 means uniform in [-40, 40]^2 (FAB's GMM-40 layout), fixed by a numpy seed."""
+    return np.random.Generator(np.random.PCG64(0)).uniform(-40, 40, (40, 2)).astype(np.float32)
+
+
+def vector(value, dim: int) -> np.ndarray:
+    """A density's scalar or per-coordinate argument (a normal's mean or scale) over ``dim``
+    coordinates."""
+    array = np.asarray(value, dtype=np.float32).reshape(-1)
+    return np.broadcast_to(array, (dim,)).copy() if array.size == 1 else array
+
+
+def sampler(ops, entry, shape: tuple[int, ...], data=None):
+    """(rng, n) -> (n, *shape): draws from the density ``entry`` (a spec Call)."""
+    kind = DENSITIES[entry.name] if entry.name in DENSITIES else Density()
+    if kind.draw is None:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The density '{entry.name}' has no exact sampler, so it cannot be drawn "
+            "from during training.", suggestion="Use data(\"file\") with samples of it, or "
+            "another density."))
+    return kind.draw(ops, entry.args, tuple(shape), data)
+
+
+def reads_file(entry) -> bool:
+    """Whether the density ``entry`` draws from a data file."""
+    return entry.name in DENSITIES and DENSITIES[entry.name].reads_file
+
+
+def log_prob(ops, entry, shape: tuple[int, ...]):
+    """x (n, *shape) -> log density (n,) of ``entry``, or None where it has no closed form."""
+    kind = DENSITIES[entry.name] if entry.name in DENSITIES else Density()
+    return kind.log_prob(ops, entry.args, tuple(shape)) if kind.log_prob else None
+
+
+def _normal_draw(ops, args, shape, data):
+    dim = math.prod(shape)
+    mean = ops.asarray(vector(args["mean"], dim).reshape(shape))
+    scale = ops.asarray(vector(args["scale"], dim).reshape(shape))
+    return lambda rng, n: mean + scale * rng.normal((n,) + shape)
+
+
+def _normal_log_prob(ops, args, shape):
+    xp, dim = ops.xp, math.prod(shape)
+    mean, scale = vector(args["mean"], dim), vector(args["scale"], dim)
+    log_norm = float(np.sum(np.log(scale.astype(np.float64)))) + 0.5 * dim * math.log(TWO_PI)
+    mean, scale = ops.asarray(mean), ops.asarray(scale)
+
+    def logp(x):
+        u = (xp.reshape(x, (x.shape[0], dim)) - mean) / scale
+        return -0.5 * xp.sum(u * u, axis=-1) - log_norm
+    return logp
+
+
+def _data_draw(ops, args, shape, data):
+    pool = ops.asarray(data)  # copied to the device once, here
+    return lambda rng, n: pool[rng.randint(pool.shape[0], (n,))]
+
+
+def _toy(draw: Callable) -> Density:
+    """A 2-D density given by ``draw(ops.xp, rng, n, **args)``."""
+    return Density(draw=lambda ops, args, shape, data: (
+        lambda rng, n: draw(ops.xp, rng, n, **args)))
+
+
+def _coin(rng, n):
+    """n fair Bernoulli draws, as booleans."""
+    return rng.uniform((n,)) < 0.5
+
+
+def _moons(xp, rng, n, noise):
+    k_angle, k_moon, k_noise = rng.split(3)
+    theta = k_angle.uniform((n,)) * math.pi
+    inner = _coin(k_moon, n)[:, None]
+    outer = xp.stack([xp.cos(theta), xp.sin(theta)], axis=-1)
+    # the inner moon is the outer one turned by pi about (0.5, 0.25): (1, 0.5) - outer
+    turned = xp.concat([1 - outer[:, :1], 0.5 - outer[:, 1:]], axis=-1)
+    return xp.where(inner, turned, outer) + noise * k_noise.normal((n, 2))
+
+
+def _circles(xp, rng, n, noise, factor):
+    k_angle, k_ring, k_noise = rng.split(3)
+    theta = k_angle.uniform((n,)) * TWO_PI
+    radius = xp.where(_coin(k_ring, n), float(factor), 1.0)
+    ring = xp.stack([xp.cos(theta), xp.sin(theta)], axis=-1)
+    return radius[:, None] * ring + noise * k_noise.normal((n, 2))
+
+
+def _s_curve(xp, rng, n, noise):
+    k_u, k_noise = rng.split(2)
+    u = 3 * math.pi * (k_u.uniform((n,)) - 0.5)
+    points = xp.stack([xp.sin(u), xp.sign(u) * (xp.cos(u) - 1)], axis=-1)
+    return points + noise * k_noise.normal((n, 2))
+
+
+def _swiss_roll(xp, rng, n, noise):
+    k_u, k_noise = rng.split(2)
+    u = 1.5 * math.pi * (1 + 2 * k_u.uniform((n,)))
+    return xp.stack([u * xp.cos(u), u * xp.sin(u)], axis=-1) + noise * k_noise.normal((n, 2))
+
+
+def _eight_gaussians(ops, args, shape, data):
+    angles = np.arange(8) * (TWO_PI / 8)
+    centres = ops.asarray(float(args["radius"]) * np.stack([np.cos(angles), np.sin(angles)], -1))
+    scale = float(args["scale"])
+    def draw(rng, n):
+        k_centre, k_noise = rng.split(2)
+        return centres[k_centre.randint(8, (n,))] + scale * k_noise.normal((n, 2))
+    return draw
+
+
+def _checkerboard(xp, rng, n):
+    k_a, k_b, k_row = rng.split(3)
+    a = k_a.uniform((n,)) * 4 - 2
+    b = k_b.uniform((n,)) - xp.astype(k_row.randint(2, (n,)), xp.float32) * 2.0
+    return xp.stack([a, b + xp.remainder(xp.floor(a), 2)], axis=-1)
+
+
+def _gmm40(ops, args, shape, data):
+    means = ops.asarray(gmm40_means())
+    def draw(rng, n):
+        k_mode, k_noise = rng.split(2)
+        return means[k_mode.randint(40, (n,))] + GMM40_STD * k_noise.normal((n, 2))
+    return draw
+
+
+def _funnel(xp, rng, n):
+    k_v, k_x = rng.split(2)
+    v = 3 * k_v.normal((n, 1))
+    return xp.concat([v, xp.exp(v / 2) * k_x.normal((n, 9))], axis=-1)
+
+
+DENSITIES.register("normal")(Density(_normal_draw, _normal_log_prob))
+DENSITIES.register("data")(Density(_data_draw, reads_file=True))
+DENSITIES.register("moons")(_toy(_moons))
+DENSITIES.register("circles")(_toy(_circles))
+DENSITIES.register("s_curve")(_toy(_s_curve))
+DENSITIES.register("swiss_roll")(_toy(_swiss_roll))
+DENSITIES.register("eight_gaussians")(Density(_eight_gaussians))
+DENSITIES.register("checkerboard")(_toy(_checkerboard))
+DENSITIES.register("gmm40")(Density(_gmm40))
+DENSITIES.register("funnel")(_toy(_funnel))

@@ -1,0 +1,49 @@
+"""Initial network weights, drawn with numpy from the model's seed.
+
+Both backends start from these arrays (a backend's own random generator is never used for
+weights), so the same spec and seed give the same initial weights in JAX and in PyTorch.
+Layouts follow PyTorch: a dense weight is (out, in), a convolution kernel (out, in, kh, kw);
+names are ``<network>.<layer>.weight`` and ``<network>.<layer>.bias``.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+
+from .networks import NETWORKS
+
+
+def _rng(seed: int, network: str) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64([seed, zlib.crc32(network.encode())]))
+
+
+def _dense(rng, fan_in: int, fan_out: int) -> tuple[np.ndarray, np.ndarray]:
+    # PyTorch's default for nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias
+    bound = 1 / math.sqrt(fan_in)
+    return (rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32),
+            rng.uniform(-bound, bound, (fan_out,)).astype(np.float32))
+
+
+def _conv(rng, c_in: int, c_out: int, k: int = 3):
+    bound = 1 / math.sqrt(c_in * k * k)
+    return (rng.uniform(-bound, bound, (c_out, c_in, k, k)).astype(np.float32),
+            rng.uniform(-bound, bound, (c_out,)).astype(np.float32))
+
+
+def init_params(networks, shape, seed: int) -> dict[str, np.ndarray]:
+    params: dict[str, np.ndarray] = {}
+    for net in networks:
+        rng = _rng(seed, net.name)
+        scalar = net.scalar
+        kind = NETWORKS[net.kind]
+        for i, (fan_in, fan_out) in enumerate(kind.sizes(net.args, tuple(shape), scalar)):
+            if kind.convolution:
+                w, b = _conv(rng, fan_in, fan_out)
+            else:
+                w, b = _dense(rng, fan_in, fan_out)
+            params[f"{net.name}.{i}.weight"] = w
+            params[f"{net.name}.{i}.bias"] = b
+    return params

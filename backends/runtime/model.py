@@ -1,0 +1,455 @@
+"""The model object, the same for both backends: ``fit``'s driver (resume, progress bar,
+non-finite guard, checkpoints), the fields and drifts of the emitted module on the networks, the
+choice of sampler and of its time interval, sampling and log-densities through the sampler kinds
+(``samplers/``), data checks, and checkpoint reading and writing in the one weight format.
+
+A backend subclasses ``Model`` and supplies what its libraries make different: ``ops``
+(``runtime/ops.py``), the weights and the optimiser state, the networks' outputs, a compiled
+chunk of training steps, how a program is compiled (``program``), and conversion of weights and
+optimiser state to and from numpy.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import Diagnostic, TfmRuntimeError, TfmSemanticError
+from . import checkpoint, data as data_files, densities, likelihood, loop, time_laws
+from .objectives import OBJECTIVES
+from .ops import all_finite
+from .samplers import kind_of
+from .spec import DEFAULT_SAMPLER, Sampler, Spec
+
+END_STEP = 1e-3  # how far a sampler's interval moves inside from an end where its field is not finite
+EXACT_MAX_DIM = 32  # log_prob's exact divergence up to this many dimensions, else Hutchinson
+
+
+def error(message: str, suggestion: str | None = None):
+    return TfmSemanticError(Diagnostic("Semantic", message, suggestion=suggestion))
+
+
+class Model(ABC):
+    """A compiled model of one backend: ``fit``, ``sample``, ``log_prob``, ``evaluate``,
+    ``reference``, ``save`` and ``load``. The abstract methods are what a backend supplies."""
+
+    backend = ""
+    pipelined = True  # see runtime/loop.py: False where chunks update the weights in place
+    ops = None  # the backend's runtime/ops.py adapter
+
+    def __init__(self, module, root: str | Path = "."):
+        self.module = module
+        self.spec: Spec = module.SPEC
+        self.root = Path(root)
+        self.shape = tuple(self.spec.shape)
+        self.objective = OBJECTIVES[self.spec.objective]
+        self._arrays: dict[str, np.ndarray] = {}  # loaded data files
+        self._compiled: dict[tuple, object] = {}  # compiled samplers, likelihoods, training chunks
+        self._intervals: dict[tuple, tuple[float, float]] = {}
+        self.last_fit_steps = 0
+
+    # --- backend hooks ----------------------------------------------------------------------
+    @abstractmethod
+    def reset(self, seed: int) -> None:
+        """Fresh weights (runtime/init.py) from ``seed``; step 0."""
+
+    @abstractmethod
+    def _state(self):
+        """The training state handed to the chunks."""
+
+    @abstractmethod
+    def _set_state(self, state) -> None:
+        """Takes the state a chunk returned (the step it reached)."""
+
+    @abstractmethod
+    def _chunk_runner(self, total: int, data):
+        """(state, length) -> (state, losses) running ``length`` optimiser steps."""
+
+    @abstractmethod
+    def network(self, weights):
+        """(t, x) -> every network's output with ``weights`` (a mapping keyed as the emitted
+        functions read them: ``grad_<name>`` for a potential network)."""
+
+    @abstractmethod
+    def program(self, key: tuple, fn):
+        """``fn`` ready to run many times (JAX: compiled with jit, cached under ``key``; torch:
+        under no_grad). Its arguments are weights, arrays and keys of ``ops.key``."""
+
+    @property
+    @abstractmethod
+    def weights(self):
+        """The weights used for sampling: the EMA when the train block keeps one."""
+
+    @abstractmethod
+    def _numpy_state(self) -> tuple[dict, dict, list]:
+        """(params, ema, optimiser leaves) as numpy arrays."""
+
+    @abstractmethod
+    def _restore(self, params: dict, ema: dict) -> None:
+        """Sets the weights and the EMA (empty: the weights) from numpy arrays."""
+
+    @abstractmethod
+    def _restore_optimizer(self, leaves: list) -> bool:
+        """Sets the optimiser state from checkpoint leaves; False when they do not fit."""
+
+    @abstractmethod
+    def _param_shapes(self) -> dict[str, tuple]:
+        """Each weight's shape, by its shared name."""
+
+    def _rng_state(self) -> dict[str, np.ndarray]:
+        """Random-generator state that training carries from step to step (none in JAX, whose
+        keys derive from the seed and the step)."""
+        return {}
+
+    def _restore_rng(self, state: dict[str, np.ndarray]) -> bool:
+        """Sets the generators from a checkpoint's ``rng/`` tensors; False when they do not fit."""
+        return True
+
+    # --- data -------------------------------------------------------------------------------
+    def _density_array(self, role: str, override=None):
+        entry = self.spec.role(role)
+        if override is not None:
+            array = np.asarray(override, dtype=np.float32)
+            if array.shape[1:] != self.shape:
+                raise TfmRuntimeError(Diagnostic(
+                    "Runtime", f"The {role} data given have shape {array.shape}; the model "
+                    f"needs (samples, {', '.join(map(str, self.shape))})."))
+            if not np.isfinite(array).all():
+                row = int(np.argmin(np.isfinite(array.reshape(len(array), -1)).all(1)))
+                raise TfmRuntimeError(Diagnostic("Runtime", f"The {role} data given hold "
+                                                 f"non-finite values (sample {row})."))
+            return array
+        if not densities.reads_file(entry):
+            return None
+        if role not in self._arrays:
+            args = entry.args
+            self._arrays[role] = data_files.load(args["path"], self.root, self.shape, args["key"])
+        return self._arrays[role]
+
+    def _paired_data(self, data=None):
+        """(x0 pool, x1 pool) of a ``paired`` coupling, or None when base and target are the
+        same density (then x0 = x1); checks that the two pools pair up."""
+        base_data = self._density_array("base")
+        target_data = self._density_array("target", data)
+        if self.spec.base == self.spec.target and data is None:
+            return None
+        if base_data is None or target_data is None or len(base_data) != len(target_data):
+            raise error("The paired coupling reads x0 and x1 together: base and target must "
+                        "be data files with the same number of samples, or the same density.")
+        return base_data, target_data
+
+    # --- training ---------------------------------------------------------------------------
+    def fit(self, steps: int | None = None, data=None, out: str | Path | None = None,
+            resume: bool = False, progress: bool = True, log=print):
+        """Train to ``steps`` (default: the train block's). With ``out`` a checkpoint is written
+        there every ``checkpoint_every`` steps and at the end; ``resume`` continues from it."""
+        tr = self.spec.train
+        total = int(steps if steps is not None else tr.steps)
+        if resume:
+            if out is None:
+                raise error("resume needs the run folder (out).")
+            self.load(Path(out) / checkpoint.NAME, optimizer=True)
+            if self.step > total:
+                raise error(f"The checkpoint is at step {self.step}, past the {total} steps "
+                            "asked for.", "Ask for at least as many steps (--steps).")
+            log(f"resuming {self.spec.model} at step {self.step} of {total}")
+        first = self.step
+        run_chunk = self._chunk_runner(total, data)
+        bar = _progress(total, self.step, progress)
+
+        def on_chunk(state, losses):
+            self.history.extend(float(v) for v in losses)
+            self._set_state(state)
+            bar.update(len(losses))
+            bar.set_postfix(loss=f"{np.mean(losses):.4g}")
+
+        def on_checkpoint(state):
+            if out is not None:
+                self.save(Path(out) / checkpoint.NAME)
+
+        try:
+            loop.train(run_chunk, self._state(), self.step, total, tr.log_every,
+                       tr.checkpoint_every, on_chunk, on_checkpoint, self.pipelined)
+        except loop.NonFiniteLoss as err:
+            where = (f"; the last good checkpoint (step {_checkpoint_step(out)}) is kept "
+                     f"in {out}" if out is not None and (Path(out) / checkpoint.NAME).exists()
+                     else "")
+            raise TfmRuntimeError(Diagnostic(
+                "Runtime", f"The loss became non-finite (NaN or inf) at step {err.step}{where}.",
+                suggestion="Lower the learning rate, add `clip 1.0` to the train block, or "
+                "check the data and the time law (singular fields near t = 0 or 1).")) from None
+        finally:
+            bar.close()
+            self.last_fit_steps = self.step - first
+        return self
+
+    # --- fields and sampling ----------------------------------------------------------------
+    def _check_field(self, name: str) -> None:
+        if name not in self.spec.fields:
+            raise error(f"The model does not determine the {name}.")
+
+    def field(self, name: str, weights=None):
+        """(t, x) -> the field ``name`` (velocity, score, noise, data, base) of the model, with
+        ``weights`` (default: the sampling weights)."""
+        self._check_field(name)
+        network = self.network(self.weights if weights is None else weights)
+        field, ops = self.module.FIELDS[name], self.ops
+
+        def f(t, x):
+            t = ops.time(t, x)
+            return ops.full(field(t, x, network(t, x)), x)
+        return f
+
+    def drift(self, name: str, weights):
+        """(t, x) -> the drift of the SDE sampler ``name``."""
+        network, drifts, ops = self.network(weights), self.module.drifts, self.ops
+        return lambda t, x: ops.full(drifts(t, x, network(t, x))[name], x)
+
+    def eps(self, name: str):
+        """eps(t) of the SDE sampler ``name``: an array, or a number when constant."""
+        return self.module.EPS[name]
+
+    def evaluate(self, name: str, t: float, x) -> np.ndarray:
+        """The field ``name`` at time t and points x (numpy in, numpy out)."""
+        self._check_field(name)
+        program = self.program(("field", name), lambda w, t, y: self.field(name, w)(t, y))
+        return self.ops.numpy(program(self.weights, self.ops.asarray(t),
+                                      self.ops.asarray(x)))
+
+    def reference(self, n: int, seed: int = 1) -> np.ndarray:
+        """n draws from the target (data: a random subset) for metrics and plots."""
+        draw = densities.sampler(self.ops, self.spec.target, self.shape,
+                                 self._density_array("target"))
+        return self.ops.numpy(draw(self.ops.random(self.ops.key(seed)), n))
+
+    def interval(self, sampler: str | Sampler | None = None) -> tuple[float, float]:
+        """The time interval a sampler covers: the time law's support (a uniform law's [low,
+        high], else [0, 1]);
+        an end where a value the sampler needs (its kind's ``finite``: an ODE's velocity, an
+        SDE's drift and eps) is not a finite number in float32 (0/0 at t = 0 or 1, say, though
+        its limit is finite) moves inside by END_STEP, as the compiler moves the time law."""
+        lo, hi = time_laws.support(self.spec.time_law)
+        if sampler is None:
+            return lo, hi
+        entry = self.sampler_entry(sampler)
+        key = (entry.name, entry.method, lo, hi)
+        if key not in self._intervals:
+            self._intervals[key] = (self._inside(entry, lo, +1), self._inside(entry, hi, -1))
+        return self._intervals[key]
+
+    def _inside(self, entry: Sampler, end: float, direction: int) -> float:
+        """``end``, or the first point inside from it where the sampler's values are finite."""
+        rng = np.random.default_rng(0)
+        ops = self.ops
+        x = ops.asarray(rng.standard_normal((8,) + self.shape))
+        out = {n.key: ops.asarray(rng.standard_normal((8,) + self.shape))
+               for n in self.spec.networks}
+        kind = kind_of(entry)
+        for k in range(3):
+            t = ops.time(float(np.float32(end + direction * k * END_STEP)), x)
+            if all_finite(ops.xp, kind.finite(self, entry, t, x, out)):
+                return float(t)
+        raise error(f"The sampler '{entry.name}' needs a field that is not finite near "
+                    f"t = {end:g}.", "Restrict the time law, e.g. time ~ uniform(0.001, 0.999).")
+
+    def sampler_entry(self, name: str | Sampler | None, density: bool = False) -> Sampler:
+        """The sampler called ``name`` (or given as a spec Sampler), or the default: the first
+        by its kind's rank (deterministic samplers, then forward SDEs, then those that end at
+        the base), among those that give log-densities with ``density``."""
+        if isinstance(name, Sampler):
+            return name
+        samplers = self.spec.samplers
+        if name is None:
+            pool = sorted((s for s in samplers if not density or kind_of(s).density),
+                          key=lambda s: kind_of(s).rank(s))
+            if pool:
+                return pool[0]
+            if "velocity" in self.spec.fields:
+                return DEFAULT_SAMPLER
+            raise error("The model declares no sampler, and its velocity is not determined.",
+                        "Add e.g. sampler ode = heun(steps = 20).")
+        for s in samplers:
+            if s.name == name:
+                return s
+        names = ", ".join(s.name for s in samplers) or "none"
+        raise error(f"The model has no sampler '{name}' (it has {names}).")
+
+    def sample(self, n: int, sampler: str | Sampler | None = None, seed: int = 0,
+               trajectory: bool = False, x0=None):
+        """n samples (numpy, float32, shape (n, *shape)); with ``trajectory`` also the states
+        at every step, shape (steps + 1, n, *shape) (samplers whose kind keeps one). ``x0``
+        gives the starting points instead of draws from the density the sampler starts from
+        (the base; the target for a backward SDE)."""
+        entry = self.sampler_entry(sampler)
+        kind = kind_of(entry)
+        if trajectory and not kind.trajectory:
+            raise error(f"{entry.method} keeps no fixed-step trajectory.",
+                        "Use a fixed-step sampler for trajectories.")
+        t0, t1 = self.interval(entry)
+        ops = self.ops
+        k_start, k_noise = ops.random(ops.key(seed)).split(2)
+        if x0 is None:
+            role = kind.start(entry)
+            start = densities.sampler(ops, self.spec.role(role), self.shape,
+                                      self._density_array(role))(k_start, n)
+        else:
+            start = ops.asarray(np.asarray(x0, dtype=np.float32))
+        key = ("sample", entry.name, entry.method, repr(entry.args), trajectory, t0, t1)
+        program = self.program(key, lambda w, x, k: kind.run(self, entry, w, x, k, t0, t1,
+                                                              trajectory))
+        with step_limit(entry):
+            result = program(self.weights, start, k_noise.key())
+        if trajectory:
+            result = (ops.numpy(result[0]), ops.numpy(result[1]))
+        else:
+            result = ops.numpy(result)
+        samples = result[0] if trajectory else result
+        _finite(samples, f"The samples of '{entry.name}'")
+        return result
+
+    @property
+    def has_density(self) -> bool:
+        """Whether the base has a closed-form density, so that the model gives log-densities."""
+        return densities.log_prob(self.ops, self.spec.base, self.shape) is not None
+
+    def log_prob(self, x, sampler: str | None = None, exact: bool | None = None, seed: int = 0,
+                 batch: int = 16384) -> np.ndarray:
+        """log rho1(x) under the model, by the probability-flow ODE of ``sampler`` (one whose
+        kind gives log-densities; default the model's first). Exact divergence up to 32
+        dimensions, else Hutchinson."""
+        base = densities.log_prob(self.ops, self.spec.base, self.shape)
+        if base is None:
+            raise error("Log-densities need a base with a density (normal); this model's base "
+                        f"is {self.spec.base.name}.")
+        entry = self.sampler_entry(sampler, density=True)
+        kind = kind_of(entry)
+        if not kind.density:
+            raise error(f"The sampler '{entry.name}' is an {entry.kind.upper()}; log-densities "
+                        "need an ODE sampler.")
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[1:] != self.shape:
+            raise TfmRuntimeError(Diagnostic("Runtime", f"Points of shape {x.shape[1:]} given; "
+                                             f"the model's samples have shape {self.shape}."))
+        exact = math.prod(self.shape) <= EXACT_MAX_DIM if exact is None else exact
+        t0, t1 = self.interval(entry)
+        ops = self.ops
+
+        def one(weights, points, key):
+            def integrate(f, y0):
+                return kind.integrate(self, entry, f, y0, t0, t1)
+            return likelihood.log_prob(ops, self.field("velocity", weights), base, points,
+                                       integrate, exact, key)
+        program = self.program(("log_prob", entry.name, entry.method, repr(entry.args), exact,
+                                t0, t1), one)
+        # equal batches (the last padded by at most one point per batch): one compiled shape
+        batch = -(-len(x) // max(1, -(-len(x) // batch))) if len(x) else 1
+        parts = []
+        for i in range(0, len(x), batch):
+            chunk = x[i:i + batch]
+            padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
+            with step_limit(entry):
+                values = program(self.weights, ops.asarray(padded), ops.key(seed, i))
+            parts.append(ops.numpy(values)[:len(chunk)])
+        values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        _finite(values, "The log-densities")
+        return values
+
+    # --- persistence ------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """A safetensors checkpoint: weights, EMA, optimiser state, step and loss history."""
+        params, ema, leaves = self._numpy_state()
+        tensors = {f"params/{k}": v for k, v in params.items()}
+        tensors |= {f"ema/{k}": v for k, v in ema.items()}
+        tensors |= {f"opt/{i}": leaf for i, leaf in enumerate(leaves)}
+        tensors |= {f"rng/{k}": v for k, v in self._rng_state().items()}
+        tensors["step"] = np.asarray([self.step], np.int64)
+        tensors["loss"] = np.asarray(self.history, np.float32)
+        checkpoint.save(path, tensors, {"model": self.spec.model, "backend": self.backend,
+                                        "seed": str(self.seed), "optimizer": self._optimizer_id()})
+
+    def _optimizer_id(self) -> str:
+        return checkpoint.optimizer_id(self.spec.train)
+
+    def load(self, path: str | Path, optimizer: bool = False) -> "Model":
+        """Weights (and EMA) from a checkpoint of either backend; with ``optimizer`` also the
+        optimiser state, step and loss history, to resume training (same backend only)."""
+        tensors, meta = checkpoint.load(path)
+        if meta.get("model") != self.spec.model:
+            raise error(f"'{path}' holds model '{meta.get('model')}', not '{self.spec.model}'.")
+        params = {k[7:]: v for k, v in tensors.items() if k.startswith("params/")}
+        shapes = self._param_shapes()
+        if set(params) != set(shapes):
+            raise error(f"'{path}' does not hold this model's weights (its networks differ).")
+        for k, v in params.items():
+            if v.shape != shapes[k]:
+                raise error(f"'{path}': weight {k} has shape {v.shape}, the model needs "
+                            f"{shapes[k]}.")
+        ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema/")}
+        if ema and ({k: v.shape for k, v in ema.items()} != {k: v.shape for k, v in params.items()}):
+            raise error(f"'{path}': its EMA does not match its weights (names or shapes).")
+        if optimizer:
+            if meta.get("optimizer", self._optimizer_id()) != self._optimizer_id():
+                raise error(f"'{path}' was trained with other optimiser settings "
+                            f"({meta.get('optimizer')}); training resumes with the same "
+                            "optimizer, lr_schedule, clip and ema.")
+            if meta.get("backend", self.backend) != self.backend:
+                raise error(f"'{path}' was written by the {meta.get('backend')} backend; "
+                            "training resumes with the backend that started it.")
+        self._restore(params, ema)
+        if optimizer:
+            leaves = []
+            while f"opt/{len(leaves)}" in tensors:
+                leaves.append(tensors[f"opt/{len(leaves)}"])
+            self.step = int(tensors["step"][0])
+            self.history = [float(v) for v in tensors["loss"]]
+            self.seed = int(meta.get("seed", self.seed))
+            rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng/")}
+            if not self._restore_optimizer(leaves) or not self._restore_rng(rng):
+                raise error(f"'{path}' has no complete optimiser state for this model's "
+                            "optimizer to resume from.")
+        return self
+
+
+# how diffrax (through equinox) and torchdiffeq say that an adaptive solver ran out of steps
+STEP_LIMIT_MESSAGES = ("maximum number of solver steps", "max_num_steps exceeded")
+
+
+@contextmanager
+def step_limit(entry: Sampler):
+    """Turns an adaptive solver's step-limit failure into a user error naming the sampler."""
+    try:
+        yield
+    except (RuntimeError, AssertionError) as err:
+        if not any(m in str(err) for m in STEP_LIMIT_MESSAGES):
+            raise
+        raise TfmRuntimeError(Diagnostic(
+            "Runtime", f"The sampler '{entry.name}' ({entry.method}) took more than its "
+            "4096 steps.", suggestion="Loosen rtol and atol, use a fixed-step sampler, or "
+            "restrict the time law away from singular ends.")) from None
+
+
+def _checkpoint_step(out) -> int:
+    tensors, _ = checkpoint.load(Path(out) / checkpoint.NAME)
+    return int(tensors["step"][0])
+
+
+def _finite(values: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(1) if len(values) else []
+    if np.any(bad):
+        raise TfmRuntimeError(Diagnostic(
+            "Runtime", f"{what} are not finite for {int(np.sum(bad))} of {len(values)} points "
+            f"(the first is point {int(np.argmax(bad))}).",
+            suggestion="The fields may be singular where the sampler starts or ends: restrict the "
+            "time law, e.g. time ~ uniform(0.001, 0.999), or train longer."))
+
+
+def _progress(total: int, start: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", file=sys.stderr, dynamic_ncols=True,
+                mininterval=0.5, disable=not enabled)

@@ -1,0 +1,119 @@
+"""Networks (t, x) -> field, written once for both backends and registered under their prelude
+names: each kind gives its layer sizes (from which ``init.py`` draws the initial weights) and
+its forward pass, written with ``ops.xp`` and the backend's ``Layers``:
+
+- ``mlp``: t concatenated to the flattened x, ``depth`` hidden layers of ``width``;
+- ``resmlp``: t and its sinusoidal features, then ``blocks`` residual blocks of two layers;
+- ``convnet``: image-shaped x (C, H, W), t and its features as extra constant channels,
+  ``depth`` 3x3 convolutions of ``channels`` and a 3x3 convolution back to C channels.
+
+A backend's ``Layers`` applies layer i of a network (``layer(i, h)``: a dense layer, or a 3x3
+convolution with padding 1, on the weights named ``<network>.<i>.weight|bias``), its
+activation (``act``), casts (``cast(h, dtype)``; ``dtype`` the compute dtype) and places
+constants (``constant(array)``); with ``precision bfloat16`` the products
+and activations run in bfloat16 and the output is cast back to float32 (the weights stay
+float32: mixed precision). A potential network (``output = scalar``) ends in one unit (or one
+channel summed over the image).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import attrs
+import numpy as np
+
+from .kinds import Registry
+
+TIME_FEATURES = 8  # sinusoidal time features of resmlp and convnet: sin, cos of pi k t, k=1..8
+
+
+@attrs.frozen
+class NetworkKind:
+    """``sizes(args, shape, scalar)``: (fan_in, fan_out) of each layer (channels for
+    convolutions); ``forward(xp, layers, args, shape, scalar, t, x)`` with t (B,) float32 and
+    x (B, *shape) -> (B, *shape), or (B,) for a scalar output."""
+
+    sizes: Callable
+    forward: Callable
+    convolution: bool = False
+
+
+NETWORKS: Registry[NetworkKind] = Registry("network")
+
+
+def layer_sizes(kind: str, args: dict, shape: tuple[int, ...], scalar: bool) -> list[tuple[int, int]]:
+    return NETWORKS[kind].sizes(args, tuple(shape), scalar)
+
+
+FREQUENCIES = np.arange(1, TIME_FEATURES + 1, dtype=np.float32) * np.float32(math.pi)
+
+
+def time_features(xp, layers, t):
+    """(B,) -> (B, 1 + 2 K): t, sin(pi k t), cos(pi k t) for k = 1..K."""
+    k = t[:, None] * layers.constant(FREQUENCIES)
+    return xp.concat([t[:, None], xp.sin(k), xp.cos(k)], axis=-1)
+
+
+def _dense_out(xp, layers, y, shape, scalar):
+    y = layers.cast(y, xp.float32)
+    return y[:, 0] if scalar else xp.reshape(y, (y.shape[0],) + tuple(shape))
+
+
+def _mlp_sizes(args, shape, scalar):
+    dim, w, depth = math.prod(shape), args["width"], args["depth"]
+    return [(dim + 1, w)] + [(w, w)] * (depth - 1) + [(w, 1 if scalar else dim)]
+
+
+def _mlp(xp, layers, args, shape, scalar, t, x):
+    flat = xp.reshape(x, (x.shape[0], math.prod(shape)))
+    h = layers.cast(xp.concat([flat, t[:, None]], axis=-1), layers.dtype)
+    n = args["depth"] + 1
+    for i in range(n - 1):
+        h = layers.act(layers.layer(i, h))
+    return _dense_out(xp, layers, layers.layer(n - 1, h), shape, scalar)
+
+
+def _resmlp_sizes(args, shape, scalar):
+    dim, w, blocks = math.prod(shape), args["width"], args["blocks"]
+    return [(dim + 1 + 2 * TIME_FEATURES, w)] + [(w, w)] * (2 * blocks) + [(w, 1 if scalar else dim)]
+
+
+def _resmlp(xp, layers, args, shape, scalar, t, x):
+    flat = xp.reshape(x, (x.shape[0], math.prod(shape)))
+    h = layers.cast(xp.concat([flat, time_features(xp, layers, t)], axis=-1), layers.dtype)
+    h = layers.layer(0, h)
+    blocks = args["blocks"]
+    for blk in range(blocks):
+        r = layers.layer(1 + 2 * blk, layers.act(h))
+        h = h + layers.layer(2 + 2 * blk, layers.act(r))
+    return _dense_out(xp, layers, layers.layer(1 + 2 * blocks, layers.act(h)), shape, scalar)
+
+
+def _convnet_sizes(args, shape, scalar):
+    c, depth, channels = args["channels"], args["depth"], shape[0]
+    sizes = [(channels + 1 + 2 * TIME_FEATURES, c)] + [(c, c)] * (depth - 1)
+    return sizes + [(c, 1 if scalar else channels)]
+
+
+def _convnet(xp, layers, args, shape, scalar, t, x):
+    batch = x.shape[0]
+    feats = time_features(xp, layers, t)[:, :, None, None]
+    planes = xp.broadcast_to(feats, (batch, feats.shape[1]) + tuple(shape[1:]))
+    h = layers.cast(xp.concat([layers.cast(x, xp.float32), planes], axis=1), layers.dtype)
+    n = args["depth"] + 1
+    for i in range(n - 1):
+        h = layers.act(layers.layer(i, h))
+    y = layers.cast(layers.layer(n - 1, h), xp.float32)
+    return xp.sum(y, axis=(1, 2, 3)) if scalar else y
+
+
+NETWORKS.register("mlp")(NetworkKind(_mlp_sizes, _mlp))
+NETWORKS.register("resmlp")(NetworkKind(_resmlp_sizes, _resmlp))
+NETWORKS.register("convnet")(NetworkKind(_convnet_sizes, _convnet, convolution=True))
+
+
+def forward(xp, layers, net, shape, t, x):
+    """The output of network ``net`` (a spec Network) at (t, x), t broadcast to (B,) float32."""
+    return NETWORKS[net.kind].forward(xp, layers, net.args, tuple(shape), net.scalar, t, x)

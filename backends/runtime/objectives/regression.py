@@ -1,0 +1,38 @@
+"""Regression of each trained network on its target along the interpolant (docs/maths.md §2): a
+batch is (t, x0, x1, z), x_t the emitted ``interpolant``, and the loss the mean over the batch
+and the elements of each network's emitted integrand w(t) |N(t, x_t) - Y|^2, summed over the
+networks."""
+
+from __future__ import annotations
+
+from .. import couplings, time_laws
+from . import OBJECTIVES, Objective
+
+
+@OBJECTIVES.register("regression")
+class Regression(Objective):
+    def draw(self, model, data=None):
+        ops, shape = model.ops, model.shape
+        pairs = couplings.pairs(model, data)
+        times = time_laws.make(ops, model.spec.time_law)
+        latent = model.spec.latent
+        zero = ops.asarray(0.0)
+
+        def draw(rng, n):
+            k_pairs, k_time, k_latent = rng.split(3)
+            x0, x1 = pairs(k_pairs, n)
+            t = times(k_time, n)
+            z = k_latent.normal((n,) + shape) if latent else zero
+            return t, x0, x1, z
+        return draw
+
+    def loss(self, model, network):
+        ops, module, xp = model.ops, model.module, model.ops.xp
+        trailing = (1,) * len(model.shape)
+
+        def loss(t, x0, x1, z):
+            tb = xp.reshape(t, (-1,) + trailing)
+            xt = module.interpolant(tb, x0, x1, z)
+            terms = module.losses(tb, x0, x1, z, network(t, xt))
+            return sum(xp.mean(ops.full(v, xt, ops.float32)) for v in terms.values())
+        return loss

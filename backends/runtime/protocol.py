@@ -1,0 +1,76 @@
+"""What an emitted module defines: the contract between code generation and the runtime.
+
+Both emitters (``backends/jax/emit.py``, ``backends/torch/emit.py``, through
+``codegen/emitter.py``) write modules that satisfy ``EmittedModule``; the torch module also
+defines ``Networks``, the ``nn.Module`` of its networks (``TorchEmittedModule``). The runtime reads
+a module only through these names. ``check(module)`` verifies a loaded module against the
+protocol (tests run it on every emitted module).
+
+Array arguments: ``t`` a time (a number or a 0-d array; inside ``losses`` and ``interpolant`` an
+array of shape (B, 1, ...) that broadcasts against the points), ``x0``, ``x1``, ``z``, ``x``
+batches of points (B, *shape), ``out`` the networks' outputs at (t, x) keyed by
+``Network.key`` (``runtime/spec.py``). Results broadcast to the points' shape.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+
+from .spec import Spec
+
+
+@runtime_checkable
+class EmittedModule(Protocol):
+    SOURCE: str  # the .tfm file's name
+    SPEC: Spec
+    FIELDS: Mapping[str, Callable]  # name -> (t, x, out) -> the field alone
+    EPS: Mapping[str, Callable]  # SDE sampler name -> t -> eps(t) (a number when constant)
+
+    def interpolant(self, t, x0, x1, z) -> Any:
+        """x_t."""
+
+    def losses(self, t, x0, x1, z, out) -> Mapping[str, Any]:
+        """Each trained network's per-element loss integrand w(t) |N - Y|^2."""
+
+    def fields(self, t, x, out) -> Mapping[str, Any]:
+        """Every field the trained networks determine."""
+
+    def drifts(self, t, x, out) -> Mapping[str, Any]:
+        """Each SDE sampler's drift."""
+
+
+@runtime_checkable
+class TorchEmittedModule(EmittedModule, Protocol):
+    Networks: type  # torch.nn.Module with ``nets`` and forward(t, x) -> out
+
+
+SIGNATURES = {"interpolant": ["t", "x0", "x1", "z"], "losses": ["t", "x0", "x1", "z", "out"],
+              "fields": ["t", "x", "out"], "drifts": ["t", "x", "out"]}
+
+
+def check(module, protocol=EmittedModule) -> list[str]:
+    """What ``module`` lacks of ``protocol`` (empty when it satisfies it): missing names, wrong
+    parameter lists, a SPEC that is not a Spec, FIELDS not matching SPEC.fields, EPS not
+    matching the SDE samplers."""
+    problems = []
+    if not isinstance(module, protocol):
+        missing = [n for n in ("SOURCE", "SPEC", "FIELDS", "EPS", *SIGNATURES, "Networks")
+                   if not hasattr(module, n) and (n != "Networks" or protocol is TorchEmittedModule)]
+        return [f"missing {', '.join(missing)}"]
+    for name, params in SIGNATURES.items():
+        got = list(inspect.signature(getattr(module, name)).parameters)
+        if got != params:
+            problems.append(f"{name}{tuple(got)} should take {tuple(params)}")
+    if not isinstance(module.SPEC, Spec):
+        problems.append("SPEC is not a runtime Spec")
+        return problems
+    if sorted(module.FIELDS) != sorted(module.SPEC.fields):
+        problems.append(f"FIELDS {sorted(module.FIELDS)} != SPEC.fields {sorted(module.SPEC.fields)}")
+    for name, fn in module.FIELDS.items():
+        if list(inspect.signature(fn).parameters) != ["t", "x", "out"]:
+            problems.append(f"FIELDS[{name!r}] should take (t, x, out)")
+    sdes = sorted(s.name for s in module.SPEC.samplers if s.kind == "sde")
+    if sorted(module.EPS) != sdes:
+        problems.append(f"EPS {sorted(module.EPS)} != the SDE samplers {sdes}")
+    return problems

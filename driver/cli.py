@@ -1,0 +1,387 @@
+"""``tfmc``, the command line. Exit status: 0 clean, 1 errors in the user's files, 2 bad usage,
+3 an internal compiler error (a bug in tfm: please report it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from .. import __version__
+from ..errors import InternalCompilerError, TfmError, render
+from ..dsl.format import format_module
+from ..dsl.parse import parse
+from ..compiler import ir
+from ..compiler.pipeline import compile_file, compile_model, load_model
+
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except TfmError as err:
+        print(err.render(), file=sys.stderr)
+        return EXIT_USER
+    except BrokenPipeError:  # pragma: no cover - e.g. piped into head
+        return EXIT_OK
+    except KeyboardInterrupt:
+        hint = (" The last checkpoint is kept; continue with `tfmc run ... --resume`."
+                if getattr(args, "command", None) == "run" else "")
+        print(f"Interrupted.{hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - a bug of ours: one clear line, never the user's
+        if not isinstance(err, InternalCompilerError):
+            err = InternalCompilerError(f"{type(err).__name__}: {err}")
+        if os.environ.get("TFM_DEBUG"):
+            traceback.print_exc()
+        print(f"Internal compiler error: {err}\nThis is a bug in tfm, not in your model; "
+              "please report it with the model file (set TFM_DEBUG=1 for the traceback).",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tfmc", description="The tfm compiler: check, format and "
+                                "inspect transport-based generative models written in tfm.")
+    p.add_argument("--version", action="version", version=f"tfmc {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("check", help="report every syntax and semantic error and warning",
+                       description="Parse, resolve and check each FILE; print every diagnostic. "
+                       "Exit 0 when no file has errors, 1 otherwise.")
+    c.add_argument("files", nargs="+", metavar="FILE")
+    c.add_argument("--json", action="store_true", help="print diagnostics as JSON lines")
+    c.add_argument("--pedantic", action="store_true",
+                   help="also print advice (unused declarations, redundant networks)")
+    c.set_defaults(run=_check)
+
+    f = sub.add_parser("fmt", help="rewrite files in the canonical layout",
+                       description="Rewrite each FILE in the canonical layout (comments kept). "
+                       "With --check, change nothing and exit 1 if a file would change.")
+    f.add_argument("files", nargs="+", metavar="FILE")
+    f.add_argument("--check", action="store_true", help="only report files that would change")
+    f.add_argument("--stdout", action="store_true", help="print the result instead of writing")
+    f.set_defaults(run=_fmt)
+
+    g = sub.add_parser("graph", help="print the declaration graph",
+                       description="Print the model's declarations in evaluation order with what "
+                       "each uses, or the graph in Graphviz DOT with --dot.")
+    g.add_argument("file", metavar="FILE")
+    g.add_argument("--dot", action="store_true", help="Graphviz DOT output")
+    g.set_defaults(run=_graph)
+
+    i = sub.add_parser("info", help="summarise a model",
+                       description="Summarise the model: shape, densities, coupling, "
+                       "interpolant, networks, objective, samplers, training settings.")
+    i.add_argument("file", metavar="FILE")
+    i.add_argument("--json", action="store_true", help="machine-readable JSON")
+    i.set_defaults(run=_info)
+
+    d = sub.add_parser("derive", help="print what the compiler derives",
+                       description="Print the interpolant and its time derivative, every "
+                       "regression target and loss, the conversions between velocity, score, "
+                       "denoiser and predictions, the SDE drifts, and the checks' findings.")
+    d.add_argument("file", metavar="FILE")
+    d.add_argument("--format", choices=("text", "latex", "json"), default="text")
+    d.add_argument("--pedantic", action="store_true", help="also report advice")
+    d.set_defaults(run=_derive)
+
+    from ..backends import BACKENDS as backends
+    co = sub.add_parser("compile", help="emit the model's program for a backend",
+                        description="Write DIR/<model>_<backend>.py, a readable module holding "
+                        "the model's maths and settings; tfm's runtime trains and samples it.")
+    co.add_argument("file", metavar="FILE")
+    co.add_argument("--backend", choices=backends, default="jax")
+    co.add_argument("-o", "--out", metavar="DIR", default="build")
+    co.set_defaults(run=_compile_command)
+
+    r = sub.add_parser("run", help="train a model and write a run folder",
+                       description="Compile FILE, train it and write into DIR the checkpoint, "
+                       "metrics.json, samples.npy, samples.png, loss.png and config.json.")
+    r.add_argument("file", metavar="FILE")
+    r.add_argument("--backend", choices=backends, default="jax")
+    r.add_argument("--steps", type=_positive, help="train to this step (default: the train block)")
+    r.add_argument("--seed", type=_natural, help="seed (default: the train block's)")
+    r.add_argument("--out", metavar="DIR", help="run folder (default: runs/<file name>)")
+    r.add_argument("--resume", action="store_true", help="continue from DIR's checkpoint")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(run=_run)
+
+    sa = sub.add_parser("sample", help="draw samples from a trained run",
+                        description="Write an (N, *shape) float32 array of samples to OUT.npy.")
+    sa.add_argument("run_dir", metavar="RUN_DIR")
+    sa.add_argument("-n", type=_positive, default=1000, help="number of samples (1000)")
+    sa.add_argument("--sampler", metavar="NAME", help="a sampler of the model (default: first)")
+    sa.add_argument("--seed", type=_natural, default=0)
+    sa.add_argument("--backend", choices=backends, help="default: the run's backend")
+    sa.add_argument("-o", "--out", metavar="OUT.npy", required=True)
+    sa.add_argument("--trajectory", metavar="PATH.npy",
+                    help="also write the states at every step, (steps + 1, N, *shape)")
+    sa.set_defaults(run=_sample)
+
+    lp = sub.add_parser("logprob", help="log-densities of points under a trained run",
+                        description="Write the (N,) log-densities of the points in IN.npy.")
+    lp.add_argument("run_dir", metavar="RUN_DIR")
+    lp.add_argument("points", metavar="IN.npy")
+    lp.add_argument("--sampler", metavar="NAME", help="an ODE sampler of the model")
+    exact = lp.add_mutually_exclusive_group()
+    exact.add_argument("--hutchinson", action="store_true",
+                       help="estimate the divergence (default: exact up to 32 dimensions)")
+    exact.add_argument("--exact", action="store_true",
+                       help="exact divergence in any dimension (one derivative per dimension)")
+    lp.add_argument("--seed", type=_natural, default=0)
+    lp.add_argument("--backend", choices=backends, help="default: the run's backend")
+    lp.add_argument("-o", "--out", metavar="OUT.npy", required=True)
+    lp.set_defaults(run=_logprob)
+    return p
+
+
+def _positive(text: str) -> int:
+    value = _natural(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _natural(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _warn(result) -> None:
+    for d in result.warnings:
+        if not d.pedantic:
+            print(render(d, result.sources) + "\n", file=sys.stderr)
+
+
+def _compile_command(args) -> int:
+    from .run import backend_emit
+
+    result = compile_model(args.file)
+    _warn(result)
+    path = backend_emit(args.backend).write(result.model, args.out)
+    print(path)
+    return EXIT_OK
+
+
+def _run(args) -> int:
+    from .run import run
+
+    compilation = compile_model(args.file)
+    _warn(compilation)
+    result = run(args.file, args.backend, args.out, steps=args.steps, seed=args.seed,
+                 resume=args.resume, progress=not args.quiet,
+                 log=lambda m: print(m, file=sys.stderr), compilation=compilation)
+    print(json.dumps(result, indent=1))
+    return EXIT_OK
+
+
+def _save_npy(path: str, array) -> None:
+    import numpy as np
+
+    from ..errors import Diagnostic, TfmDataError
+
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp.npy")
+        np.save(tmp, array)
+        tmp.replace(target)
+    except OSError as err:
+        raise TfmDataError(Diagnostic("Data", f"Cannot write '{path}': {err.strerror}.")) from None
+
+
+def _sample(args) -> int:
+    import numpy as np
+
+    from .run import open_run
+
+    model = open_run(args.run_dir, args.backend)
+    if args.trajectory:
+        samples, path = model.sample(args.n, sampler=args.sampler, seed=args.seed,
+                                     trajectory=True)
+        _save_npy(args.trajectory, path.astype(np.float32))
+    else:
+        samples = model.sample(args.n, sampler=args.sampler, seed=args.seed)
+    _save_npy(args.out, samples.astype(np.float32))
+    print(f"{args.out}: {samples.shape[0]} samples of shape {samples.shape[1:]}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _logprob(args) -> int:
+    import numpy as np
+
+    from .run import open_run
+    from ..backends.runtime.data import load
+
+    model = open_run(args.run_dir, args.backend)
+    points_path = Path(args.points).resolve()
+    points = load(points_path.name, points_path.parent, model.shape)
+    exact = False if args.hutchinson else (True if args.exact else None)
+    values = model.log_prob(points, sampler=args.sampler, exact=exact, seed=args.seed)
+    _save_npy(args.out, values.astype(np.float32))
+    print(f"{args.out}: {len(values)} log-densities, mean {float(np.mean(values)):.4f}",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def _check(args) -> int:
+    status = EXIT_OK
+    for name in args.files:
+        try:
+            result = compile_file(name)
+        except TfmError as err:
+            _print_diagnostics(err.diagnostics, err.sources, args.json)
+            status = EXIT_USER
+            continue
+        shown = [d for d in result.diagnostics if args.pedantic or not d.pedantic]
+        _print_diagnostics(shown, result.sources, args.json)
+        if result.errors:
+            status = EXIT_USER
+        elif not args.json:
+            n = sum(d.severity == "warning" for d in shown)
+            print(f"{name}: ok" + (f" ({n} warning{'s' * (n != 1)})" if n else ""))
+    return status
+
+
+def _print_diagnostics(diagnostics, sources, as_json: bool) -> None:
+    for d in diagnostics:
+        if as_json:
+            print(json.dumps(d.to_json(), sort_keys=True))
+        else:
+            print(render(d, sources) + "\n", file=sys.stderr)
+
+
+def _fmt(args) -> int:
+    status = EXIT_OK
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            print(f"tfmc fmt: no such file: '{name}'", file=sys.stderr)
+            status = EXIT_USER
+            continue
+        text = path.read_text(encoding="utf-8")
+        formatted = format_module(parse(text, name))
+        if args.stdout:
+            sys.stdout.write(formatted)
+        elif formatted != text:
+            if args.check:
+                print(f"{name}: would be reformatted")
+                status = EXIT_USER
+            else:
+                tmp = path.with_name(path.name + ".tfmc-fmt")
+                tmp.write_text(formatted, encoding="utf-8")
+                tmp.replace(path)
+                print(f"{name}: formatted")
+    return status
+
+
+def _graph(args) -> int:
+    from ..compiler.graph import to_dot
+
+    result = compile_model(args.file)
+    graph = result.graph
+    if args.dot:
+        print(to_dot(graph, result.model.name))
+        return EXIT_OK
+    for node in result.model.order:
+        data = graph.nodes[node]
+        uses = sorted(graph.nodes[n].get("label", n) for n in graph.successors(node))
+        print(f"{data.get('label', node)} ({data.get('kind')})"
+              + (f" uses {', '.join(uses)}" if uses else ""))
+    return EXIT_OK
+
+
+def _derive(args) -> int:
+    from ..compiler.derive_report import report
+
+    result = compile_model(args.file)
+    findings = [d for d in result.diagnostics if args.pedantic or not d.pedantic]
+    print(report(result.model, findings, args.format, result.sources))
+    return EXIT_OK
+
+
+def _info(args) -> int:
+    model = load_model(args.file)
+    summary = model_summary(model)
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+        return EXIT_OK
+    print(f"model {summary['model']} ({summary['file']})")
+    print(f"  shape        {summary['shape']} (dim {summary['dim']})")
+    for role in ("base", "target", "coupling"):
+        print(f"  {role:<12} {_call_text(summary[role])}")
+    print(f"  interpolant  {summary['interpolant']['name']} = {summary['interpolant']['expr']}")
+    for f in summary["functions"]:
+        print(f"  {'noise' if f['noise'] else 'function':<12} {f['name']}"
+              f"({', '.join(f['params'])}) = {f['body']}")
+    for n in summary["networks"]:
+        print(f"  network      {n['name']} = {_call_text(n['constructor'])}")
+    objective = summary["objective"]
+    for term in objective["terms"]:
+        print(f"  objective    {term['network']} ~ {term['target']}")
+    print(f"  time law     {_call_text(objective['time_law'])}, weight {objective['weight']}")
+    for s in summary["samplers"]:
+        print(f"  sampler      {s['name']} = {_call_text(s['constructor'])}")
+    train = ", ".join(f"{k} {_call_text(v) if isinstance(v, dict) else v}"
+                      for k, v in summary["train"].items())
+    print(f"  train        {train}")
+    return EXIT_OK
+
+
+def _call_text(ctor: dict) -> str:
+    def show(v):
+        if isinstance(v, dict):
+            return v["name"]
+        if isinstance(v, list):
+            return "[" + ", ".join(map(str, v)) + "]" if len(v) > 1 else str(v[0])
+        return repr(v) if isinstance(v, str) else str(v)
+    return f"{ctor['name']}({', '.join(f'{k} = {show(v)}' for k, v in ctor['args'].items())})"
+
+
+def model_summary(model: ir.Model) -> dict:
+    """The JSON summary of ``tfmc info --json``: stable keys, plain values."""
+    return {
+        "model": model.name,
+        "file": model.file,
+        "shape": list(model.shape),
+        "dim": model.dim,
+        "base": model.base.constructor.to_json(),
+        "target": model.target.constructor.to_json(),
+        "coupling": model.coupling.to_json(),
+        "interpolant": {"name": model.interpolant.name, "expr": str(model.interpolant.expr),
+                        "latent": model.interpolant.uses_latent},
+        "functions": [{"name": f.name, "params": list(f.params), "body": str(f.body),
+                       "noise": f.is_noise} for f in model.functions],
+        "energies": [{"name": e.name, "expr": str(e.expr)} for e in model.energies],
+        "networks": [{"name": n.name, "constructor": n.constructor.to_json()}
+                     for n in model.networks],
+        "objective": {"terms": [{"network": t.network, "target": t.target}
+                                for t in model.objective.terms],
+                      "time_law": model.objective.time_law.to_json(),
+                      "weight": str(model.objective.weight)},
+        "samplers": [{"name": s.name, "constructor": s.constructor.to_json()}
+                     for s in model.samplers],
+        "train": {k: (v.to_json() if isinstance(v, ir.Constructor) else v)
+                  for k, v in model.train.settings},
+        "declarations": list(model.order),
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

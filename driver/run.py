@@ -1,0 +1,231 @@
+"""Driving a backend: build a model object from a .tfm file, train it into a run folder, reopen
+a run folder. Backend-agnostic: both backends' model objects have the same API.
+
+A run folder holds ``config.json`` (the resolved settings), ``model.tfm`` (the source text it was
+built from), ``<model>_<backend>.py`` (the emitted module), ``checkpoint.safetensors``,
+``metrics.json``, ``samples.npy``, ``samples.png``, ``loss.png`` and ``trajectories.png``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..compiler.pipeline import Compilation, compile_model, compile_text
+from ..errors import Diagnostic, TfmDataError, TfmError, TfmSemanticError
+from ..backends import BACKENDS
+from ..backends.runtime import checkpoint, metrics as metric_fns
+from ..backends.codegen.spec import spec as spec_of
+from ..backends.runtime.samplers import kind_of
+from ..backends.runtime.spec import DEFAULT_SAMPLER
+
+EVAL_POINTS = 2000
+NLL_POINTS = 1000
+
+
+def backend_module(name: str):
+    if name not in BACKENDS:
+        raise TfmSemanticError(Diagnostic("Semantic", f"Unknown backend '{name}'.",
+                                          suggestion="Backends: " + ", ".join(BACKENDS) + "."))
+    if importlib.util.find_spec(f"tfm.backends.{name}") is None:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The {name} backend is not part of this version of tfm.",
+            suggestion="Use --backend jax."))
+    try:
+        return importlib.import_module(f"tfm.backends.{name}")
+    except ImportError as err:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The {name} backend needs packages that are not installed ({err}).",
+            suggestion=f"pip install 'tfmc[{name}]'")) from None
+
+
+def backend_emit(name: str):
+    """The emitter module (``emit``) of backend ``name``."""
+    backend_module(name)
+    return importlib.import_module(f"tfm.backends.{name}.emit")
+
+
+def build(path: str | Path, backend: str = "jax", folder: str | Path | None = None,
+          compilation: Compilation | None = None, **options):
+    """The model object for the .tfm file ``path`` (``compilation``: its compiled form, when the
+    caller has it already); the emitted module goes into ``folder``. ``options`` go to the
+    backend's ``build`` (torch: ``device``, ``compile``)."""
+    path = Path(path)
+    compilation = compilation or compile_model(path)
+    return _build(compilation, path.resolve(), path.read_text(), backend, folder, **options)
+
+
+def _build(compilation: Compilation, source: Path, text: str, backend: str, folder, **options):
+    """Data files and imports resolve in the source's folder."""
+    module = backend_module(backend)
+    unknown = sorted(set(options) - set(module.OPTIONS))
+    if unknown:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The {backend} backend takes no option {', '.join(map(repr, unknown))}.",
+            suggestion=f"Its options: {', '.join(module.OPTIONS) or 'none'}."))
+    model = module.build(compilation.model, folder, root=source.parent, **options)
+    model.source_path, model.source_text = source, text
+    return model
+
+
+def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
+        steps: int | None = None, seed: int | None = None, resume: bool = False,
+        progress: bool = True, log=print, compilation: Compilation | None = None) -> dict:
+    """Train the model of ``path`` and write a complete run folder; returns the metrics."""
+    path = Path(path)
+    out = Path(out) if out is not None else Path("runs") / path.stem
+    compilation = compilation or compile_model(path)
+    spec_name = compilation.model.name
+    total = int(steps if steps is not None else compilation.model.train["steps"])
+    train = spec_of(compilation.model).train
+    meta = _resumable(out, spec_name, seed, total, checkpoint.optimizer_id(train), backend) \
+        if resume else None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TfmDataError(Diagnostic("Data", f"Cannot create the run folder '{out}': "
+                                      f"{err.strerror}.")) from None
+    model = build(path, backend, out, compilation)
+    if meta is not None:
+        model.seed = int(meta.get("seed", model.seed))
+    elif seed is not None:
+        model.reset(seed)
+    (out / "model.tfm").write_text(model.source_text)
+    checkpoint.write_json(out / "config.json", {
+        "model": model.spec.model, "source": str(model.source_path), "backend": backend,
+        "tfm_version": __version__, "steps": total, "seed": model.seed,
+        "spec": model.spec.to_json()})
+    started = time.perf_counter()
+    model.fit(steps=total, out=out, resume=resume, progress=progress, log=log)
+    elapsed = time.perf_counter() - started
+    trained = model.last_fit_steps
+    result = {"backend": backend, "steps": model.step, "train_seconds": round(elapsed, 3),
+              "steps_per_second_with_compile": round(trained / elapsed, 1) if trained else None,
+              "final_loss": float(np.mean(model.history[-100:])) if model.history else None}
+    from ..backends.runtime import plots  # matplotlib: only where plots are drawn
+
+    plots.loss(out / "loss.png", np.asarray(model.history), f"{model.spec.model}: loss")
+    try:
+        result = evaluate(model, out) | result
+    except TfmError as err:  # e.g. non-finite samples: the checkpoint and the loss stay
+        checkpoint.write_json(out / "metrics.json", result | {"error": str(err)})
+        raise
+    checkpoint.write_json(out / "metrics.json", result)
+    written = sorted(p.name for p in out.iterdir() if p.is_file())
+    log(f"wrote {out}/: {', '.join(written)}")
+    return result
+
+
+def _resumable(out: Path, model_name: str, seed: int | None, total: int,
+               optimizer: str, backend: str) -> dict:
+    """The checkpoint's metadata, checked before anything in the run folder is written."""
+    if not (out / checkpoint.NAME).exists():
+        raise TfmDataError(Diagnostic("Data", f"Nothing to resume: no checkpoint in '{out}'.",
+                                      suggestion="Run without --resume to start training."))
+    tensors, meta = checkpoint.load(out / checkpoint.NAME)
+    at = int(tensors["step"][0]) if "step" in tensors else 0
+    if at > total:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The checkpoint in '{out}' is at step {at}, past the {total} steps asked "
+            "for; nothing was changed there.", suggestion="Ask for at least as many steps."))
+    if meta.get("model") != model_name:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The run in '{out}' holds model '{meta.get('model')}', not "
+            f"'{model_name}'; nothing was changed there.", suggestion="Resume with the model "
+            "file that started the run, or choose another --out."))
+    if meta.get("optimizer", optimizer) != optimizer:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The run in '{out}' was trained with other optimiser settings "
+            f"({meta.get('optimizer')}); nothing was changed there.", suggestion="Resume with "
+            "the same optimizer, lr_schedule, clip and ema."))
+    if meta.get("backend", backend) != backend:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The run in '{out}' was trained with the {meta.get('backend')} backend; "
+            "training resumes with the backend that started it; nothing was changed there.",
+            suggestion=f"Resume with --backend {meta.get('backend')} (sampling and log-densities "
+            "work with either backend)."))
+    if seed is not None and str(seed) != meta.get("seed"):
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"The run in '{out}' was trained with seed {meta.get('seed')}; a "
+            "resumed run keeps its seed.", suggestion="Leave out --seed with --resume."))
+    return meta
+
+
+def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0) -> dict:
+    """Metrics of a trained model against fresh target draws (docs/maths.md §6); with ``out``
+    also the samples and plots."""
+    from ..backends.runtime import plots
+
+    name = model.spec.model
+    entry = model.sampler_entry(None)
+    if kind_of(entry).start(entry) != "base":  # it ends at the base, not the target
+        entry = DEFAULT_SAMPLER if "velocity" in model.spec.fields else None
+    if entry is None:
+        return {"sampler": None}
+    result: dict = {"sampler": entry.name, "eval_points": n,
+                    "interval": list(model.interval(entry))}
+    samples = model.sample(n, sampler=entry, seed=seed)
+    reference = _reference(model, n)
+    if reference is not None:
+        result["w2"] = metric_fns.w2(samples, reference)
+        result["mmd"] = metric_fns.mmd(samples, reference)
+    if out is not None:
+        np.save(out / "samples.npy", samples.astype(np.float32))
+        plots.samples(out / "samples.png", samples, reference, f"{name}: {entry.name}")
+    ode = [s for s in model.spec.samplers if kind_of(s).density]
+    if "velocity" in model.spec.fields:
+        fixed = next((s for s in ode if kind_of(s).trajectory), None)
+        _, path = model.sample(n, sampler=fixed or DEFAULT_SAMPLER, seed=seed + 1, trajectory=True)
+        result["path_energy"] = path_energy(model, path, fixed or DEFAULT_SAMPLER)
+        if reference is not None:
+            w2_ends = metric_fns.w2(path[0], reference)
+            result["w2_base_target"] = w2_ends
+            result["normalized_path_energy"] = abs(result["path_energy"] - w2_ends**2) / w2_ends**2
+        if out is not None:
+            plots.trajectories(out / "trajectories.png", path, f"{name}: trajectories")
+    if reference is not None and model.has_density and ode:
+        lp = model.log_prob(reference[:NLL_POINTS], seed=seed)
+        result["nll"] = float(-np.mean(lp))
+    return result
+
+
+def _reference(model, n: int):
+    try:
+        return model.reference(n)
+    except TfmSemanticError:  # no exact sampler for this target
+        return None
+
+
+def path_energy(model, path: np.ndarray, sampler) -> float:
+    """E integral_t0^t1 |b(t, X_t)|^2 dt along the states of a fixed-step trajectory
+    (trapezoid rule on its grid)."""
+    t0, t1 = model.interval(sampler)
+    times = np.linspace(t0, t1, len(path))
+    speeds = np.array([np.mean(np.sum(model.evaluate("velocity", t, x).reshape(len(x), -1) ** 2,
+                                      -1)) for t, x in zip(times, path)])
+    return float(np.trapezoid(speeds, times))
+
+
+def open_run(run_dir: str | Path, backend: str | None = None):
+    """The model object of a run folder, with its trained weights; ``backend`` may differ from
+    the one that trained it (weights are shared)."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise TfmDataError(Diagnostic("Data", f"'{run_dir}' is not a run folder (no config.json).",
+                                      suggestion="Give the folder `tfmc run` wrote (--out)."))
+    config = json.loads(config_path.read_text())
+    backend = backend or config["backend"]
+    source = Path(config["source"])
+    text = (run_dir / "model.tfm").read_text()
+    compilation = compile_text(text, file=source.name, folder=source.parent)
+    compilation.raise_errors()
+    model = _build(compilation, source, text, backend, run_dir / f"build_{backend}")
+    model.load(run_dir / checkpoint.NAME)
+    return model
