@@ -2,8 +2,8 @@
 #   make demo       set up .venv, check every example, derive examples/moons.tfm, then compile and
 #                   train it on the CPU (JAX) into runs/moons: checkpoint, samples, plots, metrics
 #   make test       set up .venv (JAX and PyTorch backends) and run the test suite
-#   make test-fast  set up .venv and run only the front end's and the compiler's tests (and the
-#                   layer rules): none of them imports JAX or torch or runs a backend
+#   make test-fast  set up .venv and run only the front end's and the compiler's tests and the
+#                   layer rules: none of them trains, samples or emits with a backend
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
