@@ -140,7 +140,7 @@ def test_sampler_shape_dtype_and_determinism(backend_ops, name):
     args, shape = DENSITIES[name]
     draw = _sampler(ops, name)
     x = draw(3)
-    assert tuple(x.shape) == (N, *shape) and x.dtype == ops.float32
+    assert tuple(x.shape) == (N, *shape) and x.dtype == ops.xp.float32
     if backend == "torch":
         assert x.device.type == "cpu"
     values = _numpy(x)
@@ -154,7 +154,7 @@ def test_data_sampler_draws_rows_of_the_data(backend_ops):
     data = np.arange(30, dtype=np.float64).reshape(10, 3)
     draw = densities.sampler(ops, Call("data", {}), (3,), data=data)
     x = draw(_rng(ops, 0), 200)
-    assert tuple(x.shape) == (200, 3) and x.dtype == ops.float32
+    assert tuple(x.shape) == (200, 3) and x.dtype == ops.xp.float32
     assert np.array_equal(_numpy(x), _numpy(draw(_rng(ops, 0), 200)))
     rows = {tuple(r) for r in _numpy(x)}
     assert rows <= {tuple(r) for r in data.astype(np.float32)} and len(rows) == 10
@@ -207,7 +207,7 @@ def test_normal_log_prob_matches_scipy(backend_ops):
     mean, scale = [0.5, -1.0, 2.0, 0.0, 1.0, 3.0], [1.0, 2.0, 0.5, 1.5, 1.0, 0.25]
     x_np = np.random.default_rng(6).normal(size=(7, 2, 3))
     # torch takes float64 points as well; JAX (without x64) float32 ones
-    x = ops.asarray(x_np, ops.xp.float64 if backend == "torch" else ops.float32)
+    x = ops.asarray(x_np, ops.xp.float64 if backend == "torch" else ops.xp.float32)
     x_np = _numpy(x).astype(np.float64)
     got = densities.log_prob(ops, Call("normal", {"mean": mean, "scale": scale}), (2, 3))(x)
     assert tuple(got.shape) == (7,)

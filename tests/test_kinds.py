@@ -29,8 +29,7 @@ BACKENDS = [b for b in ("jax", "torch") if importlib.util.find_spec(b) is not No
 class Ralston(SamplerKind):
     """The one runtime module of the new kind: y <- y + h (k1 / 4 + 3 k2 / 4), k2 at 2h/3."""
 
-    density = True  # a deterministic transport of the velocity: it gives log-densities
-    trajectory = False  # it keeps no trajectory
+    trajectory = False  # it keeps no trajectory; ``integrate`` gives it log-densities
 
     def _solve(self, model, f, y0, a: float, b: float, steps: int):
         ops, h = model.ops, (b - a) / steps

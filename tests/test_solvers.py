@@ -110,7 +110,7 @@ def test_euler_maruyama_reaches_the_ornstein_uhlenbeck_law(backend_ops):
     xp = ops.xp
     x0 = ops.asarray(np.full((100_000, 1), 2.0))
     x = solvers.euler_maruyama(ops, lambda t, y: -y, lambda t: 0.5, ops.key(0), x0, 0.0, 1.0, 200)
-    assert tuple(x.shape) == (100_000, 1) and x.dtype == ops.float32
+    assert tuple(x.shape) == (100_000, 1) and x.dtype == ops.xp.float32
     assert abs(float(xp.mean(x)) - 2 / math.e) < 0.01
     assert abs(float(xp.var(x)) - (1 - math.exp(-2)) / 2) < 0.01
     with _x64(name):
@@ -232,7 +232,7 @@ def test_both_backends_integrate_the_same_velocity_alike():
     ours["dopri5"], steps = solvers.dopri5(torch_ops, torch_v, x, 0.0, 1.0, 1e-6, 1e-6)
     theirs["dopri5"] = jax_dopri5
     for m, y in ours.items():
-        assert y.dtype == torch_ops.float32 and theirs[m].dtype == jax_ops.float32, m
+        assert y.dtype == torch_ops.xp.float32 and theirs[m].dtype == jax_ops.xp.float32, m
         assert np.abs(_numpy(y) - np.asarray(theirs[m])).max() < 1e-5, m
     assert int(steps) == int(jax_steps)
 
@@ -269,7 +269,7 @@ def test_both_backends_give_the_same_log_densities(monkeypatch):
                 for method, exact in cases]
     theirs = theirs(jax_ops.asarray(X))
     # JAX's probe (log_prob draws it as the first draw of ``key``), handed to the torch runtime
-    probe = torch_ops.asarray(np.asarray(jax_ops.random(key).rademacher(X.shape, jax_ops.float32)))
+    probe = torch_ops.asarray(np.asarray(jax_ops.random(key).rademacher(X.shape, jax_ops.xp.float32)))
     monkeypatch.setattr(torch_ops, "random", lambda gen: _FixedProbe(probe))
     for (method, exact), value in zip(cases, theirs):
         with torch.no_grad():

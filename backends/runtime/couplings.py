@@ -26,6 +26,7 @@ import math
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ...errors import Diagnostic, TfmSemanticError
 from . import densities
 from .kinds import Registry
 from .spec import Call
@@ -33,7 +34,6 @@ from .spec import Call
 SINKHORN_MAX_ITERATIONS = 2000
 SINKHORN_TOLERANCE = 1e-3  # largest relative error of a row marginal when iterations stop
 SINKHORN_CHECK_EVERY = 10  # iterations between two checks of the row error
-
 
 
 class Coupling:
@@ -77,18 +77,25 @@ COUPLINGS.register("independent")(Coupling)
 
 @COUPLINGS.register("paired")
 class Paired(Coupling):
+    """x0 and x1 from the same rows of the base's and the target's data files, or x0 = x1 when
+    base and target are the same density."""
+
     def pairs(self, model, data=None):
         ops, spec = model.ops, model.spec
-        pools = model._paired_data(data)
-        if pools is None:  # base and target the same density: x0 = x1
-            target = densities.sampler(ops, spec.target, model.shape,
-                                       model._density_array("target", data))
+        base_data = model._density_array("base")
+        target_data = model._density_array("target", data)
+        if spec.base == spec.target and data is None:
+            target = densities.sampler(ops, spec.target, model.shape, target_data)
 
             def same(rng, n):
                 x1 = target(rng, n)
                 return x1, x1
             return same
-        b, tg = ops.asarray(pools[0]), ops.asarray(pools[1])
+        if base_data is None or target_data is None or len(base_data) != len(target_data):
+            raise TfmSemanticError(Diagnostic(
+                "Semantic", "The paired coupling reads x0 and x1 together: base and target must "
+                "be data files with the same number of samples, or the same density."))
+        b, tg = ops.asarray(base_data), ops.asarray(target_data)
 
         def rows(rng, n):
             i = rng.randint(b.shape[0], (n,))
@@ -135,7 +142,7 @@ def sinkhorn_plan(ops, cost, reg: float):
         return (i < SINKHORN_MAX_ITERATIONS) & (error > SINKHORN_TOLERANCE)
 
     zeros_n, zeros_m = xp.zeros_like(cost[:, 0]), xp.zeros_like(cost[0, :])
-    start = (0, zeros_n, zeros_m, xp.asarray(math.inf, dtype=cost.dtype))
+    start = (0, zeros_n, zeros_m, xp.full_like(cost[0, 0], math.inf))
     _, f, g, _ = ops.while_loop(running, body, start)
     return (f[:, None] + g[None, :] - cost) / eps
 

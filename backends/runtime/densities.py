@@ -53,9 +53,15 @@ def vector(value, dim: int) -> np.ndarray:
     return np.broadcast_to(array, (dim,)).copy() if array.size == 1 else array
 
 
+def _kind(entry) -> Density:
+    """The kind of the density ``entry``; a prelude density the runtime does not implement (an
+    energy, a target known only by its energy) has neither a sampler nor a log-density."""
+    return DENSITIES[entry.name] if entry.name in DENSITIES else Density()
+
+
 def sampler(ops, entry, shape: tuple[int, ...], data=None):
     """(rng, n) -> (n, *shape): draws from the density ``entry`` (a spec Call)."""
-    kind = DENSITIES[entry.name] if entry.name in DENSITIES else Density()
+    kind = _kind(entry)
     if kind.draw is None:
         raise TfmSemanticError(Diagnostic(
             "Semantic", f"The density '{entry.name}' has no exact sampler, so it cannot be drawn "
@@ -66,13 +72,18 @@ def sampler(ops, entry, shape: tuple[int, ...], data=None):
 
 def reads_file(entry) -> bool:
     """Whether the density ``entry`` draws from a data file."""
-    return entry.name in DENSITIES and DENSITIES[entry.name].reads_file
+    return _kind(entry).reads_file
 
 
 def log_prob(ops, entry, shape: tuple[int, ...]):
     """x (n, *shape) -> log density (n,) of ``entry``, or None where it has no closed form."""
-    kind = DENSITIES[entry.name] if entry.name in DENSITIES else Density()
+    kind = _kind(entry)
     return kind.log_prob(ops, entry.args, tuple(shape)) if kind.log_prob else None
+
+
+def has_log_prob(entry) -> bool:
+    """Whether the density ``entry`` has a closed-form log-density."""
+    return _kind(entry).log_prob is not None
 
 
 def _normal_draw(ops, args, shape, data):

@@ -23,7 +23,7 @@ from ...errors import Diagnostic, TfmRuntimeError, TfmSemanticError
 from . import checkpoint, data as data_files, densities, likelihood, loop, time_laws
 from .objectives import OBJECTIVES
 from .ops import all_finite
-from .samplers import kind_of
+from .samplers import kind_of, no_density
 from .spec import DEFAULT_SAMPLER, Sampler, Spec
 
 END_STEP = 1e-3  # how far a sampler's interval moves inside from an end where its field is not finite
@@ -130,18 +130,6 @@ class Model(ABC):
             args = entry.args
             self._arrays[role] = data_files.load(args["path"], self.root, self.shape, args["key"])
         return self._arrays[role]
-
-    def _paired_data(self, data=None):
-        """(x0 pool, x1 pool) of a ``paired`` coupling, or None when base and target are the
-        same density (then x0 = x1); checks that the two pools pair up."""
-        base_data = self._density_array("base")
-        target_data = self._density_array("target", data)
-        if self.spec.base == self.spec.target and data is None:
-            return None
-        if base_data is None or target_data is None or len(base_data) != len(target_data):
-            raise error("The paired coupling reads x0 and x1 together: base and target must "
-                        "be data files with the same number of samples, or the same density.")
-        return base_data, target_data
 
     # --- training ---------------------------------------------------------------------------
     def fit(self, steps: int | None = None, data=None, out: str | Path | None = None,
@@ -315,7 +303,7 @@ class Model(ABC):
     @property
     def has_density(self) -> bool:
         """Whether the base has a closed-form density, so that the model gives log-densities."""
-        return densities.log_prob(self.ops, self.spec.base, self.shape) is not None
+        return densities.has_log_prob(self.spec.base)
 
     def log_prob(self, x, sampler: str | None = None, exact: bool | None = None, seed: int = 0,
                  batch: int = 16384) -> np.ndarray:
@@ -329,8 +317,7 @@ class Model(ABC):
         entry = self.sampler_entry(sampler, density=True)
         kind = kind_of(entry)
         if not kind.density:
-            raise error(f"The sampler '{entry.name}' is an {entry.kind.upper()}; log-densities "
-                        "need an ODE sampler.")
+            raise no_density(entry)
         x = np.asarray(x, dtype=np.float32)
         if x.shape[1:] != self.shape:
             raise TfmRuntimeError(Diagnostic("Runtime", f"Points of shape {x.shape[1:]} given; "

@@ -56,7 +56,6 @@ class Random(Protocol):
 class Ops(Protocol):
     name: str
     xp: Any  # the array API namespace
-    float32: Any
 
     def key(self, seed: int, index: int | None = None) -> Any:
         """The key of seed (and, with ``index``, of its index-th substream)."""

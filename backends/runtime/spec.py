@@ -13,7 +13,8 @@ from typing import Any
 import attrs
 
 
-def _frozen_args(value) -> dict[str, Any]:
+def _args(value) -> dict[str, Any]:
+    """A primitive's arguments as a plain dict (None: no arguments)."""
     return dict(value or {})
 
 
@@ -23,7 +24,7 @@ class Call:
     optimiser or learning-rate schedule (``name`` is its prelude name, the key of its kind)."""
 
     name: str
-    args: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_args)
+    args: dict[str, Any] = attrs.field(factory=dict, converter=_args)
 
     @classmethod
     def from_json(cls, data: dict) -> "Call":
@@ -42,7 +43,7 @@ class Network:
 
     name: str
     kind: str
-    args: dict[str, Any] = attrs.field(converter=_frozen_args)
+    args: dict[str, Any] = attrs.field(converter=_args)
     target: str | None
     output: str
     key: str
@@ -69,7 +70,7 @@ class Sampler:
 
     name: str
     method: str
-    args: dict[str, Any] = attrs.field(converter=_frozen_args)
+    args: dict[str, Any] = attrs.field(converter=_args)
     kind: str
 
     @classmethod

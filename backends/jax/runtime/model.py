@@ -99,7 +99,7 @@ class JaxModel(shared.Model):
 
     def loss(self, t, x0, x1, z=0.0) -> float:
         """The training loss at the current weights on a given batch (numpy arrays)."""
-        return float(self._loss()(self.params, *_arrays(t, x0, x1, z)))
+        return float(self._loss()(self.params, *map(self.ops.asarray, (t, x0, x1, z))))
 
     def step_on(self, t, x0, x1, z=0.0, total: int | None = None) -> float:
         """One optimiser step on a given batch (numpy arrays); returns its loss. The schedule
@@ -109,7 +109,7 @@ class JaxModel(shared.Model):
         if key not in self._compiled:
             self.optimizer = optim.optimizer(self.spec.train, total)
             self._compiled[key] = jax.jit(self._update())
-        state, value = self._compiled[key](self._state(), *_arrays(t, x0, x1, z))
+        state, value = self._compiled[key](self._state(), *map(self.ops.asarray, (t, x0, x1, z)))
         self._set_state(state)
         self.history.append(float(value))
         return float(value)
@@ -122,8 +122,3 @@ class JaxModel(shared.Model):
         if key not in self._compiled:
             self._compiled[key] = jax.jit(fn)
         return self._compiled[key]
-
-
-def _arrays(t, x0, x1, z):
-    return (jnp.asarray(t, jnp.float32), jnp.asarray(x0, jnp.float32),
-            jnp.asarray(x1, jnp.float32), jnp.asarray(z, jnp.float32))

@@ -61,7 +61,6 @@ def _assignment(cost: np.ndarray) -> np.ndarray:
 class Ops:
     name = "jax"
     xp = jnp
-    float32 = jnp.float32
 
     def key(self, seed: int, index: int | None = None):
         key = jax.random.PRNGKey(seed)

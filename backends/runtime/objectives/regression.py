@@ -34,5 +34,5 @@ class Regression(Objective):
             tb = xp.reshape(t, (-1,) + trailing)
             xt = module.interpolant(tb, x0, x1, z)
             terms = module.losses(tb, x0, x1, z, network(t, xt))
-            return sum(xp.mean(ops.full(v, xt, ops.float32)) for v in terms.values())
+            return sum(xp.mean(ops.full(v, xt, xp.float32)) for v in terms.values())
         return loss

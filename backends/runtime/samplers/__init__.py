@@ -26,8 +26,12 @@ class SamplerKind(ABC):
 
     #: it can return the states at every step (``sample(trajectory=True)``)
     trajectory = True
-    #: it transports the base to the target deterministically, so it gives log-densities
-    density = False
+
+    @property
+    def density(self) -> bool:
+        """It gives log-densities: it transports deterministically, and its kind defines
+        ``integrate``."""
+        return type(self).integrate is not SamplerKind.integrate
 
     def rank(self, entry) -> int:
         """Preference as the default sampler (lowest first): deterministic ones first, then
@@ -49,11 +53,17 @@ class SamplerKind(ABC):
         ``trajectory``); ``key`` for the sampler's own noise."""
 
     def integrate(self, model, entry, f, y0, t0: float, t1: float):
-        """y(t0) of dy/dt = f(t, y) integrated from y(t1) = y0 (the likelihood's backward run);
-        kinds with ``density`` define it."""
-        raise TfmSemanticError(Diagnostic(
-            "Semantic", f"The sampler '{entry.name}' ({entry.method}) gives no log-densities.",
-            suggestion="Use an ODE sampler (euler, heun, rk4, dopri5, ...)."))
+        """y(t0) of dy/dt = f(t, y) integrated from y(t1) = y0 (the likelihood's backward run).
+        A kind that transports deterministically defines it, and so gives log-densities."""
+        raise no_density(entry)
+
+
+def no_density(entry) -> TfmSemanticError:
+    """The error for log-densities asked of a sampler whose kind gives none."""
+    return TfmSemanticError(Diagnostic(
+        "Semantic", f"The sampler '{entry.name}' ({entry.method}) gives no log-densities.",
+        suggestion="Log-densities need a deterministic (ODE) sampler: euler, heun, rk4, "
+        "dopri5, ..."))
 
 
 SAMPLERS: Registry[SamplerKind] = Registry("sampler", package=__name__)

@@ -10,7 +10,6 @@ from . import SAMPLERS, SamplerKind
 @SAMPLERS.register("dopri5")
 class Dopri5(SamplerKind):
     trajectory = False
-    density = True
 
     def _solve(self, model, entry, f, y0, a, b):
         rtol, atol = float(entry.args["rtol"]), float(entry.args["atol"])

@@ -9,8 +9,6 @@ from . import SAMPLERS, SamplerKind
 
 @SAMPLERS.register(*solvers.TABLEAUS)
 class FixedStep(SamplerKind):
-    density = True
-
     def run(self, model, entry, weights, x, key, t0, t1, trajectory):
         return solvers.fixed_step(model.ops, model.field("velocity", weights), x, t0, t1,
                                   int(entry.args["steps"]), entry.method, trajectory)

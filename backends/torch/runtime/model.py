@@ -147,9 +147,6 @@ class TorchModel(shared.Model):
             self.optimizer.state[p] = entry
         return True
 
-    def _tensor(self, array) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device)
-
     # --- training ---------------------------------------------------------------------------
     def _update(self, total: int):
         # the learning-rate schedule spans the steps of this fit (a resumed run must ask for
@@ -206,13 +203,13 @@ class TorchModel(shared.Model):
         """The training loss at the current weights on a given batch (numpy arrays)."""
         fn = self.objective.loss(self, self.net)
         with torch.no_grad():  # torch.func.grad (potentials) works inside
-            return float(fn(*map(self._tensor, (t, x0, x1, z))).detach())
+            return float(fn(*map(self.ops.asarray, (t, x0, x1, z))).detach())
 
     def step_on(self, t, x0, x1, z=0.0, total: int | None = None) -> float:
         """One optimiser step on a given batch (numpy arrays); returns its loss. The schedule
         spans ``total`` steps (default: the train block's)."""
         total = int(total if total is not None else self.spec.train.steps)
-        value = float(self._update(total)(self.step, *map(self._tensor, (t, x0, x1, z))))
+        value = float(self._update(total)(self.step, *map(self.ops.asarray, (t, x0, x1, z))))
         self.step += 1
         self.history.append(value)
         return value

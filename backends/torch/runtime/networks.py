@@ -28,7 +28,7 @@ class Network(nn.ModuleList):
             super().__init__(nn.Conv2d(a, b, 3, padding=1) for a, b in sizes)
         else:
             super().__init__(nn.Linear(a, b) for a, b in sizes)
-        self.net, self.shape, self.dtype = net, tuple(shape), dtype
+        self.net, self.kind, self.shape, self.dtype = net, kind, tuple(shape), dtype
         self.convolution = kind.convolution
         self.act = ACTIVATIONS[net.args["activation"]]
 
@@ -52,7 +52,7 @@ class Network(nn.ModuleList):
         batch = x.shape[0]
         if not (isinstance(t, torch.Tensor) and t.shape == (batch,) and t.dtype == torch.float32):
             t = torch.as_tensor(t, dtype=torch.float32, device=x.device).reshape(-1).expand(batch)
-        return networks.forward(xp, self, self.net, self.shape, t, x)
+        return self.kind.forward(xp, self, self.net.args, self.shape, self.net.scalar, t, x)
 
 
 def compute_dtype(spec) -> torch.dtype:

@@ -94,7 +94,6 @@ def _rms_norm(y):
 class Ops:
     name = "torch"
     xp = xp
-    float32 = F32
 
     def __init__(self, device="cpu"):
         self.device = torch.device(device)
