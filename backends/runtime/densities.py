@@ -30,12 +30,17 @@ GMM40_STD = math.log1p(math.e)  # softplus(1)
 
 @attrs.frozen
 class Density:
-    """A density kind: ``draw`` (an exact sampler's factory) and ``log_prob`` (the factory of
-    its normalised log-density), each None where the density has none."""
+    """A density kind: ``draw`` (an exact sampler's factory), ``log_prob`` (the factory of its
+    normalised log-density), ``energy`` (the factory of an energy U with density proportional
+    to exp(-U), for targets known up to a constant) and ``log_Z`` (args -> log of the integral
+    of exp(-U), where it is known), each None where the density has none. A density with a
+    ``log_prob`` and no ``energy`` has the energy -log_prob and log Z = 0."""
 
     draw: Callable | None = None
     log_prob: Callable | None = None
     reads_file: bool = False  # its samples come from a data file (args path, key)
+    energy: Callable | None = None
+    log_Z: Callable | None = None
 
 
 DENSITIES: Registry[Density] = Registry("density")
@@ -79,6 +84,26 @@ def log_prob(ops, entry, shape: tuple[int, ...]):
     """x (n, *shape) -> log density (n,) of ``entry``, or None where it has no closed form."""
     kind = _kind(entry)
     return kind.log_prob(ops, entry.args, tuple(shape)) if kind.log_prob else None
+
+
+def energy(ops, entry, shape: tuple[int, ...]):
+    """x (n, *shape) -> U(x) (n,) of the density ``entry`` (exp(-U) proportional to it), or
+    None where it has neither an energy nor a log-density."""
+    kind = _kind(entry)
+    if kind.energy is not None:
+        return kind.energy(ops, entry.args, tuple(shape))
+    if kind.log_prob is not None:
+        logp = kind.log_prob(ops, entry.args, tuple(shape))
+        return lambda x: -logp(x)
+    return None
+
+
+def log_Z(entry) -> float | None:
+    """log of the integral of exp(-U) for the energy ``energy(entry)`` gives, where known."""
+    kind = _kind(entry)
+    if kind.energy is not None:
+        return None if kind.log_Z is None else float(kind.log_Z(entry.args))
+    return 0.0 if kind.log_prob is not None else None
 
 
 def has_log_prob(entry) -> bool:

@@ -9,8 +9,9 @@ runtime/ops.py``, ``backends/torch/runtime/ops.py``):
 - random numbers: JAX threads explicit keys, torch draws from generators. ``ops.random(key)``
   wraps either in a ``Random`` with the same draws (normal, uniform, randint, rademacher,
   categorical) and ``key()`` to hand a key on to a compiled program;
-- derivatives: ``jvp`` and the exact divergence (``velocity_and_divergence``: forward mode per
-  point in JAX, reverse mode per dimension in torch, each the faster one there);
+- derivatives: ``jvp``, the exact divergence (``velocity_and_divergence``: forward mode per
+  point in JAX, reverse mode per dimension in torch, each the faster one there), an energy's
+  value and gradient (``value_and_grad``) and its Hessian-vector products (``hvp``);
 - loops: ``scan`` (``lax.scan``; a Python loop in torch) and ``while_loop``;
 - host work inside a loop: ``assignment`` (scipy's exact assignment; a callback in JAX);
 - adaptive ODE solving: ``adaptive`` (diffrax; torchdiffeq);
@@ -82,6 +83,13 @@ class Ops(Protocol):
     def jvp(self, f: Callable, primals: tuple, tangents: tuple): ...
 
     def velocity_and_divergence(self, velocity: Callable, t, x): ...
+
+    def value_and_grad(self, f: Callable, x) -> tuple[Any, Any]:
+        """f(x) (n,) of a batch x (n, *shape) whose points do not interact (an energy), and
+        the gradient of each f(x)[i] with respect to x[i]: (n,), (n, *shape)."""
+
+    def hvp(self, f: Callable, x, v) -> Any:
+        """Per point, the Hessian of f at x[i] applied to v[i]: (n, *shape)."""
 
     def assignment(self, cost) -> Any: ...
 

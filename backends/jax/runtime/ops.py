@@ -111,6 +111,17 @@ class Ops:
 
         return jax.vmap(single)(x)
 
+    def value_and_grad(self, f, x):
+        """f(x) and its gradient point by point: one reverse pass through the sum over the
+        batch (the points do not interact)."""
+        value, pullback = jax.vjp(f, x)
+        (grad,) = pullback(jnp.ones_like(value))
+        return value, grad
+
+    def hvp(self, f, x, v):
+        """Hessian-vector products point by point: forward mode over the gradient."""
+        return jax.jvp(lambda y: self.value_and_grad(f, y)[1], (x,), (v,))[1]
+
     def assignment(self, cost):
         """The exact assignment of a cost matrix, solved on the host (scipy) inside the
         compiled program."""

@@ -164,6 +164,23 @@ class Ops:
                 div = div + grad.reshape(b.shape[0], -1)[:, i]
         return b.detach(), div
 
+    def value_and_grad(self, f, x):
+        """f(x) and its gradient point by point: one reverse pass through the sum over the
+        batch (the points do not interact). Both come back detached."""
+        with torch.enable_grad():
+            y = x.detach().requires_grad_(True)
+            value = f(y)
+            (grad,) = torch.autograd.grad(value.sum(), y)
+        return value.detach(), grad
+
+    def hvp(self, f, x, v):
+        """Hessian-vector products point by point: reverse over reverse (double backward)."""
+        with torch.enable_grad():
+            y = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(f(y).sum(), y, create_graph=True)
+            (hv,) = torch.autograd.grad((grad * v).sum(), y)
+        return hv.detach()
+
     def assignment(self, cost):
         """The exact assignment of a cost matrix, solved on the host (scipy); the indices go
         back to the cost's device."""
