@@ -20,6 +20,17 @@ class DataFileError(Exception):
 def sample_shape(path: Path, key: str = "", shown: str | None = None) -> tuple[int, ...]:
     """The shape of one sample stored in ``path`` (everything after the first axis); messages
     name the file as ``shown`` (the name the model gave)."""
+    shape = array_shape(path, key, shown, csv_columns_only=True)
+    if len(shape) < 2:
+        raise DataFileError(f"'{path.name}' has shape {shape}; expected (samples, features...), "
+                            "e.g. (N, 2) for 2-D points.")
+    return tuple(int(s) for s in shape[1:])
+
+
+def array_shape(path: Path, key: str = "", shown: str | None = None,
+                csv_columns_only: bool = False) -> tuple[int, ...]:
+    """The shape of the whole array stored in ``path`` (a constant of a model): .npy and .npz
+    from their headers; a .csv file is (rows, columns), a single column a vector (rows,)."""
     try:
         exists = path.is_file()
     except OSError as err:  # e.g. a name longer than the file system allows
@@ -34,14 +45,14 @@ def sample_shape(path: Path, key: str = "", shown: str | None = None) -> tuple[i
     elif suffix == ".npz":
         shape, dtype = _npz_header(path, key)
     else:
-        return _csv_shape(path)
+        rows, columns = _csv_shape(path)
+        if csv_columns_only:
+            return (rows, columns)
+        return (rows,) if columns == 1 else (rows, columns)
     if dtype.hasobject or dtype.kind not in "biuf":
         raise DataFileError(f"'{path.name}' holds {dtype} values; tfm reads numbers only "
                             "(integers or floats).")
-    if len(shape) < 2:
-        raise DataFileError(f"'{path.name}' has shape {shape}; expected (samples, features...), "
-                            "e.g. (N, 2) for 2-D points.")
-    return tuple(int(s) for s in shape[1:])
+    return tuple(int(s) for s in shape)
 
 
 def _npy_header(fh, name: str):
@@ -113,11 +124,12 @@ def csv_rows(path: Path, shown: str | None = None):
             yield number, values
 
 
-def _csv_shape(path: Path) -> tuple[int, ...]:
-    """Every row is read, so a malformed row anywhere is reported when the model is checked."""
-    width = None
+def _csv_shape(path: Path) -> tuple[int, int]:
+    """(rows, columns). Every row is read, so a malformed row anywhere is reported when the
+    model is checked."""
+    width, rows = None, 0
     for _, values in csv_rows(path):
-        width = len(values)
+        width, rows = len(values), rows + 1
     if width is None:
         raise DataFileError(f"'{path.name}' has no data rows.")
-    return (width,)
+    return rows, width

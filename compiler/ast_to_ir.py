@@ -15,9 +15,10 @@ from ..dsl import syntax as S
 from ..errors import Diagnostic, Span
 from ..dsl.suggest import did_you_mean
 from . import graph as G
-from . import ir
-from ..data_files import DataFileError, sample_shape
-from .expressions import ExprError, Scope, Template, constant, convert, is_vector
+from . import arrays, ir
+from ..data_files import DataFileError, array_shape, sample_shape
+from ..dsl.format import expr_text
+from .expressions import ExprError, Scope, Template, constant, convert
 from .modules import Entry, LoadedModule
 from .names import name_problem
 from .signatures import as_call, bind, constant_scope
@@ -43,7 +44,8 @@ class Lowering:
         self.module = module
         self.model = model
         self.diags = diagnostics
-        self.local: dict[str, S.FunctionDecl | S.EnergyDecl | S.NetworkDecl | S.SamplerDecl] = {}
+        self.local: dict[str, S.FunctionDecl | S.EnergyDecl | S.ConstantDecl | S.NetworkDecl
+                         | S.SamplerDecl] = {}
         self.single: dict[str, S.Statement] = {}
         self.converted: dict[str, object] = {}  # graph key -> IR (or None when it failed)
         self.entries: dict[str, Entry] = {}
@@ -78,6 +80,8 @@ class Lowering:
                 self._shape_hint = _shape(self.single["dim"].value)
             except ExprError:
                 pass  # reported when dim itself is converted
+        else:
+            self._shape_hint = self._primitive_shape()
         self._build_graph()
         for key in G.evaluation_order(self.graph):
             self.converted[key] = self._convert(key)
@@ -96,7 +100,8 @@ class Lowering:
                     self.error("The model's interpolant takes no parameters.", st.name_span,
                                "Declare a named interpolant outside the model, then use it here "
                                "with arguments.")
-            elif isinstance(st, (S.FunctionDecl, S.EnergyDecl, S.NetworkDecl, S.SamplerDecl)):
+            elif isinstance(st, (S.FunctionDecl, S.EnergyDecl, S.ConstantDecl, S.NetworkDecl,
+                                 S.SamplerDecl)):
                 if self._check_name(st.name, st.name_span):
                     if st.name in self.local:
                         self.error(f"'{st.name}' is declared twice in model {self.model.name}.",
@@ -123,6 +128,21 @@ class Lowering:
                        "Keep one of them.", notes=(("the first one", self.single[role].span),))
         else:
             self.single[role] = st
+
+    def _primitive_shape(self) -> tuple[int, ...] | None:
+        """The shape a stdlib density of the base or target fixes (``many_well() dim 32``),
+        known before anything is converted: energies need it."""
+        for role in ("target", "base"):
+            st = self.single.get(role)
+            call = as_call(st.value) if st is not None else None
+            entry = self.module.scope.get(call.func) if call is not None else None
+            if entry is not None and isinstance(entry.decl, S.PrimitiveDecl) and \
+                    entry.decl.dim is not None:
+                try:
+                    return _shape(entry.decl.dim)
+                except ExprError:
+                    return None
+        return None
 
     def _check_name(self, name: str, span: Span) -> bool:
         problem = name_problem(name)
@@ -182,7 +202,7 @@ class Lowering:
 
     # -- 3. conversion, dependencies first ------------------------------------------------------
 
-    def _scope_for(self, key: str, symbols: dict, vectors=False) -> Scope:
+    def _scope_for(self, key: str, symbols: dict) -> Scope:
         entry = self.entries.get(key)
         module_scope = entry.module.scope if entry else self.module.scope
         use_local = entry is None
@@ -203,7 +223,7 @@ class Lowering:
         def candidates():
             return list(module_scope) + (list(self.local) if use_local else [])
 
-        return Scope(dict(symbols), resolve, candidates, vectors, self._dim_hint())
+        return Scope(dict(symbols), resolve, candidates)
 
     def _converted_or_stand_in(self, key: str, decl):
         """The IR of a dependency. One that failed (and was reported) is replaced by an opaque
@@ -222,9 +242,6 @@ class Lowering:
             body = sympy.Function(decl.name)(*symbols)
             return Template(decl.name, params, defaults, body)
         return ir.ScalarFunction(decl.name, params, defaults, sympy.Function(decl.name)(*symbols))
-
-    def _dim_hint(self):
-        return None if self._shape_hint is None else math.prod(self._shape_hint)
 
     def _convert(self, key: str):
         self._tainted = False
@@ -293,21 +310,78 @@ class Lowering:
         if isinstance(st, S.FunctionDecl):
             return self._function(name, st)
         if isinstance(st, S.EnergyDecl):
-            if st.arg != "x" and name_problem(st.arg):
-                raise ExprError(f"'{st.arg}' cannot name the argument of an energy.", st.span,
-                                "Write energy U(x) = ...")
-            scope = self._scope_for(name, {st.arg: ir.x}, vectors=True)
-            expr = convert(st.body, scope)
-            if is_vector(expr):
-                raise ExprError(f"The energy '{name}' is a vector; an energy is a number.",
-                                st.body.span, "Reduce it with sum, dot or norm, as in "
-                                "0.5 * sum(x^2).")
-            return ir.Energy(name, expr, span=st.span)
+            return self._energy(name, st)
+        if isinstance(st, S.ConstantDecl):
+            return self._constant(name, st)
         if isinstance(st, S.NetworkDecl):
             return ir.Network(name, self._constructor(st.value, "network", name), span=st.span)
         if isinstance(st, S.SamplerDecl):
             return ir.Sampler(name, self._constructor(st.value, "sampler", name), span=st.span)
         raise AssertionError(st)  # pragma: no cover
+
+    def _energy(self, name: str, st: S.EnergyDecl) -> ir.Energy:
+        if st.arg != "x" and name_problem(st.arg):
+            raise ExprError(f"'{st.arg}' cannot name the argument of an energy.", st.span,
+                            "Write energy U(x) = ...")
+        if self._shape_hint is None:
+            raise ExprError(f"The energy '{name}' needs the shape of the sample.", st.name_span,
+                            "Declare it with dim, e.g. dim 2.")
+        base = self._scope_for(name, {})
+        constants = {k: v.shape for k, v in self.converted.items()
+                     if isinstance(v, ir.Constant)}
+        scope = arrays.EnergyScope(st.arg, self._shape_hint, constants, base.resolve,
+                                   base.candidates)
+        tree = arrays.convert(st.body, scope)
+        if tree.shape:
+            raise ExprError(f"The energy '{name}' is a vector; an energy is a number.",
+                            st.body.span, "Reduce it with sum, dot or norm, as in "
+                            "0.5 * sum(x^2).")
+        return ir.Energy(name, tree, arrays.to_sympy(tree), expr_text(st.body), span=st.span)
+
+    def _constant(self, name: str, st: S.ConstantDecl) -> ir.Constant:
+        """A number, a nested list of numbers, or load("file", key = "...")."""
+        value = st.value
+        if isinstance(value, S.Call) and value.func == "load":
+            return self._loaded_constant(name, value, st)
+        if isinstance(value, S.ListExpr):
+            values, shape = _nested(value)
+            return ir.Constant(name, shape, values, span=st.span)
+        if isinstance(value, S.String):
+            raise ExprError("A constant is a number, a list or load(\"file\").", value.span,
+                            f'Write constant {name} = load("{value.value}").')
+        from .signatures import real_value
+        return ir.Constant(name, (), real_value(value, constant_scope(), f"The constant '{name}'"),
+                           span=st.span)
+
+    def _loaded_constant(self, name: str, call: S.Call, st) -> ir.Constant:
+        from .signatures import check_path
+
+        args = list(call.args)
+        keywords = {k.name: k for k in call.keywords}
+        unknown = [k for k in keywords if k not in ("path", "key")]
+        if unknown or len(args) > 2:
+            raise ExprError("load takes a file name and, for .npz files, a key: "
+                            'load("file.npz", key = "X").', call.span)
+        path_expr = args[0] if args else getattr(keywords.get("path"), "value", None)
+        key_expr = args[1] if len(args) > 1 else getattr(keywords.get("key"), "value", None)
+        if not isinstance(path_expr, S.String):
+            raise ExprError("load needs a file name in double quotes.", call.span,
+                            'For example: constant X = load("features.npy").')
+        if key_expr is not None and not isinstance(key_expr, S.String):
+            raise ExprError("load's key is a string in double quotes.", key_expr.span)
+        path = check_path(path_expr)
+        key = key_expr.value if key_expr is not None else ""
+        if key and not path.lower().endswith(".npz"):
+            raise ExprError("key chooses an array inside a .npz file; .npy and .csv files "
+                            "hold one array.", key_expr.span, "Remove key = ...")
+        folder = self.module.path.parent
+        try:
+            shape = array_shape(folder / path, key, path)
+        except DataFileError as err:
+            self.diags.append(Diagnostic("Data", str(err), call.span,
+                                         f"Paths are relative to '{_show(folder)}'."))
+            raise _Skip from None
+        return ir.Constant(name, shape, None, path, key, span=st.span)
 
     def _constructor(self, expr: S.Expr, kind: str, key: str) -> ir.Constructor:
         call = as_call(expr)
@@ -423,10 +497,17 @@ class Lowering:
     def _assemble(self) -> ir.Model | None:
         got = self.converted
         name_span = self.model.name_span
+        # a model with samplers and no networks, interpolant or objective samples its target's
+        # energy; without samplers either, it is an unfinished generative model
+        sampling = not any(isinstance(st, S.NetworkDecl) for st in self.local.values()) and \
+            "interpolant" not in self.single and "objective" not in self.single and \
+            any(isinstance(st, S.SamplerDecl) for st in self.local.values())
         for role, example in (("base", "base x0 ~ normal(0, 1)"),
                               ("target", "target x1 ~ moons(noise = 0.1)"),
                               ("interpolant", "interpolant x_t = (1 - t) * x0 + t * x1"),
                               ("objective", "objective { b ~ velocity }")):
+            if sampling and role in ("interpolant", "objective"):
+                continue  # a model without networks runs samplers on its target's energy
             if role not in self.single:
                 self.error(f"Model {self.model.name} has no {role}.", name_span,
                            f"Add one, for example: {example}")
@@ -445,16 +526,20 @@ class Lowering:
                            for key in self.graph.successors(sampler.name)
                            if key in self.entries and isinstance(got.get(key), ir.ScalarFunction))
         energies = tuple(v for v in got.values() if isinstance(v, ir.Energy))
+        constants = tuple(v for k, v in got.items() if isinstance(v, ir.Constant))
         networks = tuple(v for v in got.values() if isinstance(v, ir.Network))
         samplers = tuple(v for v in got.values() if isinstance(v, ir.Sampler))
-        if None in (shape, base, target, interpolant, objective, coupling, train) or \
-                len(functions) + len(energies) + len(networks) + len(samplers) < len(self.local):
+        if None in (shape, base, target, coupling, train) or \
+                (not sampling and None in (interpolant, objective)) or \
+                len(functions) + len(energies) + len(constants) + len(networks) + \
+                len(samplers) < len(self.local):
             return None
         order = tuple(k for k in G.evaluation_order(self.graph) if k not in self.entries)
         rank = {name: i for i, name in enumerate(order)}
         model = ir.Model(self.model.name, shape, base, target, coupling,
                          tuple(sorted(functions, key=lambda f: rank.get(f.name, -1))),
                          interpolant, energies, networks, objective, samplers, train,
+                         constants=tuple(sorted(constants, key=lambda c: rank.get(c.name, -1))),
                          order=order, file=self.module.display, span=self.model.span)
         from .check_model import check_model
         self.diags.extend(check_model(model, self.single, self.local))
@@ -498,7 +583,8 @@ def _interpolant_symbols():
 def _local_kind(st) -> str:
     if isinstance(st, S.FunctionDecl):
         return "noise" if st.is_noise else "function"
-    return {S.EnergyDecl: "energy", S.NetworkDecl: "network", S.SamplerDecl: "sampler"}[type(st)]
+    return {S.EnergyDecl: "energy", S.ConstantDecl: "constant", S.NetworkDecl: "network",
+            S.SamplerDecl: "sampler"}[type(st)]
 
 
 def _entry_kind(entry: Entry) -> str:
@@ -550,6 +636,33 @@ def _referenced_names(st) -> set[str]:
     if isinstance(st, S.ObjectiveBlock):
         names |= {i.lhs for i in st.items if isinstance(i, S.ObjectiveTerm) and i.lhs != "time"}
     return names
+
+
+MAX_CONSTANT_ELEMENTS = 100_000  # written in the file; larger arrays belong in a data file
+
+
+def _nested(expr: S.ListExpr) -> tuple[tuple, tuple[int, ...]]:
+    """The values and shape of a (nested) list of constant numbers, rectangular."""
+    if not expr.items:
+        raise ExprError("A constant list needs at least one number.", expr.span)
+    if all(isinstance(item, S.ListExpr) for item in expr.items):
+        rows = [_nested(item) for item in expr.items]
+        shapes = {shape for _, shape in rows}
+        if len(shapes) > 1:
+            raise ExprError("The rows of this constant have different lengths.", expr.span,
+                            "A matrix needs rows of one length.")
+        shape = (len(rows),) + rows[0][1]
+        if math.prod(shape) > MAX_CONSTANT_ELEMENTS:
+            raise ExprError("This constant is too large to write in the file.", expr.span,
+                            'Save it with numpy.save and use load("file.npy").')
+        return tuple(values for values, _ in rows), shape
+    values = []
+    for item in expr.items:
+        if isinstance(item, (S.ListExpr, S.String)):
+            raise ExprError("Mix no lists or strings into a list of numbers.", item.span)
+        from .signatures import real_value
+        values.append(real_value(item, constant_scope(), "An entry of a constant"))
+    return tuple(values), (len(values),)
 
 
 def _shape(expr: S.Expr) -> tuple[int, ...]:

@@ -38,7 +38,11 @@ class VSum(sympy.Function):
 class LogSumExp(sympy.Function):
     """log(sum_i exp(a_i)) of scalar arguments, computed stably by the backends."""
 
+    def fdiff(self, argindex=1):
+        """d/da_i = exp(a_i - logsumexp(a)): the softmax weight of a_i."""
+        return sympy.exp(self.args[argindex - 1] - self)
 
-REDUCTIONS = ("sum", "dot", "norm", "logsumexp")
+
+REDUCTIONS = ("sum", "dot", "norm", "logsumexp")  # energies only (compiler/arrays.py)
 SPECIAL = ("integral",)  # integral(body, s, lo, hi): symbolic definite integral
 ALL_NAMES = tuple(UNARY) + tuple(VARIADIC) + tuple(CONSTANTS) + REDUCTIONS + SPECIAL

@@ -7,11 +7,8 @@ by the derivation passes, not here.
 
 from __future__ import annotations
 
-
-import sympy
-
 from ..errors import Diagnostic
-from . import ir
+from . import ir, kinds
 from .derive import affine_form, gaussian_base
 
 LATENT_TARGETS = ("noise", "score")
@@ -42,19 +39,17 @@ def check_model(model: ir.Model, statements: dict, declarations: dict) -> list[D
         if ctor.name == "energy" and density.role == "base":
             error("The base must be a density we can sample: energy() gives no samples.",
                   ctor.span, "Use base x0 ~ normal(0, 1).")
-    if model.target.constructor.name == "energy":
+    if model.target.constructor.name == "energy" and not model.sampling:
         error("A target given only by its energy has no samples to regress on, so this "
-              "objective cannot be trained; energy-based training objectives are not in "
-              "language version 0.", model.target.span,
-              "Give samples with data(\"file.npy\") or a stdlib distribution.")
+              "objective cannot be trained; training networks on an energy is not in this "
+              "version of the language.", model.target.span,
+              "Give samples with data(\"file.npy\") or a stdlib distribution, or remove the "
+              "networks and the objective and sample the energy with MCMC or SMC "
+              "(sampler s = mala()).")
 
-    # energies index the flattened sample
-    for energy in model.energies:
-        for atom in energy.expr.atoms(sympy.Indexed):
-            index = int(atom.indices[0])
-            if index >= model.dim:
-                error(f"x[{index}] is out of range in energy '{energy.name}': x has {model.dim} "
-                      f"components (0 to {model.dim - 1}).", energy.span)
+    out.extend(check_samplers(model))
+    if model.sampling:
+        return out
 
     # coupling
     coupling = model.coupling
@@ -110,3 +105,45 @@ def check_model(model: ir.Model, statements: dict, declarations: dict) -> list[D
 
 
 
+
+
+def check_samplers(model: ir.Model) -> list[Diagnostic]:
+    """Each sampler fits the model: ODE and SDE samplers need trained networks, MCMC and SMC
+    samplers a model without them (they sample the target's energy); a cycle and an SMC
+    sampler use MCMC kernels; acceptance targets and ESS fractions lie in (0, 1)."""
+    out: list[Diagnostic] = []
+    by_name = {s.name: s for s in model.samplers}
+    for sampler in model.samplers:
+        signature = kinds.sampler(sampler.constructor.name)
+        span = sampler.constructor.span or sampler.span
+        if signature is None:
+            if model.sampling:  # (models with networks report it when they are derived)
+                out.append(Diagnostic(
+                    "Semantic", f"The sampler kind '{sampler.constructor.name}' has no signature "
+                    "in this compiler (compiler/kinds.py), so its needs are unknown.", span))
+            continue
+        family = signature.family
+        if model.sampling and family in ("ode", "sde"):
+            out.append(Diagnostic(
+                "Semantic", f"The sampler '{sampler.name}' ({sampler.constructor.name}) "
+                "integrates the model's learned velocity, but this model has no networks.",
+                span, "Sample the target's energy with MCMC or SMC: sampler s = mala() or "
+                "smc(kernel = ...)."))
+        if not model.sampling and family in ("mcmc", "smc"):
+            out.append(Diagnostic(
+                "Semantic", f"The sampler '{sampler.name}' ({sampler.constructor.name}) samples "
+                "the target's energy; a model that trains networks samples with ODE or SDE "
+                "samplers.", span, "Put MCMC and SMC samplers in a model without networks."))
+        for param, value in sampler.constructor.args:
+            if isinstance(value, ir.Reference) and value.kind == "sampler":
+                used = by_name.get(value.name)
+                used_kind = kinds.sampler(used.constructor.name) if used is not None else None
+                if used_kind is not None and used_kind.family != "mcmc":
+                    out.append(Diagnostic(
+                        "Semantic", f"'{value.name}' is not an MCMC kernel; {param} takes "
+                        "one: rwm, mala, hmc or a cycle of them.", span))
+            if param in ("accept", "ess") and not 0 < value < 1:
+                out.append(Diagnostic("Semantic", f"The argument '{param}' of "
+                                      f"{sampler.constructor.name} is a fraction in (0, 1); "
+                                      f"it is {value:g}.", span))
+    return out

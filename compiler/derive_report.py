@@ -35,8 +35,72 @@ def _functions(model: ir.Model, d: ir.Derivation):
     return [(name, by_name[name], rate) for name, rate in d.derivatives]
 
 
+def energy_gradients(model: ir.Model):
+    """(energy, its gradient's shared part, the extra terms of indexed components) of each
+    energy, the gradient None where sympy cannot write it (constants, matrix products, shifts,
+    a logsumexp over a vector: the backends' autodiff differentiates those)."""
+    from .arrays import symbolic_gradient
+
+    out = []
+    for e in model.energies:
+        if e.expr is None:
+            out.append((e, None, ()))
+        else:
+            shared, extra = symbolic_gradient(e.expr)
+            out.append((e, shared, extra))
+    return out
+
+
+def _energy_text(model: ir.Model) -> list[str]:
+    if not model.energies:
+        return []
+    out = ["", "energies (x is one component of the sample; VSum sums over the components)"]
+    for e, shared, extra in energy_gradients(model):
+        out.append(f"  {e.name}(x) = {e.text}")
+        if shared is None:
+            out.append(f"  {'':<{len(e.name)}}  gradient: by the backend's autodiff (no "
+                       "elementwise form)")
+            continue
+        out.append(f"  grad {e.name}(x)_k = {shared}")
+        for k, term in extra:
+            out.append(f"  {'':<{len(e.name) + 5}}  + ({term}) at k = {k}")
+    return out
+
+
+def _energy_json(model: ir.Model) -> dict:
+    return {e.name: {"text": e.text, "expr": _expr(e.expr) if e.expr is not None else None,
+                     "gradient": None if shared is None else {
+                         "shared": _expr(shared),
+                         "indexed": {str(k): _expr(term) for k, term in extra}}}
+            for e, shared, extra in energy_gradients(model)}
+
+
+def _sampling(model: ir.Model, findings, fmt: str) -> str:
+    """The report of a model without networks: its energies and their gradients."""
+    if fmt == "json":
+        return json.dumps({"model": model.name, "file": model.file,
+                           "energies": _energy_json(model),
+                           "findings": [f.to_json() for f in findings]}, indent=2, sort_keys=True)
+    if fmt == "latex":
+        rows = []
+        for e, shared, extra in energy_gradients(model):
+            if e.expr is not None:
+                rows.append(rf"{_tex_name(e.name)}(x) &= {sympy.latex(e.expr)}")
+            if shared is not None:
+                rows.append(rf"\partial_{{x_k}} {_tex_name(e.name)} &= {sympy.latex(shared)}")
+        body = " \\\\\n".join(rows)
+        return f"% tfmc derive {model.file}\n\\begin{{align*}}\n{body}\n\\end{{align*}}"
+    out = [f"model {model.name} ({model.file}): no networks; its samplers run on the target's "
+           "energy"] + _energy_text(model) + ["", "findings"]
+    out += ["  none"] if not findings else \
+        ["  " + render(f, {}).replace("\n", "\n  ") for f in findings]
+    return "\n".join(out)
+
+
 def report(model: ir.Model, findings: list[Diagnostic], fmt: str, sources) -> str:
     d = model.derivation
+    if model.sampling:
+        return _sampling(model, findings, fmt)
     if fmt == "json":
         return json.dumps(_json(model, d, findings), indent=2, sort_keys=True)
     if fmt == "latex":
@@ -70,6 +134,7 @@ def _json(model, d, findings) -> dict:
         "drifts": [{"sampler": s, "direction": direction, "drift": _expr(e)}
                    for s, direction, e in d.drifts],
         "cse": _cse(d),
+        "energies": _energy_json(model),
         "findings": [f.to_json() for f in findings],
     }
 
@@ -118,6 +183,7 @@ def _text(model, d, findings, sources) -> str:
         out += ["", "SDE drifts (b + eps s forward, b - eps s backward)"]
         for sampler, direction, drift in d.drifts:
             out.append(f"  {sampler} ({direction}) = {drift}")
+    out += _energy_text(model)
     out += ["", "findings"]
     if not findings:
         out.append("  none")

@@ -42,8 +42,6 @@ class Scope:
     symbols: dict[str, sympy.Basic]
     resolve: Callable[[str], object]  # name -> ir.ScalarFunction | Template | str (a kind) | None
     candidates: Callable[[], list[str]]
-    vectors: bool = False  # energies: x is a vector, reductions allowed
-    dim: int | None = None
     constant_only: bool = False  # constructor arguments: numbers, nothing declared
 
 
@@ -161,8 +159,9 @@ def _call(expr: S.Call, scope: Scope):
         if len(expr.args) < 2:
             raise ExprError(f"{name} takes at least 2 arguments.", expr.span)
         return B.VARIADIC[name](*(convert(a, scope) for a in expr.args))
-    if target is None and name in B.REDUCTIONS:
-        return _reduction(expr, scope)
+    if target is None and (name in B.REDUCTIONS or name == "roll"):
+        raise ExprError(f"{name} works on the sample x of an energy; it cannot be used here.",
+                        expr.func_span)
     if target is None and name == "integral":
         return _integral(expr, scope)
     if isinstance(target, str):
@@ -223,16 +222,7 @@ def instantiate(template: Template, args, keywords, expr, scope: Scope) -> sympy
 
 
 def _index(expr: S.Index, scope: Scope):
-    if not (scope.vectors and isinstance(expr.value, S.Name)
-            and scope.symbols.get(expr.value.id) == ir.x):
-        raise ExprError("Only the sample x of an energy can be indexed, as in x[0].", expr.span)
-    index = convert(expr.index, scope)
-    if not (index.is_Integer and index >= 0):
-        raise ExprError("An index must be a whole number, 0 or more.", expr.index.span)
-    if scope.dim is not None and int(index) >= scope.dim:
-        raise ExprError(f"Index {int(index)} is out of range: x has {scope.dim} components "
-                        f"(0 to {scope.dim - 1}).", expr.index.span)
-    return sympy.Indexed(sympy.IndexedBase("x"), index)
+    raise ExprError("Only the sample x of an energy can be indexed, as in x[0].", expr.span)
 
 
 def _integral(expr: S.Call, scope: Scope):
@@ -247,8 +237,7 @@ def _integral(expr: S.Call, scope: Scope):
         raise ExprError(f"The integration variable '{var}' is already bound here; pick a fresh "
                         "name.", expr.args[1].span)
     symbol = sympy.Symbol(var, real=True)
-    inner = Scope({**scope.symbols, var: symbol}, scope.resolve, scope.candidates,
-                  scope.vectors, scope.dim)
+    inner = Scope({**scope.symbols, var: symbol}, scope.resolve, scope.candidates)
     body = convert(expr.args[0], inner)
     lo, hi = convert(expr.args[2], scope), convert(expr.args[3], scope)
     if symbol in lo.free_symbols | hi.free_symbols:
@@ -258,38 +247,6 @@ def _integral(expr: S.Call, scope: Scope):
         raise ExprError("sympy cannot integrate this in closed form.", expr.args[0].span,
                         "Write the antiderivative yourself.")
     return result
-
-
-def _reduction(expr: S.Call, scope: Scope):
-    name = expr.func
-    if not scope.vectors:
-        raise ExprError(f"{name} works on the sample x of an energy; it cannot be used here.",
-                        expr.func_span)
-    _no_keywords(expr)
-    args = [convert(a, scope) for a in expr.args]
-    arity = {"sum": 1, "norm": 1, "dot": 2}.get(name)
-    if arity is not None and len(args) != arity:
-        raise ExprError(f"{name} takes {arity} argument{'s' * (arity > 1)}, not {len(args)}.",
-                        expr.span)
-    if name == "sum":
-        return B.VSum(args[0])
-    if name == "norm":
-        return sympy.sqrt(B.VSum(args[0] ** 2))
-    if name == "dot":
-        return B.VSum(args[0] * args[1])
-    if len(args) < 1:
-        raise ExprError("logsumexp takes at least 1 argument.", expr.span)
-    for a, node in zip(args, expr.args):
-        if is_vector(a):
-            raise ExprError("logsumexp takes scalar arguments, as in "
-                            "logsumexp(-sum((x - 1)^2), -sum((x + 1)^2)).", node.span)
-    return B.LogSumExp(*args)
-
-
-def is_vector(expr: sympy.Expr) -> bool:
-    """Whether an energy expression still depends on the whole vector x (outside reductions)."""
-    reduced = expr.replace(lambda e: isinstance(e, B.VSum), lambda e: sympy.Integer(0))
-    return ir.x in reduced.free_symbols
 
 
 def constant(expr: S.Expr, scope: Scope) -> sympy.Expr:

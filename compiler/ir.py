@@ -99,9 +99,37 @@ class Interpolant:
 
 
 @attrs.frozen
-class Energy:
+class Constant:
+    """``constant NAME = ...``: a number, a vector or a matrix given in the file (``values``,
+    nested tuples of floats) or read from a data file (``path``, ``key``) when the program runs;
+    ``shape`` is fixed when the model is compiled."""
+
     name: str
-    expr: sympy.Expr
+    shape: tuple[int, ...]
+    values: float | tuple | None = None
+    path: str | None = None
+    key: str = ""
+    span: Span | None = _span
+
+    def to_json(self) -> dict:
+        if self.path is not None:
+            return {"shape": list(self.shape), "path": self.path, "key": self.key}
+        return {"shape": list(self.shape), "values": _jsonable_nested(self.values)}
+
+
+def _jsonable_nested(values):
+    return [_jsonable_nested(v) for v in values] if isinstance(values, tuple) else values
+
+
+@attrs.frozen
+class Energy:
+    """``energy NAME(x) = ...``: ``tree`` the array expression (compiler/arrays.py), ``expr`` its
+    elementwise sympy form where it has one (None otherwise), ``text`` the body as written."""
+
+    name: str
+    tree: object
+    expr: sympy.Expr | None
+    text: str = ""
     span: Span | None = _span
 
 
@@ -151,12 +179,13 @@ class Model:
     target: Density
     coupling: Constructor
     functions: tuple[ScalarFunction, ...]
-    interpolant: Interpolant
+    interpolant: Interpolant | None  # None: a sampling model (no networks; samplers only)
     energies: tuple[Energy, ...]
     networks: tuple[Network, ...]
-    objective: Objective
+    objective: Objective | None
     samplers: tuple[Sampler, ...]
     train: Train
+    constants: tuple[Constant, ...] = ()
     order: tuple[str, ...] = attrs.field(eq=False, default=())
     derivation: "Derivation | None" = attrs.field(eq=False, default=None)
     file: str = attrs.field(eq=False, default="<string>")
@@ -168,6 +197,14 @@ class Model:
         for s in self.shape:
             n *= s
         return n
+
+    @property
+    def sampling(self) -> bool:
+        """A model with no networks: it runs MCMC or SMC samplers on its target's energy."""
+        return self.interpolant is None
+
+    def energy(self, name: str) -> Energy:
+        return next(e for e in self.energies if e.name == name)
 
     def function(self, name: str) -> ScalarFunction:
         return next(f for f in self.functions if f.name == name)

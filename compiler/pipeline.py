@@ -105,6 +105,8 @@ def _compile(load) -> Compilation:
 
 
 def _derive(model: ir.Model, diagnostics: list[Diagnostic]) -> ir.Model:
+    if model.sampling:  # no interpolant to derive from
+        return model
     derivation, found = derive(model)
     diagnostics.extend(found)
     findings, time_law = check_boundaries(model, derivation)

@@ -212,6 +212,11 @@ def _sample(args) -> int:
     from .run import open_run
 
     model = open_run(args.run_dir, args.backend)
+    if args.trajectory and model.spec.sampling:
+        from ..errors import Diagnostic, TfmSemanticError
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", "MCMC and SMC samplers have no trajectory from base to target.",
+            suggestion="Leave out --trajectory; the run folder holds trace plots."))
     if args.trajectory:
         samples, path = model.sample(args.n, sampler=args.sampler, seed=args.seed,
                                      trajectory=True)
@@ -326,16 +331,25 @@ def _info(args) -> int:
     print(f"  shape        {summary['shape']} (dim {summary['dim']})")
     for role in ("base", "target", "coupling"):
         print(f"  {role:<12} {_call_text(summary[role])}")
-    print(f"  interpolant  {summary['interpolant']['name']} = {summary['interpolant']['expr']}")
+    if summary["interpolant"] is not None:
+        print(f"  interpolant  {summary['interpolant']['name']} = "
+              f"{summary['interpolant']['expr']}")
+    for c in summary["constants"]:
+        where = f" from {c['path']}" + (f"[{c['key']}]" if c.get("key") else "") \
+            if "path" in c else ""
+        print(f"  constant     {c['name']}: shape {c['shape']}{where}")
+    for e in summary["energies"]:
+        print(f"  energy       {e['name']}(x) = {e['text']}")
     for f in summary["functions"]:
         print(f"  {'noise' if f['noise'] else 'function':<12} {f['name']}"
               f"({', '.join(f['params'])}) = {f['body']}")
     for n in summary["networks"]:
         print(f"  network      {n['name']} = {_call_text(n['constructor'])}")
     objective = summary["objective"]
-    for term in objective["terms"]:
-        print(f"  objective    {term['network']} ~ {term['target']}")
-    print(f"  time law     {_call_text(objective['time_law'])}, weight {objective['weight']}")
+    if objective is not None:
+        for term in objective["terms"]:
+            print(f"  objective    {term['network']} ~ {term['target']}")
+        print(f"  time law     {_call_text(objective['time_law'])}, weight {objective['weight']}")
     for s in summary["samplers"]:
         print(f"  sampler      {s['name']} = {_call_text(s['constructor'])}")
     train = ", ".join(f"{k} {_call_text(v) if isinstance(v, dict) else v}"
@@ -364,17 +378,23 @@ def model_summary(model: ir.Model) -> dict:
         "base": model.base.constructor.to_json(),
         "target": model.target.constructor.to_json(),
         "coupling": model.coupling.to_json(),
-        "interpolant": {"name": model.interpolant.name, "expr": str(model.interpolant.expr),
-                        "latent": model.interpolant.uses_latent},
+        "interpolant": None if model.sampling else {
+            "name": model.interpolant.name, "expr": str(model.interpolant.expr),
+            "latent": model.interpolant.uses_latent},
+        "constants": [{"name": c.name} | c.to_json() for c in model.constants
+                      if "values" not in c.to_json()] +
+                     [{"name": c.name, "shape": list(c.shape)} for c in model.constants
+                      if c.path is None],
         "functions": [{"name": f.name, "params": list(f.params), "body": str(f.body),
                        "noise": f.is_noise} for f in model.functions],
-        "energies": [{"name": e.name, "expr": str(e.expr)} for e in model.energies],
+        "energies": [{"name": e.name, "text": e.text, "expr": None if e.expr is None
+                      else str(e.expr)} for e in model.energies],
         "networks": [{"name": n.name, "constructor": n.constructor.to_json()}
                      for n in model.networks],
-        "objective": {"terms": [{"network": t.network, "target": t.target}
-                                for t in model.objective.terms],
-                      "time_law": model.objective.time_law.to_json(),
-                      "weight": str(model.objective.weight)},
+        "objective": None if model.sampling else {
+            "terms": [{"network": t.network, "target": t.target} for t in model.objective.terms],
+            "time_law": model.objective.time_law.to_json(),
+            "weight": str(model.objective.weight)},
         "samplers": [{"name": s.name, "constructor": s.constructor.to_json()}
                      for s in model.samplers],
         "train": {k: (v.to_json() if isinstance(v, ir.Constructor) else v)

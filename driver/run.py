@@ -20,7 +20,7 @@ from .. import __version__
 from ..compiler.pipeline import Compilation, compile_model, compile_text
 from ..errors import Diagnostic, TfmDataError, TfmError, TfmSemanticError
 from ..backends import BACKENDS
-from ..backends.runtime import checkpoint, metrics as metric_fns
+from ..backends.runtime import checkpoint, energy_model, metrics as metric_fns
 from ..backends.codegen.spec import spec as spec_of
 from ..backends.runtime.samplers import kind_of
 from ..backends.runtime.spec import DEFAULT_SAMPLER
@@ -81,16 +81,14 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
     path = Path(path)
     out = Path(out) if out is not None else Path("runs") / path.stem
     compilation = compilation or compile_model(path)
+    if compilation.model.sampling:
+        return _run_samplers(path, backend, out, seed, resume, progress, log, compilation)
     spec_name = compilation.model.name
     total = int(steps if steps is not None else compilation.model.train["steps"])
     train = spec_of(compilation.model).train
     meta = _resumable(out, spec_name, seed, total, checkpoint.optimizer_id(train), backend) \
         if resume else None
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise TfmDataError(Diagnostic("Data", f"Cannot create the run folder '{out}': "
-                                      f"{err.strerror}.")) from None
+    _make_folder(out)
     model = build(path, backend, out, compilation)
     if meta is not None:
         model.seed = int(meta.get("seed", model.seed))
@@ -120,6 +118,39 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
     written = sorted(p.name for p in out.iterdir() if p.is_file())
     log(f"wrote {out}/: {', '.join(written)}")
     return result
+
+
+def _run_samplers(path: Path, backend: str, out: Path, seed, resume: bool, progress: bool, log,
+                  compilation: Compilation) -> dict:
+    """A model without networks: its samplers run into the run folder (driver/sampling.py)."""
+    from .sampling import run_samplers
+
+    if resume:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"Model {compilation.model.name} trains nothing, so there is nothing to "
+            "resume.", suggestion="Run it again without --resume; `tfmc sample RUN -n N` "
+            "continues its chains."))
+    _make_folder(out)
+    model = build(path, backend, out, compilation)
+    if seed is not None:
+        model.seed = int(seed)
+    (out / "model.tfm").write_text(model.source_text)
+    checkpoint.write_json(out / "config.json", {
+        "model": model.spec.model, "source": str(model.source_path), "backend": backend,
+        "tfm_version": __version__, "seed": model.seed, "spec": model.spec.to_json()})
+    result = run_samplers(model, out, log, progress)
+    checkpoint.write_json(out / "metrics.json", result)
+    written = sorted(p.name for p in out.iterdir() if p.is_file())
+    log(f"wrote {out}/: {', '.join(written)}")
+    return result
+
+
+def _make_folder(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TfmDataError(Diagnostic("Data", f"Cannot create the run folder '{out}': "
+                                      f"{err.strerror}.")) from None
 
 
 def _resumable(out: Path, model_name: str, seed: int | None, total: int,
@@ -227,5 +258,9 @@ def open_run(run_dir: str | Path, backend: str | None = None):
     compilation = compile_text(text, file=source.name, folder=source.parent)
     compilation.raise_errors()
     model = _build(compilation, source, text, backend, run_dir / f"build_{backend}")
+    if model.spec.sampling:
+        model.seed = int(config.get("seed", model.seed))
+        model.load(run_dir / energy_model.STATE)
+        return model
     model.load(run_dir / checkpoint.NAME)
     return model

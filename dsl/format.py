@@ -11,7 +11,7 @@ from __future__ import annotations
 from . import syntax as S
 
 INDENT = "    "
-_PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "^": 4}
+_PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "^": 4}
 
 
 def format_module(module: S.Module) -> str:
@@ -89,6 +89,8 @@ def _line(node) -> str:
         return f"primitive {node.kind} {node.name}({_params(node.params)}){dim}"
     if isinstance(node, S.EnergyDecl):
         return f"energy {node.name}({node.arg}) = {_expr(node.body)}"
+    if isinstance(node, S.ConstantDecl):
+        return f"constant {node.name} = {_expr(node.value)}"
     if isinstance(node, S.DimStmt):
         return f"dim {_expr(node.value)}"
     if isinstance(node, S.DensityStmt):

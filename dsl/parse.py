@@ -27,7 +27,8 @@ MAX_INT_DIGITS = 18
 MAX_NUMBER_CHARS = 64
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 KEYWORDS = ("import", "model", "dim", "base", "target", "coupling", "noise", "interpolant",
-            "energy", "network", "sampler", "objective", "weight", "train", "primitive")
+            "energy", "constant", "network", "sampler", "objective", "weight", "train",
+            "primitive")
 
 
 @functools.cache
@@ -145,6 +146,10 @@ class _ToSyntax(Transformer_NonRecursive):
     def energy_decl(self, meta, children):
         name, arg, body = children
         return S.EnergyDecl(str(name), str(arg), body, self._span(meta), self._tok(name))
+
+    def constant_decl(self, meta, children):
+        name, value = children
+        return S.ConstantDecl(str(name), value, self._span(meta), self._tok(name))
 
     def params(self, meta, children):
         return tuple(children)
@@ -275,6 +280,9 @@ class _ToSyntax(Transformer_NonRecursive):
 
     def div(self, meta, children):
         return self._binop("/", meta, children)
+
+    def matmul(self, meta, children):
+        return self._binop("@", meta, children)
 
     def pow(self, meta, children):
         return self._binop("^", meta, children)

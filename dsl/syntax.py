@@ -176,6 +176,16 @@ class EnergyDecl:
 
 
 @attrs.frozen
+class ConstantDecl:
+    """``constant NAME = value``: a number, a (nested) list, or load("file", key = "...")."""
+
+    name: str
+    value: Expr
+    span: Span | None = _span
+    name_span: Span | None = _span
+
+
+@attrs.frozen
 class DimStmt:
     value: Expr
     span: Span | None = _span
@@ -250,7 +260,7 @@ class TrainBlock:
 
 
 Statement = (DimStmt | DensityStmt | CouplingStmt | FunctionDecl | InterpolantDecl | EnergyDecl
-             | NetworkDecl | ObjectiveBlock | SamplerDecl | TrainBlock)
+             | ConstantDecl | NetworkDecl | ObjectiveBlock | SamplerDecl | TrainBlock)
 
 
 @attrs.frozen

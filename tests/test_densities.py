@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from backend_params import backend_ops_of, pairing_cost as _cost, to_numpy as _numpy  # tests/
-from tfm.backends.runtime import couplings, densities
+from tfm.backends.runtime import couplings, densities, targets
 from tfm.backends.runtime.spec import Call
 from tfm.errors import TfmSemanticError
 
@@ -26,8 +26,11 @@ DENSITIES = {
     "eight_gaussians": ({"radius": 2.0, "scale": 0.1}, (2,)),
     "checkerboard": ({}, (2,)),
     "gmm40": ({}, (2,)),
+    "gmm50": ({}, (50,)),
     "funnel": ({}, (10,)),
+    "many_well": ({}, (32,)),
 }
+ENERGY_ONLY = {"phi4", "breast_cancer_logistic"}  # stdlib targets without an exact sampler
 
 
 def _rng(ops, seed: int):
@@ -63,7 +66,7 @@ def _normal(ops, seed: int, shape, shift: float = 0.0):
 
 
 def test_every_density_is_registered():
-    assert set(DENSITIES) | {"data"} == set(densities.DENSITIES.names())
+    assert set(DENSITIES) | {"data"} | ENERGY_ONLY == set(densities.DENSITIES.names())
 
 
 # --- couplings ----------------------------------------------------------------------------------
@@ -190,13 +193,13 @@ def test_a_density_without_a_sampler_raises_the_semantic_error(backend_ops, monk
 
 def test_gmm40_draws_are_near_the_shared_means(backend_ops):
     _, ops = backend_ops
-    means = densities.gmm40_means()
+    means = targets.gmm40_means()
     assert means.shape == (40, 2) and means.dtype == np.float32
-    assert np.array_equal(means, densities.gmm40_means()) and np.abs(means).max() <= 40
-    assert densities.GMM40_STD == pytest.approx(math.log(1 + math.e))
+    assert np.array_equal(means, targets.gmm40_means()) and np.abs(means).max() <= 40
+    assert targets.GMM40_STD == pytest.approx(math.log(1 + math.e))
     x = _numpy(_sampler(ops, "gmm40")(0))
     nearest = np.sqrt(((x[:, None, :] - means[None]) ** 2).sum(-1)).min(1)
-    assert nearest.max() < 6 * densities.GMM40_STD
+    assert nearest.max() < 6 * targets.GMM40_STD
     se = np.sqrt(x.var(0) / len(x))
     assert np.all(np.abs(x.mean(0) - means.mean(0)) < 5 * se)
 

@@ -21,7 +21,7 @@ import attrs
 import sympy
 
 from ... import __version__
-from ...compiler import ir
+from ...compiler import arrays, ir
 from . import spec as specs
 
 PACKAGE = "tfm_emitted"
@@ -100,6 +100,36 @@ def functions(model: ir.Model, block) -> str:
     return text + MAPS.format(fields=field_map, eps=eps_map)
 
 
+ENERGY = '''
+
+def energy_{name}(xp, x, c):
+    """U(x) = {text}
+
+    One number per sample of the batch x (batch axis first); xp is the array API namespace, c
+    the constants by name."""
+    return {body}
+'''
+
+ENERGY_MAP = '''
+
+# each energy by name (density proportional to exp(-U)): what MCMC and SMC samplers evaluate
+ENERGIES = {{{energies}
+}}
+'''
+
+
+def energies(model: ir.Model) -> str:
+    """``energy_<name>(xp, x, c)`` of each energy, printed from its array tree on the array API
+    (the same text for every backend), and the ``ENERGIES`` map."""
+    text = ""
+    if model.energies:
+        text += "\n\nfrom tfm.backends.runtime import array_functions as af  # noqa: E402\n"
+    for e in model.energies:
+        text += ENERGY.format(name=e.name, text=e.text, body=arrays.to_python(e.tree))
+    entries = "".join(f"\n    {e.name!r}: energy_{e.name}," for e in model.energies)
+    return text + ENERGY_MAP.format(energies=entries)
+
+
 def check(text: str, name: str) -> None:
     """Parse and byte-compile emitted text; a failure is a bug of the emitter."""
     tree = ast.parse(text, filename=f"<{name}>")
@@ -121,7 +151,9 @@ class Template:
         """The module's source text (checked: it parses and compiles)."""
         text = self.header.format(model=model.name, version=__version__,
                                   file=repr(Path(model.file).name), spec=spec_literal(model))
-        text += functions(model, self.block)
+        if not model.sampling:
+            text += functions(model, self.block)
+        text += energies(model)
         check(text, self.module_name(model))
         return text
 

@@ -17,14 +17,16 @@ from .codegen import identifier
 def output_keys(model: ir.Model) -> dict[str, str]:
     """Each network's key in the emitted functions' ``out`` mapping: its name, or grad_NAME for
     a potential network (whose gradient is the field), in declaration order."""
-    targets = {term.network: term.target for term in model.objective.terms}
+    terms = model.objective.terms if model.objective is not None else ()
+    targets = {term.network: term.target for term in terms}
     return {n.name: output_symbol(n.name, targets.get(n.name, "velocity")).name
             for n in model.networks}
 
 
 def spec(model: ir.Model) -> Spec:
     d = model.derivation
-    targets = {term.network: term.target for term in model.objective.terms}
+    terms = model.objective.terms if model.objective is not None else ()
+    targets = {term.network: term.target for term in terms}
     keys = output_keys(model)
     networks = []
     for n in model.networks:
@@ -41,23 +43,29 @@ def spec(model: ir.Model) -> Spec:
                  "kind": kinds.sampler(s.constructor.name).family}
         samplers.append(entry)
     samplers.sort(key=lambda e: _position(model, e["name"]))
-    fields = [f.name for f in d.fields if f.expr is not None]
+    fields = [] if model.sampling else [f.name for f in d.fields if f.expr is not None]
     return Spec.from_json({
         "model": model.name,
         "shape": list(model.shape),
         "dim": model.dim,
-        "latent": model.interpolant.uses_latent,
+        "latent": False if model.sampling else model.interpolant.uses_latent,
         "base": model.base.constructor.to_json(),
         "target": model.target.constructor.to_json(),
         "coupling": model.coupling.to_json(),
-        "time_law": d.time_law.to_json(),
+        "time_law": (UNIFORM if model.sampling else d.time_law).to_json(),
         "networks": networks,
         "fields": fields,
         "samplers": samplers,
         "train": {k: (v.to_json() if isinstance(v, ir.Constructor) else v)
                   for k, v in model.train.settings},
-        "objective": "regression",
+        "objective": "none" if model.sampling else "regression",
+        "energies": [e.name for e in model.energies],
+        "constants": {c.name: c.to_json() for c in model.constants},
     })
+
+
+# the time law of a model without networks (which trains nothing): the default, for the record
+UNIFORM = ir.Constructor("timelaw", "uniform", (("low", 0.0), ("high", 1.0)))
 
 
 def _position(model: ir.Model, sampler: str):

@@ -15,11 +15,12 @@ def build(model, folder: str | Path | None = None, root: str | Path | None = Non
     return a ``JaxModel`` whose data files resolve in ``root`` (default: the model file's
     folder)."""
     from . import emit
-    from .runtime import JaxModel
+    from .runtime import JaxEnergyModel, JaxModel
 
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="tfm_jax_"))
     module = emit.load(emit.write(model, folder))
-    return JaxModel(module, root=Path(root) if root is not None else Path(model.file).resolve().parent)
+    cls = JaxEnergyModel if module.SPEC.sampling else JaxModel
+    return cls(module, root=Path(root) if root is not None else Path(model.file).resolve().parent)
 
 
 __all__ = ["BACKEND", "OPTIONS", "build"]

@@ -61,6 +61,41 @@ def load(path: str, root: str | Path, shape: tuple[int, ...], key: str = "") -> 
     return array
 
 
+def load_constant(name: str, path: str, root: str | Path, shape: tuple[int, ...],
+                  key: str = "") -> np.ndarray:
+    """The array of ``constant name = load(path)``: the shape the model was compiled with
+    (the file may have changed since), finite numbers, float32."""
+    full = resolve(path, root)
+    if not full.is_file():
+        raise _error(f"The data file '{path}' of constant '{name}' does not exist (looked in "
+                     f"{Path(root)}).", "Data files are named relative to the model file.")
+    suffix = full.suffix.lower()
+    try:
+        if suffix == ".npy":
+            array = np.load(full, allow_pickle=False)
+        elif suffix == ".npz":
+            array = _npz(full, path, key)
+        else:
+            array = _csv(full, path)
+            array = array[:, 0] if array.shape[1] == 1 and len(shape) == 1 else array
+    except TfmDataError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        raise _error(f"The data file '{path}' cannot be read: {err}") from None
+    if array.dtype.kind not in "biuf":
+        raise _error(f"'{path}' holds {array.dtype} values; tfm reads numbers only.")
+    if tuple(array.shape) != tuple(shape):
+        raise _error(f"The constant '{name}' read from '{path}' has shape "
+                     f"{list(array.shape)}; the model was compiled with {list(shape)}.",
+                     "Compile the model again (tfmc run) after changing the file.")
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        where = np.argwhere(~np.isfinite(array))[0]
+        raise _error(f"The constant '{name}' read from '{path}' holds a non-finite value at "
+                     f"index {tuple(int(i) for i in where)}.", "Repair the file.")
+    return array
+
+
 def _npz(full: Path, shown: str, key: str) -> np.ndarray:
     with np.load(full, allow_pickle=False) as archive:
         try:

@@ -9,8 +9,9 @@ Draws follow the discipline of ``ops.Random``: a density that draws more than on
 stream first. Toy generators follow scikit-learn's and the flow-matching literature's, with random angles in
 place of scikit-learn's evenly spaced ones: moons (two interleaved half circles), circles,
 s_curve and swiss_roll (the (x, z) coordinates of the 3-D manifolds), eight_gaussians,
-checkerboard; ``gmm40`` (40 Gaussians, FAB's layout) and Neal's ``funnel``. Both backends draw
-from the same law, not the same numbers.
+checkerboard. Both backends draw from the same law, not the same numbers. The sampling targets
+of ``stdlib.targets`` (energies, exact samplers, log Z) are in ``targets.py``, registered here
+when this module is imported.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from ...errors import Diagnostic, TfmSemanticError
 from .kinds import Registry
 
 TWO_PI = 2 * math.pi
-GMM40_STD = math.log1p(math.e)  # softplus(1)
 
 
 @attrs.frozen
@@ -44,11 +44,6 @@ class Density:
 
 
 DENSITIES: Registry[Density] = Registry("density")
-
-
-def gmm40_means() -> np.ndarray:
-    """40 means uniform in [-40, 40]^2 (FAB's GMM-40 layout), fixed by a numpy seed."""
-    return np.random.Generator(np.random.PCG64(0)).uniform(-40, 40, (40, 2)).astype(np.float32)
 
 
 def vector(value, dim: int) -> np.ndarray:
@@ -194,20 +189,6 @@ def _checkerboard(xp, rng, n):
     return xp.stack([a, b + xp.remainder(xp.floor(a), 2)], axis=-1)
 
 
-def _gmm40(ops, args, shape, data):
-    means = ops.asarray(gmm40_means())
-    def draw(rng, n):
-        k_mode, k_noise = rng.split(2)
-        return means[k_mode.randint(40, (n,))] + GMM40_STD * k_noise.normal((n, 2))
-    return draw
-
-
-def _funnel(xp, rng, n):
-    k_v, k_x = rng.split(2)
-    v = 3 * k_v.normal((n, 1))
-    return xp.concat([v, xp.exp(v / 2) * k_x.normal((n, 9))], axis=-1)
-
-
 DENSITIES.register("normal")(Density(_normal_draw, _normal_log_prob))
 DENSITIES.register("data")(Density(_data_draw, reads_file=True))
 DENSITIES.register("moons")(_toy(_moons))
@@ -216,5 +197,5 @@ DENSITIES.register("s_curve")(_toy(_s_curve))
 DENSITIES.register("swiss_roll")(_toy(_swiss_roll))
 DENSITIES.register("eight_gaussians")(Density(_eight_gaussians))
 DENSITIES.register("checkerboard")(_toy(_checkerboard))
-DENSITIES.register("gmm40")(Density(_gmm40))
-DENSITIES.register("funnel")(_toy(_funnel))
+
+from . import targets  # noqa: E402,F401  (registers the stdlib targets; it imports this module)

@@ -73,3 +73,79 @@ def loss(path: str | Path, history: np.ndarray, title: str) -> None:
     ax.legend()
     ax.set_title(title)
     _save(fig, Path(path))
+
+
+# sampling from an energy (docs/sampling.md)
+
+def samples_on_energy(path: str | Path, samples: np.ndarray, grid, title: str) -> None:
+    """Samples (n, d) by their first two coordinates over filled contours of the energy U;
+    ``grid`` = (xs (gx,), ys (gy,), U (gy, gx)) on the plane of those coordinates, or None.
+    The contours are of log(1 + U - min U), so that the wells stay visible beside high walls."""
+    s = np.asarray(samples, dtype=np.float64)
+    s = s.reshape(len(s), -1)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if grid is not None:
+        xs, ys, u = (np.asarray(v, dtype=np.float64) for v in grid)
+        finite = u[np.isfinite(u)]
+        if finite.size and finite.max() > finite.min():
+            shown = np.log1p(np.where(np.isfinite(u), u, finite.max()) - finite.min())
+            cs = ax.contourf(xs, ys, shown, levels=25, cmap="viridis_r", alpha=0.85)
+            fig.colorbar(cs, ax=ax, shrink=0.8, label="log(1 + U - min U)")
+    ax.scatter(s[:, 0], s[:, 1 % s.shape[1]], s=2, alpha=0.5, c="tab:red", label="samples")
+    ax.set_xlabel("x[0]")
+    ax.set_ylabel("x[1]" if s.shape[1] > 1 else "x[0]")
+    ax.legend(loc="upper right", markerscale=4)
+    ax.set_title(title)
+    _save(fig, Path(path))
+
+
+def traces(path: str | Path, samples: np.ndarray, title: str, chains: int = 4,
+           coords: int = 2) -> None:
+    """Trace plots of the first ``chains`` chains for the first ``coords`` coordinates of chains
+    (draws, chains, *shape), one panel per coordinate."""
+    s = np.asarray(samples, dtype=np.float64)
+    s = s.reshape(s.shape[0], s.shape[1], -1)
+    chains, coords = min(chains, s.shape[1]), min(coords, s.shape[2])
+    fig, axes = plt.subplots(coords, 1, figsize=(7, 1.8 * coords + 0.6), sharex=True, squeeze=False)
+    draws = np.arange(s.shape[0])
+    for j, ax in enumerate(axes[:, 0]):
+        for c in range(chains):
+            ax.plot(draws, s[:, c, j], lw=0.5, alpha=0.8, label=f"chain {c}")
+        ax.set_ylabel(f"x[{j}]")
+    axes[0, 0].set_title(title)
+    axes[-1, 0].set_xlabel("draw")
+    axes[0, 0].legend(loc="upper right", fontsize="small", ncol=chains)
+    _save(fig, Path(path))
+
+
+def log_Z_curve(path: str | Path, temperatures, log_Z, stderr, truth: float | None,
+                title: str) -> None:
+    """log Z estimates with error bars (standard errors; None or NaN: none) against the number
+    of temperatures (log scale), and the true log Z as a horizontal line when given."""
+    k = np.asarray(temperatures, dtype=np.float64)
+    lz = np.asarray(log_Z, dtype=np.float64)
+    err = (None if stderr is None else
+           np.nan_to_num(np.array([np.nan if e is None else e for e in stderr], dtype=np.float64)))
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.errorbar(k, lz, yerr=err, fmt="o-", capsize=3, c="tab:blue", label="estimate")
+    if truth is not None:
+        ax.axhline(truth, c="tab:red", ls="--", lw=1, label="truth")
+    ax.set_xscale("log")
+    ax.set_xlabel("temperatures")
+    ax.set_ylabel("log Z")
+    ax.legend()
+    ax.set_title(title)
+    _save(fig, Path(path))
+
+
+def histogram(path: str | Path, values, title: str, xlabel: str) -> None:
+    """A density histogram of values (n,), e.g. the magnetisation of lattice fields."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    v = v[np.isfinite(v)]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.hist(v, bins=min(60, max(10, int(np.sqrt(max(v.size, 1))))), density=True,
+            color="tab:blue", alpha=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    _save(fig, Path(path))

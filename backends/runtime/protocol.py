@@ -26,6 +26,7 @@ class EmittedModule(Protocol):
     SPEC: Spec
     FIELDS: Mapping[str, Callable]  # name -> (t, x, out) -> the field alone
     EPS: Mapping[str, Callable]  # SDE sampler name -> t -> eps(t) (a number when constant)
+    ENERGIES: Mapping[str, Callable]  # name -> (xp, x, c) -> U(x), one number per sample
 
     def interpolant(self, t, x0, x1, z) -> Any:
         """x_t."""
@@ -38,6 +39,15 @@ class EmittedModule(Protocol):
 
     def drifts(self, t, x, out) -> Mapping[str, Any]:
         """Each SDE sampler's drift."""
+
+
+@runtime_checkable
+class SamplingModule(Protocol):
+    """The module of a model without networks (``SPEC.sampling``): its settings and energies."""
+
+    SOURCE: str
+    SPEC: Spec
+    ENERGIES: Mapping[str, Callable]  # name -> (xp, x, c) -> U(x), one number per sample
 
 
 @runtime_checkable
@@ -54,8 +64,16 @@ def check(module, protocol=EmittedModule) -> list[str]:
     parameter lists, a SPEC that is not a Spec, FIELDS not matching SPEC.fields, EPS not
     matching the SDE samplers."""
     problems = []
+    spec = getattr(module, "SPEC", None)
+    if isinstance(spec, Spec) and spec.sampling:
+        protocol = SamplingModule
+        if not isinstance(module, protocol):
+            return ["missing " + ", ".join(n for n in ("SOURCE", "SPEC", "ENERGIES")
+                                           if not hasattr(module, n))]
+        return _check_energies(module)
     if not isinstance(module, protocol):
-        missing = [n for n in ("SOURCE", "SPEC", "FIELDS", "EPS", *SIGNATURES, "Networks")
+        missing = [n for n in ("SOURCE", "SPEC", "FIELDS", "EPS", "ENERGIES", *SIGNATURES,
+                               "Networks")
                    if not hasattr(module, n) and (n != "Networks" or protocol is TorchEmittedModule)]
         return [f"missing {', '.join(missing)}"]
     for name, params in SIGNATURES.items():
@@ -73,4 +91,15 @@ def check(module, protocol=EmittedModule) -> list[str]:
     sdes = sorted(s.name for s in module.SPEC.samplers if s.kind == "sde")
     if sorted(module.EPS) != sdes:
         problems.append(f"EPS {sorted(module.EPS)} != the SDE samplers {sdes}")
+    return problems + _check_energies(module)
+
+
+def _check_energies(module) -> list[str]:
+    problems = []
+    if sorted(module.ENERGIES) != sorted(module.SPEC.energies):
+        problems.append(f"ENERGIES {sorted(module.ENERGIES)} != SPEC.energies "
+                        f"{sorted(module.SPEC.energies)}")
+    for name, fn in module.ENERGIES.items():
+        if list(inspect.signature(fn).parameters) != ["xp", "x", "c"]:
+            problems.append(f"ENERGIES[{name!r}] should take (xp, x, c)")
     return problems

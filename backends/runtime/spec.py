@@ -130,6 +130,8 @@ class Spec:
     samplers: tuple[Sampler, ...] = attrs.field(converter=tuple)
     train: Train
     objective: str = "regression"
+    energies: tuple[str, ...] = attrs.field(converter=tuple, default=())
+    constants: dict[str, dict] = attrs.field(converter=dict, factory=dict)
 
     @classmethod
     def from_json(cls, data: dict) -> "Spec":
@@ -138,7 +140,16 @@ class Spec:
                    Call.from_json(data["coupling"]), Call.from_json(data["time_law"]),
                    tuple(Network.from_json(n) for n in data["networks"]), tuple(data["fields"]),
                    tuple(Sampler.from_json(s) for s in data["samplers"]),
-                   Train.from_json(data["train"]), data.get("objective", "regression"))
+                   Train.from_json(data["train"]), data.get("objective", "regression"),
+                   tuple(data.get("energies", ())), dict(data.get("constants", {})))
+
+    @property
+    def sampling(self) -> bool:
+        """A model without networks: its samplers run MCMC or SMC on the target's energy."""
+        return self.objective == "none"
+
+    def sampler(self, name: str) -> Sampler:
+        return next(s for s in self.samplers if s.name == name)
 
     def to_json(self) -> dict:
         return {"model": self.model, "shape": list(self.shape), "dim": self.dim,
@@ -147,7 +158,8 @@ class Spec:
                 "time_law": self.time_law.to_json(),
                 "networks": [n.to_json() for n in self.networks], "fields": list(self.fields),
                 "samplers": [s.to_json() for s in self.samplers], "train": self.train.to_json(),
-                "objective": self.objective}
+                "objective": self.objective, "energies": list(self.energies),
+                "constants": dict(self.constants)}
 
     def role(self, name: str) -> Call:
         """The density of a role: ``base`` or ``target``."""

@@ -1,6 +1,7 @@
 """The runtime that emitted JAX modules use: networks, optimisers, densities, couplings, the fused
 training loop, solvers, likelihoods, and the model object tying them together."""
 
+from .energy_model import JaxEnergyModel
 from .model import JaxModel
 
-__all__ = ["JaxModel"]
+__all__ = ["JaxEnergyModel", "JaxModel"]

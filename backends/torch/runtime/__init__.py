@@ -1,6 +1,7 @@
 """The runtime that emitted PyTorch modules use: networks, optimisers, densities, couplings,
 training steps, solvers, likelihoods, and the model object tying them together."""
 
+from .energy_model import TorchEnergyModel
 from .model import TorchModel
 
-__all__ = ["TorchModel"]
+__all__ = ["TorchEnergyModel", "TorchModel"]

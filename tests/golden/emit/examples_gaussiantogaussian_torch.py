@@ -38,7 +38,9 @@ SPEC = Spec.from_json(
                'precision': 'float32',
                'checkpoint_every': 1000,
                'log_every': 100},
-     'objective': 'regression'})
+     'objective': 'regression',
+     'energies': [],
+     'constants': {}})
 
 
 class Networks(torch.nn.Module):
@@ -117,4 +119,9 @@ FIELDS = {
 }
 # eps(t) of each SDE sampler, by name
 EPS = {
+}
+
+
+# each energy by name (density proportional to exp(-U)): what MCMC and SMC samplers evaluate
+ENERGIES = {
 }

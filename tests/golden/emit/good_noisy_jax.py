@@ -54,7 +54,9 @@ SPEC = Spec.from_json(
                'precision': 'bfloat16',
                'checkpoint_every': 1000,
                'log_every': 100},
-     'objective': 'regression'})
+     'objective': 'regression',
+     'energies': [],
+     'constants': {}})
 
 
 def interpolant(t, x0, x1, z):
@@ -141,4 +143,9 @@ FIELDS = {
 # eps(t) of each SDE sampler, by name
 EPS = {
     'sde': eps_sde,
+}
+
+
+# each energy by name (density proportional to exp(-U)): what MCMC and SMC samplers evaluate
+ENERGIES = {
 }

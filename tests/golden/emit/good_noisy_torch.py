@@ -55,7 +55,9 @@ SPEC = Spec.from_json(
                'precision': 'bfloat16',
                'checkpoint_every': 1000,
                'log_every': 100},
-     'objective': 'regression'})
+     'objective': 'regression',
+     'energies': [],
+     'constants': {}})
 
 
 class Networks(torch.nn.Module):
@@ -154,4 +156,9 @@ FIELDS = {
 # eps(t) of each SDE sampler, by name
 EPS = {
     'sde': eps_sde,
+}
+
+
+# each energy by name (density proportional to exp(-U)): what MCMC and SMC samplers evaluate
+ENERGIES = {
 }

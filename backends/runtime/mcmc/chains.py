@@ -1,0 +1,150 @@
+"""Many Markov chains at once: a cycle of kernels applied in turn each iteration, a warm-up that
+adapts each kernel's step size by dual averaging, then the sampling iterations, kept every
+``thin``-th.
+
+Each phase is one compiled program (``program``: the backend's program wrapper, jit in JAX) over
+``ops.scan`` (``lax.scan`` in JAX, a Python loop in torch), with one key per iteration; the kept
+states stay on the device and come to numpy once, at the end.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+import numpy as np
+
+from ....errors import Diagnostic, TfmRuntimeError
+from . import adaptation, cycle_evaluations, init_state, tracks_gradients
+
+
+@attrs.frozen
+class ChainResult:
+    """``samples`` (draws // thin, chains, *shape) and their energies ``energies``
+    (draws // thin, chains); ``state``, the chains' last points (chains, *shape); per kernel,
+    the step size it sampled with and its mean acceptance probability over the sampling
+    iterations; the energy and gradient evaluations of the whole run, all chains together."""
+
+    samples: np.ndarray
+    energies: np.ndarray
+    state: np.ndarray
+    step_sizes: list[float]
+    acceptance: list[float]
+    energy_evals: int
+    grad_evals: int
+    warmup: int
+    draws: int
+    thin: int
+
+
+def iterate(ops, kernels, potential, state, step_sizes, key):
+    """One iteration of the cycle ``kernels`` [(Kernel, args)]: each kernel steps every chain in
+    turn, with step size ``step_sizes[i]``, from its share of the iteration's random stream
+    ``key``. Returns (state, the mean acceptance probability of each kernel (kernels,))."""
+    xp = ops.xp
+    x = state[0]
+    n, shape = x.shape[0], tuple(x.shape[1:])
+    streams = ops.random(key).split(len(kernels))
+    accept = []
+    for i, ((kernel, args), rng) in enumerate(zip(kernels, streams)):
+        draws = kernel.draws(rng, n, shape, args)
+        state, prob = kernel.step(ops, potential, state, step_sizes[i], draws, args)
+        accept.append(xp.mean(prob))
+    return state, xp.stack(accept)
+
+
+def signature(kernels) -> tuple:
+    """A hashable description of a cycle (a compiled program's cache key)."""
+    return tuple((kernel.name, tuple(sorted((k, repr(v)) for k, v in args.items())))
+                 for kernel, args in kernels)
+
+
+def check_start(ops, state, what: str = "chain") -> None:
+    """Raises a runtime error naming the first chain whose energy (or gradient, where the chains
+    keep it) is not finite at its initial state."""
+    u = ops.numpy(state[1])
+    bad = np.flatnonzero(~np.isfinite(u))
+    if bad.size:
+        i = int(bad[0])
+        raise TfmRuntimeError(Diagnostic(
+            "Runtime", f"The energy is not finite at the initial state of {what} {i} "
+            f"(U = {u[i]}); {bad.size} of {u.size} initial states have a non-finite energy.",
+            suggestion="Start where the energy is finite: check that the base (the initial law "
+            "of the chains) lies in the energy's domain, and the energy for logarithms of "
+            "non-positive numbers, divisions by zero and overflow."))
+    grad = ops.numpy(state[2]).reshape(u.size, -1)
+    bad = np.flatnonzero(~np.all(np.isfinite(grad), axis=1))
+    if bad.size:
+        i = int(bad[0])
+        raise TfmRuntimeError(Diagnostic(
+            "Runtime", f"The gradient of the energy is not finite at the initial state of "
+            f"{what} {i} (U = {u[i]}); {bad.size} of {u.size} initial states have a "
+            "non-finite gradient.",
+            suggestion="Gradient-based kernels (mala, hmc) need grad U at every state: check "
+            "the energy for non-differentiable points (sqrt or abs at 0, log near 0)."))
+
+
+def run_chains(ops, program, kernels, potential, x0, key, warmup: int, draws: int, thin: int,
+               step_sizes, target_accepts, adapt: bool = True) -> ChainResult:
+    """Runs ``len(x0)`` chains of the cycle ``kernels`` [(Kernel, args)] on ``potential`` from
+    the points ``x0`` (chains, *shape): ``warmup`` iterations (adapting each kernel's step size
+    from ``step_sizes`` towards ``target_accepts`` by dual averaging when ``adapt``), then
+    ``draws`` iterations of which every ``thin``-th is kept (``draws`` is taken down to a
+    multiple of ``thin``). ``program(key, fn)`` makes ``fn`` ready to run many times (the backend's: jit in JAX); ``key`` is the
+    backend's key (``ops.key(seed)``)."""
+    xp = ops.xp
+    gradients = tracks_gradients(kernels)
+    potential = attrs.evolve(potential, gradients=gradients)
+    chains, k = int(x0.shape[0]), len(kernels)
+    kept = draws // thin
+    sig = (potential, signature(kernels))
+
+    state = init_state(ops, kernels, potential, x0)
+    check_start(ops, state)
+    targets = ops.asarray(np.asarray(target_accepts, dtype=np.float64))
+    warm_rng, draw_rng = ops.random(key).split(2)
+
+    eps = ops.asarray(np.asarray(step_sizes, dtype=np.float64))
+    adapting = adapt and warmup > 0
+    if warmup > 0:
+        def warm(state, dual, targets, keys):
+            def body(carry, key):
+                state, dual = carry
+                state, accept = iterate(ops, kernels, potential, state,
+                                        adaptation.step_sizes(xp, dual), key)
+                if adapting:
+                    dual = adaptation.update(xp, dual, accept, targets)
+                return (state, dual), None
+            return ops.scan(body, (state, dual), keys)[0]
+
+        state, dual = program(("mcmc", "warmup", adapting) + sig, warm)(
+            state, adaptation.start(ops, step_sizes), targets, warm_rng.keys(warmup))
+        if adapting:
+            eps = adaptation.adapted(xp, dual)
+
+    energy_evals, grad_evals = cycle_evaluations(kernels, gradients)
+    iterations = warmup + kept * thin
+    totals = (chains * (1 + iterations * energy_evals),
+              chains * (int(gradients) + iterations * grad_evals))
+    if kept == 0:
+        shape = tuple(x0.shape[1:])
+        return ChainResult(np.zeros((0, chains) + shape, np.float32), np.zeros((0, chains), np.float32),
+                           ops.numpy(state[0]), [float(e) for e in ops.numpy(eps)], [math.nan] * k,
+                           *totals, warmup, draws, thin)
+
+    def sample(state, eps, keys):
+        def outer(carry, key):
+            def inner(carry, key):
+                state, total = carry
+                state, accept = iterate(ops, kernels, potential, state, eps, key)
+                return (state, total + accept), None
+            carry = ops.scan(inner, carry, ops.random(key).keys(thin))[0]
+            return carry, (carry[0][0], carry[0][1])
+        return ops.scan(outer, (state, xp.zeros_like(eps)), keys, trajectory=True)
+
+    (state, total), (xs, us) = program(("mcmc", "sample", thin) + sig, sample)(
+        state, eps, draw_rng.keys(kept))
+    return ChainResult(ops.numpy(xs), ops.numpy(us), ops.numpy(state[0]),
+                       [float(e) for e in ops.numpy(eps)],
+                       [float(a) for a in ops.numpy(total) / (kept * thin)],
+                       *totals, warmup, draws, thin)
