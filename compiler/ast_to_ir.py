@@ -336,7 +336,8 @@ class Lowering:
             raise ExprError(f"The energy '{name}' is a vector; an energy is a number.",
                             st.body.span, "Reduce it with sum, dot or norm, as in "
                             "0.5 * sum(x^2).")
-        return ir.Energy(name, tree, arrays.to_sympy(tree), expr_text(st.body), span=st.span)
+        return ir.Energy(name, tree, arrays.to_sympy(tree), expr_text(st.body), st.arg,
+                         span=st.span)
 
     def _constant(self, name: str, st: S.ConstantDecl) -> ir.Constant:
         """A number, a nested list of numbers, or load("file", key = "...")."""
@@ -627,12 +628,13 @@ def _referenced_names(st) -> set[str]:
     elif hasattr(st, "value"):
         exprs.append(st.value)
     names = set()
+    constructed = isinstance(st, (S.SamplerDecl, S.NetworkDecl)) and isinstance(st.value, S.Call)
     for expr in exprs:
         for node in S.walk(expr):
             if isinstance(node, S.Name):
                 names.add(node.id)
-            elif isinstance(node, S.Call):
-                names.add(node.func)
+            elif isinstance(node, S.Call) and not (constructed and node is expr):
+                names.add(node.func)  # (a constructor names its primitive: sampler hmc = hmc())
     if isinstance(st, S.ObjectiveBlock):
         names |= {i.lhs for i in st.items if isinstance(i, S.ObjectiveTerm) and i.lhs != "time"}
     return names

@@ -54,9 +54,10 @@ def energy_gradients(model: ir.Model):
 def _energy_text(model: ir.Model) -> list[str]:
     if not model.energies:
         return []
-    out = ["", "energies (x is one component of the sample; VSum sums over the components)"]
+    out = ["", "energies (in the gradients x is one component of the sample, VSum the sum over "
+           "them)"]
     for e, shared, extra in energy_gradients(model):
-        out.append(f"  {e.name}(x) = {e.text}")
+        out.append(f"  {e.name}({e.arg}) = {e.text}")
         if shared is None:
             out.append(f"  {'':<{len(e.name)}}  gradient: by the backend's autodiff (no "
                        "elementwise form)")

@@ -130,6 +130,7 @@ class Energy:
     tree: object
     expr: sympy.Expr | None
     text: str = ""
+    arg: str = "x"
     span: Span | None = _span
 
 

@@ -339,7 +339,7 @@ def _info(args) -> int:
             if "path" in c else ""
         print(f"  constant     {c['name']}: shape {c['shape']}{where}")
     for e in summary["energies"]:
-        print(f"  energy       {e['name']}(x) = {e['text']}")
+        print(f"  energy       {e['name']}({e['arg']}) = {e['text']}")
     for f in summary["functions"]:
         print(f"  {'noise' if f['noise'] else 'function':<12} {f['name']}"
               f"({', '.join(f['params'])}) = {f['body']}")
@@ -387,7 +387,8 @@ def model_summary(model: ir.Model) -> dict:
                       if c.path is None],
         "functions": [{"name": f.name, "params": list(f.params), "body": str(f.body),
                        "noise": f.is_noise} for f in model.functions],
-        "energies": [{"name": e.name, "text": e.text, "expr": None if e.expr is None
+        "energies": [{"name": e.name, "arg": e.arg, "text": e.text,
+                      "expr": None if e.expr is None
                       else str(e.expr)} for e in model.energies],
         "networks": [{"name": n.name, "constructor": n.constructor.to_json()}
                      for n in model.networks],

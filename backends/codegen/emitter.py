@@ -103,7 +103,7 @@ def functions(model: ir.Model, block) -> str:
 ENERGY = '''
 
 def energy_{name}(xp, x, c):
-    """U(x) = {text}
+    """{name}({arg}) = {text}
 
     One number per sample of the batch x (batch axis first); xp is the array API namespace, c
     the constants by name."""
@@ -125,7 +125,7 @@ def energies(model: ir.Model) -> str:
     if model.energies:
         text += "\n\nfrom tfm.backends.runtime import array_functions as af  # noqa: E402\n"
     for e in model.energies:
-        text += ENERGY.format(name=e.name, text=e.text, body=arrays.to_python(e.tree))
+        text += ENERGY.format(name=e.name, arg=e.arg, text=e.text, body=arrays.to_python(e.tree))
     entries = "".join(f"\n    {e.name!r}: energy_{e.name}," for e in model.energies)
     return text + ENERGY_MAP.format(energies=entries)
 
