@@ -80,7 +80,8 @@ def choose_key(arrays: list[str], key: str, shown: str) -> str:
     if "x" in arrays:
         return "x"
     raise DataFileError(f"'{shown}' holds several arrays ({', '.join(arrays)}); "
-                        "choose one with data(\"...\", key = \"NAME\").")
+                        "choose one with key = \"NAME\" (data(\"...\", key = ...) or "
+                        "load(\"...\", key = ...)).")
 
 
 def _npz_header(path: Path, key: str):

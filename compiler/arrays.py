@@ -106,7 +106,7 @@ def _name(expr: S.Name, scope: EnergyScope) -> Node:
     if name in NAMES or isinstance(target, ir.ScalarFunction):
         raise ExprError(f"'{name}' is a function; call it, as in {name}({scope.arg}).", expr.span)
     if isinstance(target, str):
-        raise ExprError(f"'{name}' is a {target}, not a number.", expr.span)
+        raise ExprError(f"'{name}' is {_a(target)}, not a number.", expr.span)
     pool = [scope.arg, "pi", *scope.constants, *NAMES, *scope.candidates()]
     hint = did_you_mean(name, pool)
     if hint is None and name in ("t", "x0", "x1", "z"):
@@ -230,11 +230,14 @@ def _call(expr: S.Call, scope: EnergyScope) -> Node:
             if arg.shape:
                 raise ExprError("logsumexp of several arguments takes numbers; give one vector "
                                 "to reduce it, as in logsumexp(-(x - m)^2).", node.span)
+        if all(a.op == "num" for a in args):
+            top = max(a.value for a in args)
+            return _num(top + math.log(sum(math.exp(a.value - top) for a in args)))
         return Node("lse_args", tuple(args), (), any(a.batched for a in args))
     if name == "roll":
         return _roll(expr, args, scope)
     if isinstance(target, str):
-        raise ExprError(f"'{name}' is a {target}; it cannot be used in an energy.",
+        raise ExprError(f"'{name}' is {_a(target)}; it cannot be used in an energy.",
                         expr.func_span)
     if name in B.ALL_NAMES:
         raise ExprError(f"{name} cannot be used in an energy.", expr.func_span)
@@ -550,3 +553,8 @@ def symbolic_gradient(energy: sympy.Expr) -> tuple[sympy.Expr, tuple[tuple[int, 
     extra = tuple((int(a.indices[0]), flat.diff(a).xreplace(dict(zip(stand_ins, sums))))
                   for a in indexed)
     return shared, extra
+
+
+def _a(word: str) -> str:
+    """``word`` with its indefinite article: a network, an energy."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"

@@ -326,6 +326,10 @@ class Lowering:
         if self._shape_hint is None:
             raise ExprError(f"The energy '{name}' needs the shape of the sample.", st.name_span,
                             "Declare it with dim, e.g. dim 2.")
+        failed = {n for n in _referenced_names(st) if isinstance(self.local.get(n), S.ConstantDecl)
+                  and self.converted.get(n) is None}
+        if failed:
+            raise _Skip  # the constant's own error is reported; nothing more to say here
         base = self._scope_for(name, {})
         constants = {k: v.shape for k, v in self.converted.items()
                      if isinstance(v, ir.Constant)}
@@ -658,6 +662,9 @@ def _nested(expr: S.ListExpr) -> tuple[tuple, tuple[int, ...]]:
             raise ExprError("This constant is too large to write in the file.", expr.span,
                             'Save it with numpy.save and use load("file.npy").')
         return tuple(values for values, _ in rows), shape
+    if len(expr.items) > MAX_CONSTANT_ELEMENTS:
+        raise ExprError("This constant is too large to write in the file.", expr.span,
+                        'Save it with numpy.save and use load("file.npy").')
     values = []
     for item in expr.items:
         if isinstance(item, (S.ListExpr, S.String)):

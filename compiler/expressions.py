@@ -74,6 +74,9 @@ MAX_EXPONENT = 1024
 
 
 def _binop(expr: S.BinOp, a, b):
+    if expr.op == "@":
+        raise ExprError("@ multiplies vectors and matrices; it is used only in energies.",
+                        expr.span, "Use * for numbers.")
     if expr.op == "+":
         return a + b
     if expr.op == "-":
@@ -135,7 +138,7 @@ def _name(expr: S.Name, scope: Scope):
     if name in B.UNARY or name in B.VARIADIC or name in B.REDUCTIONS:
         raise ExprError(f"'{name}' is a function; call it, as in {name}(t).", expr.span)
     if isinstance(target, str):
-        raise ExprError(f"'{name}' is a {target}, not a number.", expr.span)
+        raise ExprError(f"'{name}' is {_a(target)}, not a number.", expr.span)
     raise _unknown(name, expr.span, scope)
 
 
@@ -165,7 +168,7 @@ def _call(expr: S.Call, scope: Scope):
     if target is None and name == "integral":
         return _integral(expr, scope)
     if isinstance(target, str):
-        raise ExprError(f"'{name}' is a {target}; it cannot be used in an expression.",
+        raise ExprError(f"'{name}' is {_a(target)}; it cannot be used in an expression.",
                         expr.func_span)
     raise _unknown(name, expr.func_span, scope, "function")
 
@@ -256,3 +259,8 @@ def constant(expr: S.Expr, scope: Scope) -> sympy.Expr:
         raise ExprError("This must be a constant number.", expr.span,
                         f"It depends on {', '.join(sorted(map(str, value.free_symbols)))}.")
     return value
+
+
+def _a(word: str) -> str:
+    """``word`` with its indefinite article: a network, an energy."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"

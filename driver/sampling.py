@@ -1,5 +1,5 @@
-"""Running the samplers of a model without networks into a run folder: every sampler in the
-order of the file, its diagnostics in ``metrics.json`` and printed, the draws of the first one in
+"""Running the samplers of a model without networks into a run folder: every sampler that no
+other sampler uses (kernels of a cycle or an SMC sampler run inside it), in the order of the file, its diagnostics in ``metrics.json`` and printed, the draws of the first one in
 ``samples.npy``, the chains' state in ``chains.safetensors`` (``tfmc sample`` continues them),
 and plots: the draws over the energy's contours, trace plots, log Z against the number of
 temperatures, and for lattice fields the magnetisation histogram.
@@ -32,7 +32,7 @@ def run_samplers(model, out: Path, log=print, progress: bool = True) -> dict:
     if truth is not None:
         result["log_Z_true"] = truth
     first = None
-    for entry in model.spec.samplers:
+    for entry in model.top_level():
         started = time.perf_counter()
         run = model.run(entry.name)
         seconds = time.perf_counter() - started

@@ -14,6 +14,13 @@ BACKENDS = [pytest.param(name, marks=pytest.mark.skipif(
     for name in ("jax", "torch")]
 
 
+def trains(path) -> bool:
+    """Whether a model file declares networks (a generative model), not only samplers of an
+    energy."""
+    from pathlib import Path
+    return "network " in Path(path).read_text()
+
+
 def to_numpy(value) -> np.ndarray:
     """A JAX array, a torch tensor (or parameter) or a number as a numpy array."""
     return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)

@@ -25,12 +25,13 @@ pytest.importorskip("jax")
 pytest.importorskip("torch")
 
 import tfm  # noqa: E402
-from backend_params import POTENTIAL, to_numpy as _numpy  # noqa: E402  (tests/)
+from backend_params import POTENTIAL, to_numpy as _numpy, trains  # noqa: E402  (tests/)
 from tfm.backends.runtime.spec import Sampler  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = ROOT / "tests" / "golden" / "good"
-MODELS = sorted((ROOT / "examples").glob("*.tfm")) + sorted(GOOD.glob("*.tfm")) + ["potential"]
+MODELS = ([p for p in sorted((ROOT / "examples").glob("*.tfm")) if trains(p)]
+          + sorted(GOOD.glob("*.tfm")) + ["potential"])
 SOLVERS = {"euler": {"steps": 10}, "midpoint": {"steps": 10}, "heun": {"steps": 10},
            "rk4": {"steps": 10}, "dopri5": {"rtol": 1e-5, "atol": 1e-5}}
 N = 32  # points per batch and per sample

@@ -127,8 +127,8 @@ def test_dual_averaging_reaches_each_kernels_target_acceptance(backend):
 
 
 def test_hmc_takes_its_target_acceptance_from_args():
-    assert KERNELS["hmc"].target_accept({"step": 0.1, "leapfrog": 3}) == 0.65
-    assert KERNELS["hmc"].target_accept({"step": 0.1, "leapfrog": 3, "accept": 0.8}) == 0.8
+    assert KERNELS["hmc"].target_accept({"step": 0.1, "leapfrog": 3}) == 0.8
+    assert KERNELS["hmc"].target_accept({"step": 0.1, "leapfrog": 3, "accept": 0.65}) == 0.65
     assert KERNELS["mala"].target_accept({"step": 0.1}) == 0.574
     assert KERNELS["rwm"].target_accept({"step": 0.1}) == 0.234
 

@@ -140,6 +140,9 @@ def folder(tmp_path_factory) -> Path:
     np.save(root / "points.npy", rng.normal(size=(16, 2)))
     np.savez(root / "digits.npz", images=rng.normal(size=(4, 1, 8, 8)))
     (root / "train.csv").write_text("a,b\n1,2\n3,4\n")
+    (root / "data").mkdir()  # the examples' data
+    for data in (ROOT / "examples" / "data").glob("*.npz"):
+        (root / "data" / data.name).write_bytes(data.read_bytes())
     (root / "garbage.npy").write_bytes(b"\x93NUMPY garbage \x00\xff" * 3)
     Payload.path = str(root / "PWNED_BY_PICKLE")
     evil = np.empty(2, dtype=object)

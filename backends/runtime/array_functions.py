@@ -14,13 +14,10 @@ def logsumexp(xp, v, axis: tuple[int, ...]):
 
 
 def logsumexp_args(xp, *values):
-    """log(sum_i exp(values_i)) of arrays of one shape (or numbers that broadcast to it)."""
-    shape = ()
-    for v in values:
-        if hasattr(v, "shape") and len(v.shape) > len(shape):
-            shape = tuple(v.shape)
-            like = v
-    stacked = xp.stack([v if hasattr(v, "shape") and tuple(v.shape) == shape
-                        else xp.full(shape, v, dtype=like.dtype) + xp.zeros_like(like)
-                        for v in values], axis=-1)
+    """log(sum_i exp(values_i)) of arrays that broadcast together and numbers (at least one
+    argument is an array: the compiler folds an all-number call)."""
+    arrays = [v for v in values if hasattr(v, "shape")]
+    like = max(arrays, key=lambda v: len(v.shape))
+    shape = tuple(like.shape)
+    stacked = xp.stack([xp.zeros_like(like) + v for v in values], axis=-1)
     return logsumexp(xp, stacked, (len(shape),))

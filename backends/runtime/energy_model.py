@@ -116,13 +116,20 @@ class EnergyModel(ABC):
         return draw(self.ops.random(self.ops.key(seed, 1)), n)
 
     # --- samplers ---------------------------------------------------------------------------
+    def top_level(self) -> list:
+        """The samplers no other sampler uses (a kernel named by a cycle or an SMC sampler runs
+        inside it): what ``tfmc run`` runs, in the order of the file."""
+        used = {value["name"] for s in self.spec.samplers for value in s.args.values()
+                if isinstance(value, dict) and value.get("ref") == "sampler"}
+        return [s for s in self.spec.samplers if s.name not in used]
+
     def sampler_entry(self, name: str | None = None):
         samplers = self.spec.samplers
         if not samplers:
             raise error(f"Model {self.spec.model} has no sampler.",
                         "Add one, e.g. sampler s = mala().")
         if name is None:
-            return samplers[0]
+            return self.top_level()[0]
         for s in samplers:
             if s.name == name:
                 return s

@@ -18,18 +18,18 @@ SPEC = Spec.from_json(
      'target': {'name': 'data', 'args': {'path': 'points.npy', 'key': ''}},
      'coupling': {'name': 'sinkhorn', 'args': {'reg': 0.1}},
      'time_law': {'name': 'uniform', 'args': {'low': 0.001, 'high': 0.999}},
-     'networks': [{'name': 'eta',
-                   'kind': 'mlp',
-                   'args': {'width': 128, 'depth': 3, 'activation': 'gelu'},
-                   'target': 'noise',
-                   'output': 'vector',
-                   'key': 'eta'},
-                  {'name': 'b',
+     'networks': [{'name': 'b',
                    'kind': 'resmlp',
                    'args': {'width': 128, 'blocks': 2, 'activation': 'silu'},
                    'target': 'velocity',
                    'output': 'vector',
-                   'key': 'b'}],
+                   'key': 'b'},
+                  {'name': 'eta',
+                   'kind': 'mlp',
+                   'args': {'width': 128, 'depth': 3, 'activation': 'gelu'},
+                   'target': 'noise',
+                   'output': 'vector',
+                   'key': 'eta'}],
      'fields': ['velocity', 'score', 'noise', 'data', 'base'],
      'samplers': [{'name': 'ode',
                    'method': 'dopri5',
@@ -67,8 +67,8 @@ def interpolant(t, x0, x1, z):
 
 def losses(t, x0, x1, z, out):
     """Per-element loss integrand w(t) |N(t, x_t) - Y|^2 of each trained network."""
-    out_eta = out['eta']
     out_b = out['b']
+    out_eta = out['eta']
     _c0 = t + 1
     _c1 = t - 1
     return {'b': _c0*(out_b + x0 - x1 - 0.05*jnp.sqrt(10)*z*jnp.sqrt(-_c1*t)*(2*t - 1)/(_c1*t))**2, 'eta': _c0*(out_eta - z)**2}
@@ -76,8 +76,8 @@ def losses(t, x0, x1, z, out):
 
 def fields(t, x, out):
     """Every field the trained networks determine, at (t, x)."""
-    out_eta = out['eta']
     out_b = out['b']
+    out_eta = out['eta']
     _c0 = t - 1
     _c1 = jnp.sqrt(-_c0*t)
     _c2 = jnp.sqrt(10)*out_eta
@@ -106,23 +106,23 @@ def field_noise(t, x, out):
 
 def field_data(t, x, out):
     """The data at (t, x)."""
-    out_eta = out['eta']
     out_b = out['b']
+    out_eta = out['eta']
     return -out_b*t + out_b - 0.05*jnp.sqrt(10)*out_eta*jnp.sqrt(t*(1 - t))/t + x
 
 
 def field_base(t, x, out):
     """The base at (t, x)."""
-    out_eta = out['eta']
     out_b = out['b']
+    out_eta = out['eta']
     _c0 = t - 1
     return (-out_b*t**2 + out_b*t + (0.05)*jnp.sqrt(10)*out_eta*jnp.sqrt(-_c0*t) + t*x - x)/_c0
 
 
 def drifts(t, x, out):
     """Drift b + eps s (forward) or b - eps s (backward) of each SDE sampler."""
-    out_eta = out['eta']
     out_b = out['b']
+    out_eta = out['eta']
     _c0 = t*(t - 1)
     return {'sde': -0.5*jnp.sqrt(10)*_c0*out_eta/jnp.sqrt(-_c0) + out_b}
 

@@ -1,0 +1,50 @@
+"""GMM40: the JAX module tfmc 0.1.0 emitted from the file SOURCE names.
+
+Generated code: edit the .tfm file and run `tfmc compile` again rather than editing this file.
+It is used by tfm.backends.jax.runtime.JaxModel (networks, training loop, solvers).
+"""
+
+import jax.numpy as jnp
+
+from tfm.backends.runtime.spec import Spec
+
+SOURCE = 'gmm40_mala.tfm'
+SPEC = Spec.from_json(
+    {'model': 'GMM40',
+     'shape': [2],
+     'dim': 2,
+     'latent': False,
+     'base': {'name': 'normal', 'args': {'mean': [0.0], 'scale': [20.0]}},
+     'target': {'name': 'gmm40', 'args': {}},
+     'coupling': {'name': 'independent', 'args': {}},
+     'time_law': {'name': 'uniform', 'args': {'low': 0.0, 'high': 1.0}},
+     'networks': [],
+     'fields': [],
+     'samplers': [{'name': 'mala',
+                   'method': 'mala',
+                   'args': {'step': 0.5,
+                            'accept': 0.574,
+                            'chains': 512,
+                            'warmup': 500,
+                            'draws': 500,
+                            'thin': 1},
+                   'kind': 'mcmc'}],
+     'train': {'steps': 10000,
+               'batch': 256,
+               'optimizer': {'name': 'adam',
+                             'args': {'lr': 0.001, 'b1': 0.9, 'b2': 0.999, 'eps': 1e-08}},
+               'lr_schedule': {'name': 'constant_lr', 'args': {'warmup': 0}},
+               'ema': 0.0,
+               'clip': 0.0,
+               'seed': 0,
+               'precision': 'float32',
+               'checkpoint_every': 1000,
+               'log_every': 100},
+     'objective': 'none',
+     'energies': [],
+     'constants': {}})
+
+
+# each energy by name (density proportional to exp(-U)): what MCMC and SMC samplers evaluate
+ENERGIES = {
+}
