@@ -50,7 +50,7 @@ SPEC = Spec.from_json(
                   {'name': 'smc',
                    'method': 'smc',
                    'args': {'kernel': {'ref': 'sampler', 'name': 'moves'},
-                            'particles': 2000,
+                            'particles': 8000,
                             'replicas': 8,
                             'temperatures': 0,
                             'ess': 0.9,
