@@ -82,7 +82,7 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
     out = Path(out) if out is not None else Path("runs") / path.stem
     compilation = compilation or compile_model(path)
     if compilation.model.sampling:
-        return _run_samplers(path, backend, out, seed, resume, progress, log, compilation)
+        return _run_samplers(path, backend, out, seed, resume, log, compilation)
     spec_name = compilation.model.name
     total = int(steps if steps is not None else compilation.model.train["steps"])
     train = spec_of(compilation.model).train
@@ -120,7 +120,7 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
     return result
 
 
-def _run_samplers(path: Path, backend: str, out: Path, seed, resume: bool, progress: bool, log,
+def _run_samplers(path: Path, backend: str, out: Path, seed, resume: bool, log,
                   compilation: Compilation) -> dict:
     """A model without networks: its samplers run into the run folder (driver/sampling.py)."""
     from .sampling import run_samplers
@@ -138,7 +138,7 @@ def _run_samplers(path: Path, backend: str, out: Path, seed, resume: bool, progr
     checkpoint.write_json(out / "config.json", {
         "model": model.spec.model, "source": str(model.source_path), "backend": backend,
         "tfm_version": __version__, "seed": model.seed, "spec": model.spec.to_json()})
-    result = run_samplers(model, out, log, progress)
+    result = run_samplers(model, out, log)
     checkpoint.write_json(out / "metrics.json", result)
     written = sorted(p.name for p in out.iterdir() if p.is_file())
     log(f"wrote {out}/: {', '.join(written)}")

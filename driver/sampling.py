@@ -1,5 +1,6 @@
 """Running the samplers of a model without networks into a run folder: every sampler that no
-other sampler uses (kernels of a cycle or an SMC sampler run inside it), in the order of the file, its diagnostics in ``metrics.json`` and printed, the draws of the first one in
+other sampler uses (kernels of a cycle or an SMC sampler run inside it), in the order of the
+file, its diagnostics in ``metrics.json`` and printed, the draws of the first one in
 ``samples.npy``, the chains' state in ``chains.safetensors`` (``tfmc sample`` continues them),
 and plots: the draws over the energy's contours, trace plots, log Z against the number of
 temperatures, and for lattice fields the magnetisation histogram.
@@ -21,7 +22,7 @@ GRID = 120
 SWEEP = (0.125, 0.25, 0.5)  # fractions of a sampler's temperatures for the log Z curve
 
 
-def run_samplers(model, out: Path, log=print, progress: bool = True) -> dict:
+def run_samplers(model, out: Path, log=print) -> dict:
     """Runs every sampler of ``model`` (an EnergyModel); writes the run folder's samples,
     state and plots; returns the metrics."""
     from ..backends.runtime import plots

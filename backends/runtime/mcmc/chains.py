@@ -90,8 +90,8 @@ def run_chains(ops, program, kernels, potential, x0, key, warmup: int, draws: in
     the points ``x0`` (chains, *shape): ``warmup`` iterations (adapting each kernel's step size
     from ``step_sizes`` towards ``target_accepts`` by dual averaging when ``adapt``), then
     ``draws`` iterations of which every ``thin``-th is kept (``draws`` is taken down to a
-    multiple of ``thin``). ``program(key, fn)`` makes ``fn`` ready to run many times (the backend's: jit in JAX); ``key`` is the
-    backend's key (``ops.key(seed)``)."""
+    multiple of ``thin``). ``program(key, fn)`` makes ``fn`` ready to run many times (the
+    backend's: jit in JAX); ``key`` is the backend's key (``ops.key(seed)``)."""
     xp = ops.xp
     gradients = tracks_gradients(kernels)
     potential = attrs.evolve(potential, gradients=gradients)
