@@ -145,8 +145,8 @@ def all_finite(xp, v):
 
 
 def metropolis_hastings(xp, state: State, proposal: State, log_ratio, uniform):
-    """Accepts each chain's proposal when log u < log_ratio, the log Metropolis-Hastings ratio
-    (log target ratio plus log proposal-density ratio); u ~ U(0, 1) from the step's draws. A
+    """Accepts each chain's proposal when log(1 - u) < log_ratio, the log Metropolis-Hastings
+    ratio (log target ratio plus log proposal-density ratio); u ~ U[0, 1) from the step's draws. A
     proposal whose point, energy, gradient or ratio is not finite is rejected: its ratio counts
     as -inf, so a NaN never enters a chain. Returns (state, acceptance probability
     min(1, exp(log_ratio)) per chain)."""
@@ -154,7 +154,9 @@ def metropolis_hastings(xp, state: State, proposal: State, log_ratio, uniform):
     y, v, h = proposal
     finite = xp.isfinite(v) & xp.isfinite(log_ratio) & all_finite(xp, y) & all_finite(xp, h)
     log_ratio = xp.where(finite, log_ratio, -math.inf)
-    accepted = xp.log(uniform) < log_ratio
+    # 1 - u is uniform on (0, 1]: its log is finite. (log u of a draw of exactly 0, which float32
+    # uniforms on [0, 1) give about once in 2^23 draws, is -inf and would accept any proposal.)
+    accepted = xp.log1p(-uniform) < log_ratio
     wide = per_chain(xp, accepted, x)
     new = (xp.where(wide, y, x), xp.where(accepted, v, u), xp.where(wide, h, grad))
     return new, xp.exp(xp.minimum(log_ratio, 0.0))
