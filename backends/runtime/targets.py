@@ -32,6 +32,7 @@ import math
 import numpy as np
 
 from ... import stdlib
+from .array_functions import logsumexp
 from .densities import DENSITIES, Density
 
 LOG_TWO_PI = math.log(2 * math.pi)
@@ -68,12 +69,6 @@ def gmm50_means() -> np.ndarray:
     return np.random.Generator(np.random.PCG64(0)).uniform(-40, 40, (40, 50)).astype(np.float32)
 
 
-def logsumexp(ops, a):
-    """log sum_j exp(a[..., j]), shifted by the largest term (held constant in the gradient)."""
-    xp = ops.xp
-    top = ops.stop_gradient(xp.max(a, axis=-1, keepdims=True))
-    return top[..., 0] + xp.log(xp.sum(xp.exp(a - top), axis=-1))
-
 
 def _normalised(energy, draw=None, log_Z=lambda: 0.0) -> Density:
     """A target whose energy and log Z (``log_Z()``) are both known: its log-density is
@@ -103,7 +98,7 @@ def _mixture(means: np.ndarray, std: float) -> Density:
         xp, centres = ops.xp, ops.asarray(means)
         def U(x):
             diff = x[:, None, :] - centres  # (n, K, d)
-            return log_norm - logsumexp(ops, -0.5 / std ** 2 * xp.sum(diff * diff, axis=-1))
+            return log_norm - logsumexp(xp, -0.5 / std ** 2 * xp.sum(diff * diff, axis=-1), (1,))
         return U
 
     return _normalised(energy, draw)

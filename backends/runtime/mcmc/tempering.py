@@ -26,6 +26,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ....errors import Diagnostic, TfmRuntimeError
+from ..diagnostics import log_Z_from_replicas
 from . import Potential, ValueAndGrad, cycle_evaluations, init_state, tracks_gradients
 from .chains import check_start, iterate, signature
 
@@ -231,6 +232,11 @@ def smc(ops, program, kernels, base_log_prob, energy, x0, key, replicas: int, te
             log_eps += np.clip(accept - targets, -MAX_STEP_CHANGE, MAX_STEP_CHANGE)
 
     log_z_r = logsumexp(log_w, axis=1) - math.log(n)
+    if not np.all(np.isfinite(log_z_r)):
+        raise TfmRuntimeError(Diagnostic(
+            "Runtime", f"A replica's log Z is not finite ({log_z_r.tolist()}): every particle's "
+            "weight vanished.", suggestion="Start from a base that covers the target, or use "
+            "more particles or temperatures."))
     final = (systematic(host, log_w) + n * np.arange(replicas)[:, None]).reshape(-1)
     particles = ops.numpy(xp.take(x, ops.asarray(final, xp.int32), axis=0))
 
@@ -239,18 +245,8 @@ def smc(ops, program, kernels, base_log_prob, energy, x0, key, replicas: int, te
     evals = (total * (1 + moved * (2 + moves * energy_evals)),
              total * moved * (int(gradients) + moves * grad_evals))
     acceptance = accept_sum / moved if moved else np.full(k, math.nan)
-    return SMCResult(particles, *mean_of_replicas(log_z_r), [float(z) for z in log_z_r], betas,
+    log_z, stderr = log_Z_from_replicas(log_z_r)
+    return SMCResult(particles, log_z, math.nan if stderr is None else stderr,
+                     [float(z) for z in log_z_r], betas,
                      history, [float(a) for a in acceptance], [float(e) for e in np.exp(log_eps)],
                      *evals, steps, log_w.reshape(-1))
-
-
-def mean_of_replicas(log_z_r: np.ndarray) -> tuple[float, float]:
-    """log Z = log mean_r Z_r from the replicas' log Z_r, and its standard error by the delta
-    method, std_r(Z_r) / (sqrt(R) mean_r Z_r) (sample standard deviation; NaN for one
-    replica), both computed from Z_r / max_r Z_r."""
-    r = log_z_r.size
-    log_z = float(logsumexp(log_z_r) - math.log(r))
-    if r < 2:
-        return log_z, math.nan
-    z = np.exp(log_z_r - log_z_r.max())
-    return log_z, float(np.std(z, ddof=1) / (math.sqrt(r) * np.mean(z)))
