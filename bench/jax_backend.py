@@ -333,7 +333,7 @@ def pool_draw(m):
     times = time_laws.make(ops, m.spec.time_law)
     latent, shape, zero = m.spec.latent, m.shape, ops.asarray(0.0)
 
-    def draw(rng, n):
+    def draw(rng, n, step=None):
         k0, k1, k_time, k_latent = rng.split(4)
         x0 = x0p[k0.randint(POOL, (n,))]
         x1 = x1p[k1.randint(POOL, (n,))]

@@ -15,7 +15,7 @@ from ..dsl import syntax as S
 from ..errors import Diagnostic, Span
 from ..dsl.suggest import did_you_mean
 from . import graph as G
-from . import arrays, ir
+from . import arrays, ir, kinds
 from ..data_files import DataFileError, array_shape, sample_shape
 from ..dsl.format import expr_text
 from .expressions import ExprError, Scope, Template, constant, convert
@@ -489,6 +489,16 @@ class Lowering:
         if any(t.network == item.lhs for t in seen):
             raise ExprError(f"The network '{item.lhs}' is trained twice.", item.span,
                             "Give each network one target.")
+        call = as_call(st.value)
+        if call is not None and call.func in kinds.FLOWS:
+            return self._flow_term(item)
+        if isinstance(item.value, (S.Name, S.Call)) and \
+                (as_call(item.value).func in kinds.FLOW_OBJECTIVES):
+            raise ExprError(f"'{as_call(item.value).func}' trains a normalizing flow; "
+                            f"'{item.lhs}' is a {call.func if call else 'network'}.",
+                            item.value.span, f"Declare {item.lhs} as a flow (network "
+                            f"{item.lhs} = realnvp()), or give it a regression target "
+                            "such as velocity.")
         if not isinstance(item.value, S.Name) or item.value.id not in OBJECTIVE_TARGETS:
             shown = item.value.id if isinstance(item.value, S.Name) else None
             raise ExprError(
@@ -497,6 +507,19 @@ class Lowering:
                 or "Targets: " + ", ".join(OBJECTIVE_TARGETS) + ".")
         return ir.ObjectiveTerm(item.lhs, item.value.id, span=item.span)
 
+    def _flow_term(self, item: S.ObjectiveTerm) -> ir.ObjectiveTerm:
+        """A flow's objective: likelihood, reverse_kl(...) or forward_kl."""
+        call = as_call(item.value)
+        if call is None or call.func not in kinds.FLOW_OBJECTIVES:
+            shown = call.func if call is not None else None
+            raise ExprError(
+                (f"'{shown}' is not a flow objective" if shown else "Expected a flow objective")
+                + f"; '{item.lhs}' is a normalizing flow.", item.value.span,
+                (did_you_mean(shown, kinds.FLOW_OBJECTIVES) if shown else None)
+                or "Flow objectives: " + ", ".join(kinds.FLOW_OBJECTIVES) + ".")
+        ctor = self._constructor(item.value, "objective", "objective")
+        return ir.ObjectiveTerm(item.lhs, ctor.name, span=item.span, objective=ctor)
+
     # -- 4. the model --------------------------------------------------------------------------
 
     def _assemble(self) -> ir.Model | None:
@@ -504,20 +527,30 @@ class Lowering:
         name_span = self.model.name_span
         # a model with samplers and no networks, interpolant or objective samples its target's
         # energy; without samplers either, it is an unfinished generative model
-        sampling = not any(isinstance(st, S.NetworkDecl) for st in self.local.values()) and \
+        declared = [st for st in self.local.values() if isinstance(st, S.NetworkDecl)]
+        sampling = not declared and \
             "interpolant" not in self.single and "objective" not in self.single and \
             any(isinstance(st, S.SamplerDecl) for st in self.local.values())
+        # a model whose networks are all normalizing flows needs no interpolant
+        flows = bool(declared) and "interpolant" not in self.single and all(
+            as_call(st.value) is not None and as_call(st.value).func in kinds.FLOWS
+            for st in declared)
         for role, example in (("base", "base x0 ~ normal(0, 1)"),
                               ("target", "target x1 ~ moons(noise = 0.1)"),
                               ("interpolant", "interpolant x_t = (1 - t) * x0 + t * x1"),
                               ("objective", "objective { b ~ velocity }")):
-            if sampling and role in ("interpolant", "objective"):
+            if (sampling and role in ("interpolant", "objective")) or \
+                    (flows and role in ("interpolant", "base")):
                 continue  # a model without networks runs samplers on its target's energy
             if role not in self.single:
                 self.error(f"Model {self.model.name} has no {role}.", name_span,
                            f"Add one, for example: {example}")
         shape = self._resolve_shape()
         base, target = got.get("base"), got.get("target")
+        if flows and "base" not in self.single:  # a flow's own latent is N(0, I)
+            base = ir.Density("base", ir.Constructor("distribution", "normal",
+                                                     (("mean", (0.0,)), ("scale", (1.0,)))),
+                              None, span=name_span)
         interpolant, objective = got.get("interpolant"), got.get("objective")
         coupling = got.get("coupling") if "coupling" in self.single else \
             ir.Constructor("coupling", "independent", ())
@@ -535,7 +568,8 @@ class Lowering:
         networks = tuple(v for v in got.values() if isinstance(v, ir.Network))
         samplers = tuple(v for v in got.values() if isinstance(v, ir.Sampler))
         if None in (shape, base, target, coupling, train) or \
-                (not sampling and None in (interpolant, objective)) or \
+                (not sampling and not flows and None in (interpolant, objective)) or \
+                (flows and objective is None) or \
                 len(functions) + len(energies) + len(constants) + len(networks) + \
                 len(samplers) < len(self.local):
             return None
@@ -578,7 +612,8 @@ class Lowering:
 _EXAMPLE = {"network": "mlp(width = 256)", "sampler": "heun(steps = 20)",
             "coupling": "independent or sinkhorn(reg = 0.05)",
             "distribution": "normal(0, 1) or data(\"train.npy\")", "timelaw": "uniform(0, 1)",
-            "optimizer": "adam(lr = 1e-3)", "lr_schedule": "cosine_decay(warmup = 100)"}
+            "optimizer": "adam(lr = 1e-3)", "lr_schedule": "cosine_decay(warmup = 100)",
+            "objective": "likelihood or reverse_kl(anneal = 1000)"}
 
 
 def _interpolant_symbols():

@@ -36,10 +36,20 @@ def check_model(model: ir.Model, statements: dict, declarations: dict) -> list[D
                           f"Give one number, or a list of {model.dim}.")
             if any(s <= 0 for s in ctor.arg("scale")):
                 error("normal's scale must be positive.", ctor.span)
+        if ctor.name == "box":
+            low, high = ctor.arg("low"), ctor.arg("high")
+            for arg, values in (("low", low), ("high", high)):
+                if len(values) not in (1, model.dim):
+                    error(f"box's {arg} has {len(values)} entries, but the model has dimension "
+                          f"{model.dim}.", ctor.span, f"Give one number, or a list of {model.dim}.")
+            if len(low) in (1, model.dim) and len(high) in (1, model.dim) and any(
+                    lo >= hi for lo, hi in zip(low * model.dim if len(low) == 1 else low,
+                                               high * model.dim if len(high) == 1 else high)):
+                error("box needs low < high in every coordinate.", ctor.span)
         if ctor.name == "energy" and density.role == "base":
             error("The base must be a density we can sample: energy() gives no samples.",
                   ctor.span, "Use base x0 ~ normal(0, 1).")
-    if model.target.constructor.name == "energy" and not model.sampling:
+    if model.target.constructor.name == "energy" and not model.sampling and not model.flow:
         error("A target given only by its energy has no samples to regress on, so this "
               "objective cannot be trained; training networks on an energy is not in this "
               "version of the language.", model.target.span,
@@ -48,6 +58,8 @@ def check_model(model: ir.Model, statements: dict, declarations: dict) -> list[D
               "(sampler s = mala()).")
 
     out.extend(check_samplers(model))
+    if model.flow:
+        out.extend(check_flows(model))
     if model.sampling:
         return out
 
@@ -123,13 +135,19 @@ def check_samplers(model: ir.Model) -> list[Diagnostic]:
                     "in this compiler (compiler/kinds.py), so its needs are unknown.", span))
             continue
         family = signature.family
-        if model.sampling and family in ("ode", "sde"):
+        if model.flow and family in ("ode", "sde"):
+            out.append(Diagnostic(
+                "Semantic", f"The sampler '{sampler.name}' ({sampler.constructor.name}) "
+                "integrates a learned velocity, but this model's networks are normalizing "
+                "flows.", span, "Draw from a flow with importance(flow = ...), flow_mh or "
+                "flow_mcmc, or sample the energy with MCMC or SMC."))
+        elif model.sampling and family in ("ode", "sde"):
             out.append(Diagnostic(
                 "Semantic", f"The sampler '{sampler.name}' ({sampler.constructor.name}) "
                 "integrates the model's learned velocity, but this model has no networks.",
                 span, "Sample the target's energy with MCMC or SMC: sampler s = mala() or "
                 "smc(kernel = ...)."))
-        if not model.sampling and family in ("mcmc", "smc"):
+        if not model.sampling and family in ("mcmc", "smc", "flow"):
             out.append(Diagnostic(
                 "Semantic", f"The sampler '{sampler.name}' ({sampler.constructor.name}) samples "
                 "the target's energy; a model that trains networks samples with ODE or SDE "
@@ -142,8 +160,63 @@ def check_samplers(model: ir.Model) -> list[Diagnostic]:
                     out.append(Diagnostic(
                         "Semantic", f"'{value.name}' is not an MCMC kernel; {param} takes "
                         "one: rwm, mala, hmc or a cycle of them.", span))
+            if isinstance(value, ir.Reference) and value.kind == "network":
+                net = next((n for n in model.networks if n.name == value.name), None)
+                if net is not None and net.constructor.name not in kinds.FLOWS:
+                    out.append(Diagnostic(
+                        "Semantic", f"'{value.name}' is a {net.constructor.name}, not a "
+                        f"normalizing flow; {param} takes one: " + " or ".join(kinds.FLOWS)
+                        + ".", span))
             if param in ("accept", "ess") and not 0 < value < 1:
                 out.append(Diagnostic("Semantic", f"The argument '{param}' of "
                                       f"{sampler.constructor.name} is a fraction in (0, 1); "
                                       f"it is {value:g}.", span))
+    return out
+
+
+def check_flows(model: ir.Model) -> list[Diagnostic]:
+    """A model of normalizing flows: each flow has one objective that its target allows (samples
+    for likelihood, an energy for the KL objectives, not known to lack one), every flow is
+    trained, and a flow trained by forward_kl is named by exactly one flow_mcmc sampler, whose
+    chains it learns from."""
+    out: list[Diagnostic] = []
+    trained = {term.network: term for term in model.objective.terms}
+    target = model.target.constructor.name
+    if len(model.networks) > 1:
+        out.append(Diagnostic(
+            "Semantic", "A model of normalizing flows has one flow in this version; this one "
+            f"declares {len(model.networks)}.", model.networks[1].span,
+            "Keep one flow per model."))
+    for net in model.networks:
+        term = trained.get(net.name)
+        if term is None:
+            out.append(Diagnostic("Semantic", f"The flow '{net.name}' has no objective.",
+                                  net.span, f"Add {net.name} ~ likelihood (samples of the "
+                                  f"target) or {net.name} ~ reverse_kl (its energy) to the "
+                                  "objective."))
+            continue
+        if term.target == "likelihood" and target == "energy":
+            out.append(Diagnostic(
+                "Semantic", f"'{net.name} ~ likelihood' fits the target's samples, but the "
+                "target is known only through its energy.", term.span,
+                f"Use {net.name} ~ reverse_kl, or {net.name} ~ forward_kl with a flow_mcmc "
+                "sampler."))
+        if term.target in ("reverse_kl", "forward_kl") and target in ("data", "normal"):
+            out.append(Diagnostic(
+                "Semantic", f"'{net.name} ~ {term.target}' needs the target's energy; "
+                f"{target}(...) gives samples.", term.span,
+                f"Use {net.name} ~ likelihood, or target x1 ~ energy(U)."))
+        users = [s for s in model.samplers if s.constructor.name == "flow_mcmc"
+                 and any(isinstance(v, ir.Reference) and v.name == net.name
+                         for _, v in s.constructor.args)]
+        if term.target == "forward_kl" and len(users) != 1:
+            out.append(Diagnostic(
+                "Semantic", f"'{net.name} ~ forward_kl' learns from the chains of the flow_mcmc "
+                f"sampler that names it; {len(users)} do.", term.span,
+                f"Declare one: sampler fmc = flow_mcmc(flow = {net.name}, kernel = local)."))
+        if term.target != "forward_kl" and users:
+            out.append(Diagnostic(
+                "Semantic", f"The flow_mcmc sampler '{users[0].name}' trains '{net.name}' on "
+                f"its chains, but '{net.name}' is trained by {term.target}.", users[0].span,
+                f"Write {net.name} ~ forward_kl in the objective, or use flow_mh in a cycle."))
     return out

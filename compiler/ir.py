@@ -144,8 +144,9 @@ class Network:
 @attrs.frozen
 class ObjectiveTerm:
     network: str
-    target: str
+    target: str  # a regression target (velocity, ...) or a flow objective (likelihood, ...)
     span: Span | None = _span
+    objective: "Constructor | None" = None  # a flow objective with its arguments
 
 
 @attrs.frozen
@@ -201,8 +202,14 @@ class Model:
 
     @property
     def sampling(self) -> bool:
-        """A model with no networks: it runs MCMC or SMC samplers on its target's energy."""
+        """A model without an interpolant: nothing to derive. It has no networks (its samplers
+        run MCMC or SMC on its target's energy) or only normalizing flows (``flow``)."""
         return self.interpolant is None
+
+    @property
+    def flow(self) -> bool:
+        """A model whose networks are normalizing flows, trained by flow objectives."""
+        return self.interpolant is None and bool(self.networks)
 
     def energy(self, name: str) -> Energy:
         return next(e for e in self.energies if e.name == name)

@@ -12,7 +12,14 @@ A sampler kind belongs to a family:
 - ``mcmc``: a Markov chain Monte Carlo kernel (or a cycle of kernels) run on many chains on the
   target's energy, in a model without networks;
 - ``smc``: sequential Monte Carlo or annealed importance sampling from the base to the target
-  along the geometric path, with MCMC moves by a kernel of the model; it estimates log Z.
+  along the geometric path, with MCMC moves by a kernel of the model; it estimates log Z;
+- ``flow``: a sampler that draws from a normalizing flow of the model (``flow = T``): importance
+  sampling, SMC started from the flow, the adaptive flow-assisted MCMC loop. (``flow_mh``, the
+  independence kernel, is an ``mcmc`` kernel that names its flow.)
+
+Networks are of two sorts: fields of (t, x) trained by regression along an interpolant, and
+normalizing flows (``FLOWS``), trained by one of the flow objectives (``FLOW_OBJECTIVES``) in a
+model without an interpolant.
 
 The runtime implements each kind once (``backends/runtime/samplers/<kind>.py``; MCMC kernels in
 ``backends/runtime/mcmc/kernels/<kind>.py``); adding a kind is its prelude line, its entry here,
@@ -26,7 +33,7 @@ import attrs
 
 @attrs.frozen
 class SamplerSignature:
-    family: str  # "ode", "sde", "mcmc" or "smc"
+    family: str  # "ode", "sde", "mcmc", "smc" or "flow"
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -38,13 +45,19 @@ ODE = SamplerSignature("ode")
 SDE = SamplerSignature("sde")
 MCMC = SamplerSignature("mcmc")
 SMC = SamplerSignature("smc")
+FLOW = SamplerSignature("flow")
 
 SAMPLERS: dict[str, SamplerSignature] = {
     "euler": ODE, "midpoint": ODE, "heun": ODE, "rk4": ODE, "dopri5": ODE,
     "euler_maruyama": SDE,
     "rwm": MCMC, "mala": MCMC, "hmc": MCMC, "cycle": MCMC,
     "smc": SMC, "ais": SMC,
+    "flow_mh": MCMC, "importance": FLOW, "flow_smc": FLOW, "flow_mcmc": FLOW,
 }
+
+# network kinds that are normalizing flows, and what each flow objective needs of the target
+FLOWS = ("realnvp", "spline")
+FLOW_OBJECTIVES = {"likelihood": "samples", "reverse_kl": "energy", "forward_kl": "energy"}
 
 
 def sampler(name: str) -> SamplerSignature | None:

@@ -5,7 +5,8 @@ against its parameter type.
 Parameter types: ``real``, ``int``, ``vector`` (a number or a list of numbers), ``string``,
 ``path`` (a data file name), ``energy`` (an energy declared in the model), ``schedule`` (a noise
 schedule of the model, or a constant), ``sampler`` (another sampler of the model: an MCMC kernel
-that a cycle or an SMC sampler uses), and ``{a, b, c}`` (one of these names).
+that a cycle or an SMC sampler uses), ``network`` (a network of the model: the flow a flow
+sampler draws from), and ``{a, b, c}`` (one of these names).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from . import builtins as B
 from .expressions import ExprError, Scope, constant
 
 TYPES = ("real", "positive", "nonnegative", "int", "count", "natural", "vector", "string",
-         "path", "energy", "schedule", "sampler")
+         "path", "energy", "schedule", "sampler", "network")
 # lower bounds of the numeric types: (bound, strict)
 BOUNDS = {"positive": (0, True), "nonnegative": (0, False), "count": (1, False),
           "natural": (0, False)}
@@ -99,7 +100,7 @@ def value(expr: S.Expr, param: S.Param, decl: S.PrimitiveDecl, scope: Scope, ref
         if not isinstance(expr, S.String):
             raise ExprError(f"{what} must be a string in double quotes.", expr.span)
         return check_path(expr) if kind == "path" else expr.value
-    if kind in ("energy", "schedule", "sampler"):
+    if kind in ("energy", "schedule", "sampler", "network"):
         if isinstance(expr, S.Name) and refs.get(expr.id) == ("noise" if kind == "schedule" else kind):
             return ir.Reference("noise" if kind == "schedule" else kind, expr.id)
         if kind == "schedule" and not isinstance(expr, (S.String, S.ListExpr)) and not (
@@ -107,7 +108,8 @@ def value(expr: S.Expr, param: S.Param, decl: S.PrimitiveDecl, scope: Scope, ref
             return real_value(expr, scope, what, nonnegative=True)
         wanted = {"schedule": "a noise schedule declared with noise NAME(t) = ...",
                   "energy": "an energy declared with energy NAME(x) = ...",
-                  "sampler": "an MCMC kernel declared with sampler NAME = mala(...)"}[kind]
+                  "sampler": "an MCMC kernel declared with sampler NAME = mala(...)",
+                  "network": "a flow declared with network NAME = realnvp(...)"}[kind]
         pool = [n for n, k in refs.items() if k == ("noise" if kind == "schedule" else kind)]
         shown = expr.id if isinstance(expr, S.Name) else None
         raise ExprError(f"{what} must be {wanted}" + (f"; '{shown}' is not." if shown else "."),

@@ -81,7 +81,7 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
     path = Path(path)
     out = Path(out) if out is not None else Path("runs") / path.stem
     compilation = compilation or compile_model(path)
-    if compilation.model.sampling:
+    if compilation.model.sampling and not compilation.model.flow:
         return _run_samplers(path, backend, out, seed, resume, log, compilation)
     spec_name = compilation.model.name
     total = int(steps if steps is not None else compilation.model.train["steps"])
@@ -100,7 +100,8 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
         "tfm_version": __version__, "steps": total, "seed": model.seed,
         "spec": model.spec.to_json()})
     started = time.perf_counter()
-    model.fit(steps=total, out=out, resume=resume, progress=progress, log=log)
+    if model.spec.objective != "forward_kl":  # (a flow_mcmc sampler trains such a flow)
+        model.fit(steps=total, out=out, resume=resume, progress=progress, log=log)
     elapsed = time.perf_counter() - started
     trained = model.last_fit_steps
     result = {"backend": backend, "steps": model.step, "train_seconds": round(elapsed, 3),
@@ -108,9 +109,19 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
               "final_loss": float(np.mean(model.history[-100:])) if model.history else None}
     from ..backends.runtime import plots  # matplotlib: only where plots are drawn
 
-    plots.loss(out / "loss.png", np.asarray(model.history), f"{model.spec.model}: loss")
     try:
-        result = evaluate(model, out) | result
+        if model.spec.flows:
+            from .flows import evaluate_flow
+
+            result = evaluate_flow(model, out, progress=progress, log=log) | result
+            if model.spec.objective == "forward_kl":  # trained by its flow_mcmc sampler
+                result |= {"steps": model.step, "train_seconds": None,
+                           "final_loss": float(np.mean(model.history[-100:]))
+                           if model.history else None}
+            model.save(out / checkpoint.NAME)
+        else:
+            result = evaluate(model, out) | result
+        plots.loss(out / "loss.png", np.asarray(model.history), f"{model.spec.model}: loss")
     except TfmError as err:  # e.g. non-finite samples: the checkpoint and the loss stay
         checkpoint.write_json(out / "metrics.json", result | {"error": str(err)})
         raise
@@ -263,4 +274,6 @@ def open_run(run_dir: str | Path, backend: str | None = None):
         model.load(run_dir / energy_model.STATE)
         return model
     model.load(run_dir / checkpoint.NAME)
+    if model.spec.flows and (run_dir / energy_model.STATE).exists():
+        model.load_chains(run_dir / energy_model.STATE)
     return model

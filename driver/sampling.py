@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends.runtime import diagnostics, energy_model, metrics as metric_fns
+from ..backends.runtime import diagnostics, energy_model, metrics as metric_fns, targets
+from ..backends.runtime.importance import ImportanceResult
 from ..backends.runtime.mcmc.chains import ChainResult
 from ..errors import TfmSemanticError
 
@@ -22,9 +23,9 @@ GRID = 120
 SWEEP = (0.125, 0.25, 0.5)  # fractions of a sampler's temperatures for the log Z curve
 
 
-def run_samplers(model, out: Path, log=print) -> dict:
-    """Runs every sampler of ``model`` (an EnergyModel); writes the run folder's samples,
-    state and plots; returns the metrics."""
+def run_samplers(model, out: Path, log=print, progress: bool | None = None) -> dict:
+    """Runs every sampler of ``model`` (an EnergyModel, or a FlowModel); writes the run folder's
+    samples, state and plots; returns the metrics."""
     from ..backends.runtime import plots
 
     name = model.spec.model
@@ -35,12 +36,17 @@ def run_samplers(model, out: Path, log=print) -> dict:
     first = None
     for entry in model.top_level():
         started = time.perf_counter()
-        run = model.run(entry.name)
+        run = model.run(entry.name, **({"progress": progress} if progress is not None else {}))
         seconds = time.perf_counter() - started
-        summary = _summary(model, run, seconds, truth)
+        summary = _summary(model, run, seconds, truth) | run.extra
         if isinstance(run.result, ChainResult):
             plots.traces(out / f"traces_{entry.name}.png", run.result.samples,
                          f"{name}: {entry.name} ({entry.method})")
+        elif isinstance(run.result, ImportanceResult):
+            if "log_Z" not in result:
+                result["log_Z"], result["log_Z_stderr"] = summary["log_Z"], summary["log_Z_stderr"]
+                if truth is not None:
+                    result["log_Z_error"] = summary["log_Z"] - truth
         else:
             summary["log_Z_curve"] = _log_Z_curve(model, run, summary, out, truth)
             if "log_Z" not in result:
@@ -55,7 +61,7 @@ def run_samplers(model, out: Path, log=print) -> dict:
     draws = first.draws
     np.save(out / "samples.npy", draws.astype(np.float32))
     result["sampler"] = first.sampler
-    model.save(out / energy_model.STATE)
+    getattr(model, "save_chains", model.save)(out / energy_model.STATE)
     reference = _reference(model)
     shown = draws[np.random.default_rng(0).permutation(len(draws))[:REFERENCE_POINTS]]
     if reference is not None:
@@ -63,10 +69,19 @@ def run_samplers(model, out: Path, log=print) -> dict:
         result["mmd"] = metric_fns.mmd(shown, reference)
     plots.samples_on_energy(out / "samples.png", shown.reshape(len(shown), -1),
                             _grid(model, shown), f"{name}: {first.sampler}")
+    means = targets.MIXTURE_MEANS.get(model.spec.target.name)
+    if means is not None:  # a mixture of equal weights: how the draws share its modes
+        means = means()
+        shares = diagnostics.mode_shares(draws, means)
+        result["modes"] = {
+            "visited": diagnostics.modes_visited(draws, means), "of": len(means),
+            "total_variation": diagnostics.mode_total_variation(
+                shares, np.full(len(means), 1 / len(means)))}
     if len(model.shape) == 2:  # a lattice field
         m = diagnostics.magnetisation(draws)
         result["magnetisation"] = {"mean": float(np.mean(m)), "abs_mean": float(np.mean(abs(m))),
-                                   "std": float(np.std(m))}
+                                   "std": float(np.std(m)),
+                                   "positive_share": float(np.mean(m > 0))}
         plots.histogram(out / "magnetisation.png", m, f"{name}: magnetisation",
                         "mean field per configuration")
     return result
@@ -74,6 +89,16 @@ def run_samplers(model, out: Path, log=print) -> dict:
 
 def _summary(model, run, seconds: float, truth) -> dict:
     res = run.result
+    if isinstance(res, ImportanceResult):
+        summary = {"method": run.method, "log_Z": res.log_Z,
+                   "log_Z_stderr": _finite(res.log_Z_stderr), "log_Z_replicas": res.log_Z_replicas,
+                   "replicas": len(res.log_Z_replicas), "particles": int(len(res.particles)),
+                   "ess_fraction": res.ess, "ess_fraction_replicas": res.ess_replicas,
+                   "non_finite_rejected": res.non_finite / len(res.log_weights),
+                   "energy_evals": res.energy_evals, "seconds": round(seconds, 3)}
+        if truth is not None:
+            summary["log_Z_error"] = res.log_Z - truth
+        return summary
     if isinstance(res, ChainResult):
         summary = diagnostics.chain_summary(res.samples, res.energy_evals, res.grad_evals,
                                             res.acceptance, res.step_sizes, run.kernels)

@@ -15,10 +15,11 @@ BACKENDS = [pytest.param(name, marks=pytest.mark.skipif(
 
 
 def trains(path) -> bool:
-    """Whether a model file declares networks (a generative model), not only samplers of an
-    energy."""
+    """Whether a model file declares networks of (t, x) trained along an interpolant (a
+    generative model), not only samplers of an energy or normalizing flows."""
     from pathlib import Path
-    return "network " in Path(path).read_text()
+    text = Path(path).read_text()
+    return "network " in text and "interpolant" in text
 
 
 def to_numpy(value) -> np.ndarray:

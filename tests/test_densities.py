@@ -29,6 +29,7 @@ DENSITIES = {
     "gmm50": ({}, (50,)),
     "funnel": ({}, (10,)),
     "many_well": ({}, (32,)),
+    "box": ({"low": [-1.0, 0.0], "high": [2.0, 3.0]}, (2,)),
 }
 ENERGY_ONLY = {"phi4", "breast_cancer_logistic"}  # stdlib targets without an exact sampler
 

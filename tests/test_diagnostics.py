@@ -146,3 +146,61 @@ def test_plots_write_pngs(tmp_path):
         data = (tmp_path / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 1000, name
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(made)  # no temporary files left
+
+
+# --- mode coverage (GMM-40) ----------------------------------------------------------------------
+
+def _gmm40_draws(rng, n, modes=None):
+    from tfm.backends.runtime.targets import gmm40_means
+
+    means = gmm40_means().astype(np.float64)
+    pick = rng.integers(40, size=n) if modes is None else rng.choice(modes, size=n)
+    return means, means[pick] + rng.standard_normal((n, 2))
+
+
+def test_exact_gmm40_draws_cover_every_mode_evenly():
+    rng = np.random.default_rng(0)
+    means, x = _gmm40_draws(rng, 40_000)
+    shares = dg.mode_shares(x, means)
+    assert shares.shape == (40,) and math.isclose(shares.sum(), 1.0)
+    assert dg.modes_visited(x, means) == 40
+    assert dg.mode_total_variation(shares, np.full(40, 1 / 40)) < 0.02
+
+
+def test_draws_from_half_the_modes():
+    from tfm.backends.runtime.targets import gmm40_means
+
+    rng = np.random.default_rng(1)
+    # the 20 modes lowest in y: every other mode is at least 9 away from them
+    low = np.argsort(gmm40_means()[:, 1])[:20]
+    means, x = _gmm40_draws(rng, 40_000, modes=low)
+    assert dg.modes_visited(x, means) == 20
+    shares = dg.mode_shares(x, means)
+    assert shares[low].sum() == 1.0
+    tv = dg.mode_total_variation(shares, np.full(40, 1 / 40))
+    assert abs(tv - 0.5) < 0.02, tv
+
+
+def test_mode_assignment_and_radius():
+    means = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    x = np.array([[1.0, 1.0], [9.0, 0.5], [6.0, 0.0], [-2.5, 0.0]])
+    assert dg.mode_assignment(x, means).tolist() == [0, 1, 1, 0]
+    # chains (draws, chains, d) reshape to points
+    assert dg.mode_assignment(x.reshape(2, 2, 2), means).tolist() == [0, 1, 1, 0]
+    assert dg.mode_shares(x, means).tolist() == [0.5, 0.5, 0.0]
+    assert dg.modes_visited(x, means) == 2               # nothing within 3 of (0, 10)
+    assert dg.modes_visited(x, means, radius=1.0) == 0   # (9, 0.5) is 1.12 from (10, 0)
+    assert dg.modes_visited(x, means, radius=1.2) == 1
+    assert dg.modes_visited(x, means, radius=1.5) == 2   # (1, 1) is 1.41 from (0, 0)
+    # only a sample's nearest mode counts: (1, 1) is 9.06 from (0, 10) but nearer (0, 0)
+    assert dg.modes_visited(x, means, radius=10.0) == 2
+    with pytest.raises(ValueError):
+        dg.modes_visited(x, means, radius=0.0)
+
+
+def test_mode_total_variation():
+    assert dg.mode_total_variation([1, 0, 0, 0], [0.25] * 4) == pytest.approx(0.75)
+    assert dg.mode_total_variation([2, 2, 2, 2], [1, 1, 1, 1]) == 0.0   # normalised: counts work
+    assert dg.mode_total_variation([0.5, 0.5, 0], [0, 0, 1]) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        dg.mode_total_variation([0.5, 0.5], [1 / 3] * 3)

@@ -34,7 +34,8 @@ def spec(model: ir.Model) -> Spec:
         networks.append({"name": identifier(n.name), "kind": n.constructor.name,
                          "args": dict(n.constructor.to_json()["args"]),
                          "target": target,
-                         "output": "scalar" if target == "potential" else "vector",
+                         "output": "flow" if n.constructor.name in kinds.FLOWS else
+                         "scalar" if target == "potential" else "vector",
                          "key": keys[n.name]})
     samplers = []
     for s in model.samplers:
@@ -58,10 +59,25 @@ def spec(model: ir.Model) -> Spec:
         "samplers": samplers,
         "train": {k: (v.to_json() if isinstance(v, ir.Constructor) else v)
                   for k, v in model.train.settings},
-        "objective": "none" if model.sampling else "regression",
+        "objective": _objective(model),
+        "objective_args": _objective_args(model),
         "energies": [e.name for e in model.energies],
         "constants": {c.name: c.to_json() for c in model.constants},
     })
+
+
+def _objective(model: ir.Model) -> str:
+    """The kind of the training objective: ``regression`` along the interpolant, a flow
+    objective (one for all the model's flows), or ``none`` (a model without networks)."""
+    if model.flow:
+        return model.objective.terms[0].target
+    return "none" if model.sampling else "regression"
+
+
+def _objective_args(model: ir.Model) -> dict:
+    if not model.flow:
+        return {}
+    return dict(model.objective.terms[0].objective.to_json()["args"])
 
 
 # the time law of a model without networks (which trains nothing): the default, for the record

@@ -15,11 +15,12 @@ def build(model, folder: str | Path | None = None, root: str | Path | None = Non
     return a ``JaxModel`` whose data files resolve in ``root`` (default: the model file's
     folder)."""
     from . import emit
-    from .runtime import JaxEnergyModel, JaxModel
+    from .runtime import JaxEnergyModel, JaxFlowModel, JaxModel
 
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="tfm_jax_"))
     module = emit.load(emit.write(model, folder))
-    cls = JaxEnergyModel if module.SPEC.sampling else JaxModel
+    cls = JaxEnergyModel if module.SPEC.sampling else \
+        JaxFlowModel if module.SPEC.flows else JaxModel
     return cls(module, root=Path(root) if root is not None else Path(model.file).resolve().parent)
 
 

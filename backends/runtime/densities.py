@@ -125,6 +125,26 @@ def _normal_log_prob(ops, args, shape):
     return logp
 
 
+def _box_draw(ops, args, shape, data):
+    dim = math.prod(shape)
+    low = ops.asarray(vector(args["low"], dim).reshape(shape))
+    high = ops.asarray(vector(args["high"], dim).reshape(shape))
+    return lambda rng, n: low + (high - low) * rng.uniform((n,) + shape)
+
+
+def _box_log_prob(ops, args, shape):
+    xp, dim = ops.xp, math.prod(shape)
+    low, high = vector(args["low"], dim), vector(args["high"], dim)
+    log_volume = float(np.sum(np.log((high - low).astype(np.float64))))
+    low, high = ops.asarray(low), ops.asarray(high)
+
+    def logp(x):
+        flat = xp.reshape(x, (x.shape[0], dim))
+        inside = xp.all((flat >= low) & (flat <= high), axis=-1)
+        return xp.where(inside, -log_volume, -math.inf)
+    return logp
+
+
 def _data_draw(ops, args, shape, data):
     pool = ops.asarray(data)  # copied to the device once, here
     return lambda rng, n: pool[rng.randint(pool.shape[0], (n,))]
@@ -191,6 +211,7 @@ def _checkerboard(xp, rng, n):
 
 DENSITIES.register("normal")(Density(_normal_draw, _normal_log_prob))
 DENSITIES.register("data")(Density(_data_draw, reads_file=True))
+DENSITIES.register("box")(Density(_box_draw, _box_log_prob))
 DENSITIES.register("moons")(_toy(_moons))
 DENSITIES.register("circles")(_toy(_circles))
 DENSITIES.register("s_curve")(_toy(_s_curve))

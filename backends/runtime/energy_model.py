@@ -21,7 +21,7 @@ from . import checkpoint, data as data_files, densities
 from .mcmc import KERNELS, potential
 from .mcmc.chains import ChainResult, run_chains
 from .mcmc.tempering import SMCResult, smc
-from .spec import Spec
+from .spec import Sampler, Spec
 
 STATE = "chains.safetensors"  # the chains' last states and step sizes, in a run folder
 
@@ -40,12 +40,13 @@ class Run:
     kernels: tuple[str, ...]
     result: ChainResult | SMCResult
     seed: int
+    extra: dict = attrs.field(factory=dict)  # what a sampler reports beyond its result
 
     @property
     def draws(self) -> np.ndarray:
         """Its draws of the target, (n, *shape): the chains' kept states, draw by draw, or the
         particles."""
-        if isinstance(self.result, SMCResult):
+        if hasattr(self.result, "particles"):  # SMC, AIS, importance sampling
             return self.result.particles
         samples = self.result.samples
         return samples.reshape((-1,) + samples.shape[2:])
@@ -72,6 +73,9 @@ class EnergyModel(ABC):
         # built once, so that compiled programs keyed by it are found again
         self.base_log_prob = densities.log_prob(self.ops, self.spec.base, self.shape)
         self.states: dict[str, tuple[np.ndarray, list[float]]] = {}  # sampler -> (x, steps)
+        # a model with flows: each flow's FlowProposal, and the weights runs pass them
+        self.proposals: dict[str, object] = {}
+        self.context = None
 
     # --- backend hooks ----------------------------------------------------------------------
     @abstractmethod
@@ -142,6 +146,9 @@ class EnergyModel(ABC):
         if entry.method == "cycle":
             return [k for part in ("first", "second")
                     for k in self.cycle(self._referenced(entry.args[part]))]
+        if entry.method == "flow_mcmc":  # after its rounds: its kernel, then a flow move
+            return self.cycle(self._referenced(entry.args["kernel"])) + [
+                Sampler("flow_mh", "flow_mh", {"flow": entry.args["flow"]}, "mcmc")]
         return [entry]
 
     def kernels(self, entry) -> tuple[list[tuple], tuple[str, ...]]:
@@ -152,7 +159,21 @@ class EnergyModel(ABC):
         for e in entries:
             seen[e.name] = seen.get(e.name, 0) + 1
             names.append(e.name if seen[e.name] == 1 else f"{e.name}#{seen[e.name]}")
-        return [(KERNELS[e.method], dict(e.args)) for e in entries], tuple(names)
+        return [(KERNELS[e.method], self._kernel_args(e)) for e in entries], tuple(names)
+
+    def _kernel_args(self, entry) -> dict:
+        """A kernel's arguments; a flow kernel's also its flow (``proposal``)."""
+        args = dict(entry.args)
+        if isinstance(args.get("flow"), dict):
+            args["proposal"] = self.flow(args["flow"]["name"])
+        return args
+
+    def flow(self, name: str):
+        """The FlowProposal of the flow ``name`` (a model with flows sets them)."""
+        if name not in self.proposals:
+            raise error(f"The flow '{name}' is not available to this sampler run.",
+                        "Flow samplers run in a model that declares the flow.")
+        return self.proposals[name]
 
     def _referenced(self, value):
         return self.spec.sampler(value["name"])
@@ -165,12 +186,12 @@ class EnergyModel(ABC):
         entry = self.sampler_entry(name)
         seed = self.seed if seed is None else int(seed)
         key = self.ops.key(seed, 3 if continue_chains else 2)  # a continuation's own stream
-        if entry.kind == "smc":
+        if entry.kind == "smc" or entry.method == "flow_smc":
             return self._smc(entry, seed, key)
         kernels, names = self.kernels(entry)
         args = entry.args
-        chains, warmup, thin = int(args["chains"]), int(args["warmup"]), int(args["thin"])
-        steps = [float(a["step"]) for _, a in kernels]
+        chains, warmup, thin = int(args["chains"]), int(args.get("warmup", 0)), int(args["thin"])
+        steps = [k.initial_step(a) for k, a in kernels]
         x0 = None
         if continue_chains:
             if entry.name not in self.states:
@@ -183,7 +204,7 @@ class EnergyModel(ABC):
         result = run_chains(self.ops, self.program, kernels, potential(self.ops, self.energy),
                             x0, key, warmup, int(draws if draws is not None else args["draws"]),
                             thin, steps, [k.target_accept(a) for k, a in kernels],
-                            adapt=not continue_chains)
+                            adapt=not continue_chains, context=self.context)
         self.states[entry.name] = (result.state, list(result.step_sizes))
         return Run(entry.name, entry.method, names, result, seed)
 
@@ -195,7 +216,10 @@ class EnergyModel(ABC):
              temperatures: int | None = None) -> Run:
         kernels, names = self.kernels(self._referenced(entry.args["kernel"]))
         base_log_prob = self.base_log_prob
-        if base_log_prob is None:
+        if entry.method == "flow_smc":  # the flow is the start: its draws and its density
+            density = self.flow(entry.args["flow"]["name"]).bind(self.context)
+            base_log_prob = density.log_prob
+        elif base_log_prob is None:
             raise error(f"SMC and AIS weigh particles by the base's density, and the base "
                         f"'{self.spec.base.name}' has none in closed form.",
                         "Use base x0 ~ normal(...).")
@@ -205,10 +229,15 @@ class EnergyModel(ABC):
         if entry.method == "ais" and temperatures is None:  # pragma: no cover - prelude: count
             raise error("AIS needs a fixed number of temperatures.")
         x0 = self.base_draws(replicas * n, seed)
+        if entry.method == "flow_smc":
+            z = self.ops.random(self.ops.key(seed, 1)).normal((replicas * n,) + self.shape)
+            x0 = self.program(("flow_smc", "start", entry.name),
+                              lambda c, z: self.flow(entry.args["flow"]["name"]).bind(c)
+                              .sample(z)[0])(self.context, z)
         result = smc(self.ops, self.program, kernels, base_log_prob, self.energy, x0, key,
                      replicas, temperatures, float(entry.args.get("ess", 0.5)),
-                     int(entry.args["moves"]), entry.method == "smc",
-                     [float(a["step"]) for _, a in kernels],
+                     int(entry.args["moves"]), entry.method in ("smc", "flow_smc"),
+                     [k.initial_step(a) for k, a in kernels],
                      [k.target_accept(a) for k, a in kernels])
         return Run(entry.name, entry.method, names, result, seed)
 
@@ -217,7 +246,7 @@ class EnergyModel(ABC):
         left, or fresh ones after a warm-up) for as many iterations as n draws need; an SMC or
         AIS sampler runs with n particles in all (rounded up to a multiple of its replicas)."""
         entry = self.sampler_entry(sampler)
-        if entry.kind == "smc":
+        if entry.kind == "smc" or entry.method == "flow_smc":
             replicas = int(entry.args["replicas"])
             run = self._smc(entry, seed, self.ops.key(seed, 2), math.ceil(n / replicas))
             return run.draws[:n]

@@ -3,7 +3,9 @@
 Both backends start from these arrays (a backend's own random generator is never used for
 weights), so the same spec and seed give the same initial weights in JAX and in PyTorch.
 Layouts follow PyTorch: a dense weight is (out, in), a convolution kernel (out, in, kh, kw);
-names are ``<network>.<layer>.weight`` and ``<network>.<layer>.bias``.
+names are ``<network>.<layer>.weight`` and ``<network>.<layer>.bias``. The layers a kind lists in
+``zero(args, shape)`` (a flow's last layers, so that it starts as the identity) are drawn as the
+others and then set to zero, so the draws of every other layer do not depend on them.
 """
 
 from __future__ import annotations
@@ -39,11 +41,14 @@ def init_params(networks, shape, seed: int) -> dict[str, np.ndarray]:
         rng = _rng(seed, net.name)
         scalar = net.scalar
         kind = NETWORKS[net.kind]
+        zero = set(kind.zero(net.args, tuple(shape)))
         for i, (fan_in, fan_out) in enumerate(kind.sizes(net.args, tuple(shape), scalar)):
             if kind.convolution:
                 w, b = _conv(rng, fan_in, fan_out)
             else:
                 w, b = _dense(rng, fan_in, fan_out)
+            if i in zero:
+                w, b = np.zeros_like(w), np.zeros_like(b)
             params[f"{net.name}.{i}.weight"] = w
             params[f"{net.name}.{i}.bias"] = b
     return params

@@ -1,11 +1,23 @@
-"""Networks (t, x) -> field, written once for both backends and registered under their prelude
-names: each kind gives its layer sizes (from which ``init.py`` draws the initial weights) and
-its forward pass, written with ``ops.xp`` and the backend's ``Layers``:
+"""Networks, written once for both backends and registered under their prelude names: each kind
+gives its layer sizes (from which ``init.py`` draws the initial weights) and its passes, written
+with ``ops.xp`` and the backend's ``Layers``. Field networks (t, x) -> field:
 
 - ``mlp``: t concatenated to the flattened x, ``depth`` hidden layers of ``width``;
 - ``resmlp``: t and its sinusoidal features, then ``blocks`` residual blocks of two layers;
 - ``convnet``: image-shaped x (C, H, W), t and its features as extra constant channels,
   ``depth`` 3x3 convolutions of ``channels`` and a 3x3 convolution back to C channels.
+
+Normalizing flows (``flows/``: no time, no field output; an invertible map z -> x of the sample
+shape with its exact log-determinant both ways, ``push`` and ``pull``):
+
+- ``realnvp``: ``layers`` affine coupling layers (Dinh et al., RealNVP), each conditioned by an
+  MLP of ``depth`` hidden layers of ``width`` on the coordinates it keeps;
+- ``spline``: ``layers`` rational-quadratic spline coupling layers of ``bins`` bins on
+  [-``bound``, ``bound``], identity outside (Durkan et al., neural spline flows);
+
+both alternate the transformed coordinates by ``mask`` (``alternating`` or ``checkerboard``)
+and end in a learned elementwise affine layer; their last layers start at zero, so a flow
+starts as the identity.
 
 A backend's ``Layers`` applies layer i of a network (``layer(i, h)``: a dense layer, or a 3x3
 convolution with padding 1, on the weights named ``<network>.<i>.weight|bias``), its
@@ -19,25 +31,36 @@ channel summed over the image).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import attrs
 import numpy as np
 
 from .kinds import Registry
 
+if TYPE_CHECKING:
+    from .flows import FlowPasses
+
 TIME_FEATURES = 8  # sinusoidal time features of resmlp and convnet: sin, cos of pi k t, k=1..8
+
+
+def _no_zero_layers(args: dict, shape: tuple[int, ...]) -> tuple[int, ...]:
+    return ()
 
 
 @attrs.frozen
 class NetworkKind:
     """``sizes(args, shape, scalar)``: (fan_in, fan_out) of each layer (channels for
     convolutions); ``forward(xp, layers, args, shape, scalar, t, x)`` with t (B,) float32 and
-    x (B, *shape) -> (B, *shape), or (B,) for a scalar output."""
+    x (B, *shape) -> (B, *shape), or (B,) for a scalar output (None for a flow); ``flow``: a
+    flow's passes (``flows.FlowPasses``; None for a field network); ``zero(args, shape)``: the
+    layers whose weight and bias start at exactly zero (``init.py``)."""
 
     sizes: Callable
-    forward: Callable
+    forward: Callable | None = None
     convolution: bool = False
+    flow: FlowPasses | None = None
+    zero: Callable[[dict, tuple], tuple[int, ...]] = _no_zero_layers
 
 
 NETWORKS: Registry[NetworkKind] = Registry("network")
@@ -114,6 +137,29 @@ NETWORKS.register("resmlp")(NetworkKind(_resmlp_sizes, _resmlp))
 NETWORKS.register("convnet")(NetworkKind(_convnet_sizes, _convnet, convolution=True))
 
 
+def is_flow(net) -> bool:
+    """Whether network ``net`` (a spec Network) is a flow (no field output at (t, x))."""
+    return NETWORKS[net.kind].flow is not None
+
+
 def forward(xp, layers, net, shape, t, x):
     """The output of network ``net`` (a spec Network) at (t, x), t broadcast to (B,) float32."""
-    return NETWORKS[net.kind].forward(xp, layers, net.args, tuple(shape), net.scalar, t, x)
+    kind = NETWORKS[net.kind]
+    if kind.forward is None:
+        raise TypeError(f"network '{net.name}' is a {net.kind} flow: it has push and pull, "
+                        "no output at (t, x)")
+    return kind.forward(xp, layers, net.args, tuple(shape), net.scalar, t, x)
+
+
+def push(xp, layers, net, shape, z):
+    """Flow ``net``'s map of base points z (B, *shape) -> (x, log|det dx/dz|) ((B,) float32)."""
+    return NETWORKS[net.kind].flow.push(xp, layers, net.args, tuple(shape), z)
+
+
+def pull(xp, layers, net, shape, x):
+    """Flow ``net``'s inverse map x (B, *shape) -> (z, log|det dz/dx|) ((B,) float32)."""
+    return NETWORKS[net.kind].flow.pull(xp, layers, net.args, tuple(shape), x)
+
+
+# the flow kinds register themselves into NETWORKS (they import this module, complete by now)
+from . import flows  # noqa: E402,F401

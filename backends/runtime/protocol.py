@@ -51,6 +51,16 @@ class SamplingModule(Protocol):
 
 
 @runtime_checkable
+class FlowModule(Protocol):
+    """The module of a model of normalizing flows (``SPEC.flows``): its settings and energies;
+    the flows' passes are the runtime's (torch's module also has ``Networks``)."""
+
+    SOURCE: str
+    SPEC: Spec
+    ENERGIES: Mapping[str, Callable]
+
+
+@runtime_checkable
 class TorchEmittedModule(EmittedModule, Protocol):
     Networks: type  # torch.nn.Module with ``nets`` and forward(t, x) -> out
 
@@ -71,6 +81,11 @@ def check(module, protocol=EmittedModule) -> list[str]:
             return ["missing " + ", ".join(n for n in ("SOURCE", "SPEC", "ENERGIES")
                                            if not hasattr(module, n))]
         return _check_energies(module)
+    if isinstance(spec, Spec) and spec.flows:
+        needed = ("SOURCE", "SPEC", "ENERGIES") + (
+            ("Networks",) if protocol is TorchEmittedModule else ())
+        missing = [n for n in needed if not hasattr(module, n)]
+        return ["missing " + ", ".join(missing)] if missing else _check_energies(module)
     if not isinstance(module, protocol):
         missing = [n for n in ("SOURCE", "SPEC", "FIELDS", "EPS", "ENERGIES", *SIGNATURES,
                                "Networks")

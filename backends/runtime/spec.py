@@ -37,9 +37,9 @@ class Call:
 @attrs.frozen
 class Network:
     """A network of the model: its prelude kind and arguments, what it is trained on
-    (``target``; None for an untrained one), its output (``vector``, or ``scalar`` for a
-    potential whose gradient is the field) and the key of its output in the emitted functions'
-    ``out`` mapping (``grad_<name>`` for a potential)."""
+    (``target``; None for an untrained one), its output (``vector``, ``scalar`` for a
+    potential whose gradient is the field, or ``flow`` for a normalizing flow) and the key of
+    its output in the emitted functions' ``out`` mapping (``grad_<name>`` for a potential)."""
 
     name: str
     kind: str
@@ -51,6 +51,10 @@ class Network:
     @property
     def scalar(self) -> bool:
         return self.output == "scalar"
+
+    @property
+    def flow(self) -> bool:
+        return self.output == "flow"
 
     @classmethod
     def from_json(cls, data: dict) -> "Network":
@@ -132,6 +136,7 @@ class Spec:
     objective: str = "regression"
     energies: tuple[str, ...] = attrs.field(converter=tuple, default=())
     constants: dict[str, dict] = attrs.field(converter=dict, factory=dict)
+    objective_args: dict[str, Any] = attrs.field(converter=_args, factory=dict)
 
     @classmethod
     def from_json(cls, data: dict) -> "Spec":
@@ -141,12 +146,21 @@ class Spec:
                    tuple(Network.from_json(n) for n in data["networks"]), tuple(data["fields"]),
                    tuple(Sampler.from_json(s) for s in data["samplers"]),
                    Train.from_json(data["train"]), data.get("objective", "regression"),
-                   tuple(data.get("energies", ())), dict(data.get("constants", {})))
+                   tuple(data.get("energies", ())), dict(data.get("constants", {})),
+                   dict(data.get("objective_args", {})))
 
     @property
     def sampling(self) -> bool:
         """A model without networks: its samplers run MCMC or SMC on the target's energy."""
         return self.objective == "none"
+
+    @property
+    def flows(self) -> tuple[Network, ...]:
+        """The normalizing flows among the networks (in a flow model: all of them)."""
+        return tuple(n for n in self.networks if n.flow)
+
+    def network(self, name: str) -> Network:
+        return next(n for n in self.networks if n.name == name)
 
     def sampler(self, name: str) -> Sampler:
         return next(s for s in self.samplers if s.name == name)
@@ -159,7 +173,8 @@ class Spec:
                 "networks": [n.to_json() for n in self.networks], "fields": list(self.fields),
                 "samplers": [s.to_json() for s in self.samplers], "train": self.train.to_json(),
                 "objective": self.objective, "energies": list(self.energies),
-                "constants": dict(self.constants)}
+                "constants": dict(self.constants),
+                **({"objective_args": dict(self.objective_args)} if self.objective_args else {})}
 
     def role(self, name: str) -> Call:
         """The density of a role: ``base`` or ``target``."""

@@ -237,6 +237,9 @@ def _logistic_energy(ops, args, shape):
     return U
 
 
+# the component means of the equal-weight mixtures, for the mode diagnostics of sampling runs
+MIXTURE_MEANS = {"gmm40": gmm40_means, "gmm50": gmm50_means}
+
 DENSITIES.register("gmm40")(_mixture(gmm40_means(), GMM40_STD))
 DENSITIES.register("gmm50")(_mixture(gmm50_means(), GMM40_STD))
 DENSITIES.register("funnel")(_normalised(_funnel_energy, _funnel_draw))

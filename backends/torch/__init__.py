@@ -17,11 +17,12 @@ def build(model, folder: str | Path | None = None, root: str | Path | None = Non
     resolve in ``root`` (default: the model file's folder); ``compile``: train through
     torch.compile (default: on CUDA)."""
     from . import emit
-    from .runtime import TorchEnergyModel, TorchModel
+    from .runtime import TorchEnergyModel, TorchFlowModel, TorchModel
 
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="tfm_torch_"))
     module = emit.load(emit.write(model, folder))
-    cls = TorchEnergyModel if module.SPEC.sampling else TorchModel
+    cls = TorchEnergyModel if module.SPEC.sampling else \
+        TorchFlowModel if module.SPEC.flows else TorchModel
     return cls(module, root=Path(root) if root is not None else Path(model.file).resolve().parent,
                       device=device, compile=compile)
 

@@ -1,7 +1,7 @@
 """The JAX side of the networks (``runtime/networks.py`` holds their forward passes): layers as
 pure functions of a flat weight dict (``<network>.<i>.weight|bias``, PyTorch layouts), and the
 outputs of every network of a model, a potential network's being the gradient in x of its
-scalar output."""
+scalar output; a flow's two passes (``push``, ``pull``), which have no output at (t, x)."""
 
 from __future__ import annotations
 
@@ -46,12 +46,24 @@ def apply(net, params: dict, t, x, shape, dtype=jnp.float32):
     return networks.forward(jnp, Layers(net, params, dtype), net, shape, t, x)
 
 
+def push(net, params: dict, z, shape, dtype=jnp.float32):
+    """Flow ``net``'s map of base points z (B, *shape): (x, log|det dx/dz|) with logdet (B,)."""
+    return networks.push(jnp, Layers(net, params, dtype), net, tuple(shape), z)
+
+
+def pull(net, params: dict, x, shape, dtype=jnp.float32):
+    """Flow ``net``'s inverse map of x (B, *shape): (z, log|det dz/dx|) with logdet (B,)."""
+    return networks.pull(jnp, Layers(net, params, dtype), net, tuple(shape), x)
+
+
 def outputs(spec, params: dict, t, x, dtype=jnp.float32) -> dict:
     """Every network's output keyed as the emitted functions expect (``grad_NAME`` for a
-    potential network: the gradient in x of its scalar output)."""
+    potential network: the gradient in x of its scalar output); flows have none."""
     out = {}
     shape = tuple(spec.shape)
     for net in spec.networks:
+        if networks.is_flow(net):
+            continue
         if net.scalar:
             def phi(y, net=net):
                 return apply(net, params, t, y, shape, dtype).sum()

@@ -44,7 +44,7 @@ def make_step(spec, draw, update, root_key):
 
     def step(state, _):
         rng = OPS.random(jax.random.fold_in(root_key, state["step"]))
-        return update(state, *draw(rng, batch))
+        return update(state, *draw(rng, batch, state["step"]))
 
     return step
 
@@ -58,3 +58,10 @@ def chunk_runner(step):
             cache[length] = jax.jit(lambda s: jax.lax.scan(step, s, None, length=length))
         return cache[length](state)
     return run
+
+
+def scan_runner(update):
+    """A compiled function (state, batches) -> (state, losses): one optimiser step per leading
+    index of the stacked batches (each array (steps, batch, ...)); compiled once per shape."""
+    return jax.jit(lambda state, *batches: jax.lax.scan(lambda s, b: update(s, *b), state,
+                                                         batches))

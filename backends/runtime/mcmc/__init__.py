@@ -77,6 +77,11 @@ class Kernel(ABC):
     uses_grad: bool = False
     #: the acceptance rate step-size adaptation aims at, unless ``args["accept"]`` says otherwise
     accept: float = 0.5
+    #: it has a step size (adapted in the warm-up); a kernel without one ignores it
+    has_step: bool = True
+
+    def initial_step(self, args: dict) -> float:
+        return float(args["step"]) if self.has_step else 1.0
 
     def target_accept(self, args: dict) -> float:
         value = args.get("accept")
@@ -95,9 +100,10 @@ class Kernel(ABC):
 
     @abstractmethod
     def step(self, ops, potential: Potential, state: State, step_size, draws: tuple,
-             args: dict) -> tuple[State, Any]:
+             args: dict, context=None) -> tuple[State, Any]:
         """One transition of every chain, deterministic given ``draws``: (state, the
-        acceptance probability of each chain's proposal (n,))."""
+        acceptance probability of each chain's proposal (n,)). ``context``: arrays the run
+        passes to every step as a program argument (a flow kernel's weights), or None."""
 
 
 KERNELS: Registry[Kernel] = Registry("MCMC kernel", package=__name__ + ".kernels")

@@ -37,10 +37,11 @@ class ChainResult:
     thin: int
 
 
-def iterate(ops, kernels, potential, state, step_sizes, key):
+def iterate(ops, kernels, potential, state, step_sizes, key, context=None):
     """One iteration of the cycle ``kernels`` [(Kernel, args)]: each kernel steps every chain in
     turn, with step size ``step_sizes[i]``, from its share of the iteration's random stream
-    ``key``. Returns (state, the mean acceptance probability of each kernel (kernels,))."""
+    ``key`` (and the run's ``context``). Returns (state, the mean acceptance probability of each
+    kernel (kernels,))."""
     xp = ops.xp
     x = state[0]
     n, shape = x.shape[0], tuple(x.shape[1:])
@@ -48,7 +49,8 @@ def iterate(ops, kernels, potential, state, step_sizes, key):
     accept = []
     for i, ((kernel, args), rng) in enumerate(zip(kernels, streams)):
         draws = kernel.draws(rng, n, shape, args)
-        state, prob = kernel.step(ops, potential, state, step_sizes[i], draws, args)
+        state, prob = kernel.step(ops, potential, state, step_sizes[i], draws, args,
+                                  context)
         accept.append(xp.mean(prob))
     return state, xp.stack(accept)
 
@@ -85,13 +87,15 @@ def check_start(ops, state, what: str = "chain") -> None:
 
 
 def run_chains(ops, program, kernels, potential, x0, key, warmup: int, draws: int, thin: int,
-               step_sizes, target_accepts, adapt: bool = True) -> ChainResult:
+               step_sizes, target_accepts, adapt: bool = True, context=None) -> ChainResult:
     """Runs ``len(x0)`` chains of the cycle ``kernels`` [(Kernel, args)] on ``potential`` from
     the points ``x0`` (chains, *shape): ``warmup`` iterations (adapting each kernel's step size
     from ``step_sizes`` towards ``target_accepts`` by dual averaging when ``adapt``), then
     ``draws`` iterations of which every ``thin``-th is kept (``draws`` is taken down to a
     multiple of ``thin``). ``program(key, fn)`` makes ``fn`` ready to run many times (the
-    backend's: jit in JAX); ``key`` is the backend's key (``ops.key(seed)``)."""
+    backend's: jit in JAX); ``key`` is the backend's key (``ops.key(seed)``). ``context``
+    (arrays, or None) reaches every kernel step as an argument of the compiled programs, so a
+    flow kernel runs with new weights without compiling again."""
     xp = ops.xp
     gradients = tracks_gradients(kernels)
     potential = attrs.evolve(potential, gradients=gradients)
@@ -107,18 +111,18 @@ def run_chains(ops, program, kernels, potential, x0, key, warmup: int, draws: in
     eps = ops.asarray(np.asarray(step_sizes, dtype=np.float64))
     adapting = adapt and warmup > 0
     if warmup > 0:
-        def warm(state, dual, targets, keys):
+        def warm(state, dual, targets, keys, context):
             def body(carry, key):
                 state, dual = carry
                 state, accept = iterate(ops, kernels, potential, state,
-                                        adaptation.step_sizes(xp, dual), key)
+                                        adaptation.step_sizes(xp, dual), key, context)
                 if adapting:
                     dual = adaptation.update(xp, dual, accept, targets)
                 return (state, dual), None
             return ops.scan(body, (state, dual), keys)[0]
 
         state, dual = program(("mcmc", "warmup", adapting) + sig, warm)(
-            state, adaptation.start(ops, step_sizes), targets, warm_rng.keys(warmup))
+            state, adaptation.start(ops, step_sizes), targets, warm_rng.keys(warmup), context)
         if adapting:
             eps = adaptation.adapted(xp, dual)
 
@@ -132,18 +136,18 @@ def run_chains(ops, program, kernels, potential, x0, key, warmup: int, draws: in
                            ops.numpy(state[0]), [float(e) for e in ops.numpy(eps)], [math.nan] * k,
                            *totals, warmup, draws, thin)
 
-    def sample(state, eps, keys):
+    def sample(state, eps, keys, context):
         def outer(carry, key):
             def inner(carry, key):
                 state, total = carry
-                state, accept = iterate(ops, kernels, potential, state, eps, key)
+                state, accept = iterate(ops, kernels, potential, state, eps, key, context)
                 return (state, total + accept), None
             carry = ops.scan(inner, carry, ops.random(key).keys(thin))[0]
             return carry, (carry[0][0], carry[0][1])
         return ops.scan(outer, (state, xp.zeros_like(eps)), keys, trajectory=True)
 
     (state, total), (xs, us) = program(("mcmc", "sample", thin) + sig, sample)(
-        state, eps, draw_rng.keys(kept))
+        state, eps, draw_rng.keys(kept), context)
     return ChainResult(ops.numpy(xs), ops.numpy(us), ops.numpy(state[0]),
                        [float(e) for e in ops.numpy(eps)],
                        [float(a) for a in ops.numpy(total) / (kept * thin)],

@@ -16,7 +16,8 @@ from ..kinds import Registry
 class Objective(ABC):
     @abstractmethod
     def draw(self, model, data=None):
-        """(rng, n) -> the batch of one step, a tuple of arrays."""
+        """(rng, n, step) -> the batch of one step, a tuple of arrays; ``step`` is the
+        optimiser step it is drawn for (an integer array in JAX), or None."""
 
     @abstractmethod
     def loss(self, model, network):

@@ -18,7 +18,7 @@ class Regression(Objective):
         latent = model.spec.latent
         zero = ops.asarray(0.0)
 
-        def draw(rng, n):
+        def draw(rng, n, step=None):
             k_pairs, k_time, k_latent = rng.split(3)
             x0, x1 = pairs(k_pairs, n)
             t = times(k_time, n)

@@ -2,7 +2,8 @@
 network an ``nn.ModuleList`` of its layers (``nn.Linear`` or ``nn.Conv2d``) inside an
 ``nn.ModuleDict``, so the weights are named ``<network>.<layer>.weight`` as in runtime/init.py
 and in checkpoints; the module is the shared forward pass's ``Layers``. With ``precision
-bfloat16`` the products and activations run in bfloat16 with float32 weights, as in JAX."""
+bfloat16`` the products and activations run in bfloat16 with float32 weights, as in JAX. A
+flow's module maps points both ways (``push``, ``pull``) and has no output at (t, x)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ ACTIVATIONS = {"silu": F.silu, "relu": F.relu, "gelu": lambda h: F.gelu(h, appro
 
 class Network(nn.ModuleList):
     """One network of the spec: t (B,) or a number, x (B, *shape) -> (B, *shape), or (B,) for a
-    scalar (potential) output."""
+    scalar (potential) output; a flow: x (B, *shape) -> (points, logdet) (``forward(x,
+    inverse)``, ``push``, ``pull``)."""
 
     def __init__(self, net, shape: tuple[int, ...], dtype: torch.dtype):
         kind = networks.NETWORKS[net.kind]
@@ -48,11 +50,31 @@ class Network(nn.ModuleList):
     def constant(self, values):
         return torch.as_tensor(values, device=self[0].weight.device)
 
-    def forward(self, t, x):
+    def push(self, z):
+        """A flow's map of base points z (B, *shape): (x, log|det dx/dz|) with logdet (B,)."""
+        return self.kind.flow.push(xp, self, self.net.args, self.shape, z)
+
+    def pull(self, x):
+        """A flow's inverse map of x (B, *shape): (z, log|det dz/dx|) with logdet (B,)."""
+        return self.kind.flow.pull(xp, self, self.net.args, self.shape, x)
+
+    def forward(self, *inputs):
+        """``forward(t, x)``: a field network's output; ``forward(x, inverse=False)``: a flow's
+        ``pull(x)`` if inverse else its ``push(x)`` (so ``torch.func.functional_call(module,
+        weights, (x, inverse))`` runs either pass on other weights)."""
+        if self.kind.flow is not None:
+            return self._flow(*inputs)
+        t, x = inputs
         batch = x.shape[0]
         if not (isinstance(t, torch.Tensor) and t.shape == (batch,) and t.dtype == torch.float32):
             t = torch.as_tensor(t, dtype=torch.float32, device=x.device).reshape(-1).expand(batch)
         return self.kind.forward(xp, self, self.net.args, self.shape, self.net.scalar, t, x)
+
+    def _flow(self, x, inverse: bool = False):
+        if not isinstance(inverse, bool):
+            raise TypeError(f"network '{self.net.name}' is a {self.net.kind} flow: it is called "
+                            "as (x, inverse), not (t, x)")
+        return self.pull(x) if inverse else self.push(x)
 
 
 def compute_dtype(spec) -> torch.dtype:
@@ -69,9 +91,12 @@ def build(spec) -> nn.ModuleDict:
 def outputs(spec, nets: nn.ModuleDict, t, x) -> dict:
     """Every network's output keyed as the emitted functions expect (``grad_NAME`` for a
     potential network: the gradient in x of its scalar output, by ``torch.func.grad``, which
-    composes with training's backward pass and with the likelihood's ``jacfwd``)."""
+    composes with training's backward pass and with the likelihood's ``jacfwd``); flows have
+    none."""
     out = {}
     for net in spec.networks:
+        if networks.is_flow(net):
+            continue
         module = nets[net.name]
         if net.scalar:
             out[net.key] = torch.func.grad(lambda y, m=module: m(t, y).sum())(x)

@@ -74,7 +74,7 @@ def make_step(spec, draw, update, rng):
     batch = spec.train.batch
 
     def step(k: int):
-        return update(k, *draw(rng, batch))
+        return update(k, *draw(rng, batch, k))
 
     return step
 

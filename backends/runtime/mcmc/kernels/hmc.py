@@ -37,7 +37,7 @@ class HMC(Kernel):
         momentum, uniform, jitter = rng.split(3)
         return momentum.normal((n,) + tuple(shape)), uniform.uniform((n,)), jitter.uniform((n,))
 
-    def step(self, ops, potential, state, step_size, draws, args):
+    def step(self, ops, potential, state, step_size, draws, args, context=None):
         xp = ops.xp
         x, u, grad = state
         p0, uniform = draws[:2]

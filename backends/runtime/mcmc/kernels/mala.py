@@ -17,7 +17,7 @@ class MALA(Kernel):
     def evaluations(self, args):
         return 1, 1
 
-    def step(self, ops, potential, state, step_size, draws, args):
+    def step(self, ops, potential, state, step_size, draws, args, context=None):
         xp = ops.xp
         x, u, grad = state
         z, uniform = draws

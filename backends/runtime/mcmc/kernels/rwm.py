@@ -16,7 +16,7 @@ class RandomWalkMetropolis(Kernel):
     def evaluations(self, args):
         return 1, 0
 
-    def step(self, ops, potential, state, step_size, draws, args):
+    def step(self, ops, potential, state, step_size, draws, args, context=None):
         x, u, grad = state
         z, uniform = draws
         y = x + step_size * z

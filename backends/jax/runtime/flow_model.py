@@ -1,0 +1,44 @@
+"""The JAX side of ``runtime/flow_model.py``: a flow's network object is its weights (a dict of
+arrays), its passes are ``networks.push`` and ``networks.pull``, and optimiser steps on given
+batches run as one compiled ``lax.scan``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ....errors import Diagnostic, TfmRuntimeError
+from ...runtime.flow_model import FlowModel
+from . import networks, train
+from .energy_model import JaxEnergyModel
+from .model import JaxModel
+
+
+class JaxFlowModel(FlowModel, JaxModel):
+    energy_model_class = JaxEnergyModel
+
+    def network(self, weights):
+        return weights
+
+    def bound(self, weights):
+        return weights
+
+    def flow_passes(self, network, name: str):
+        net, shape, dtype = self.spec.network(name), self.shape, self.dtype
+        return (lambda z: networks.push(net, network, z, shape, dtype),
+                lambda x: networks.pull(net, network, x, shape, dtype))
+
+    def train_on(self, *batches) -> np.ndarray:
+        total = int(self.spec.train.steps)
+        key = ("train_on", total)
+        if key not in self._compiled:
+            self._compiled[key] = train.scan_runner(self._update())
+        state, losses = self._compiled[key](self._state(), *batches)
+        losses = np.asarray(losses)
+        if not np.isfinite(losses).all():
+            raise TfmRuntimeError(Diagnostic(
+                "Runtime", f"The flow's loss became non-finite at step "
+                f"{self.step + int(np.argmin(np.isfinite(losses)))}; the weights before these "
+                "steps are kept.", suggestion="Lower the learning rate or add clip 1.0."))
+        self._set_state(state)
+        self.history.extend(float(v) for v in losses)
+        return losses

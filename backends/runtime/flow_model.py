@@ -1,0 +1,225 @@
+"""The model object of a model whose networks are normalizing flows, the same for both backends:
+a backend's ``Model`` (training, checkpoints, resume, the non-finite guard) with the flow's
+exact density and draws, and the samplers that use a flow on the target's energy.
+
+- ``sample(n)``: the flow's own draws x = T(z); ``sample(n, sampler)``: a sampler's draws
+  (importance sampling resampled, flow-assisted chains, SMC started from the flow);
+- ``log_prob(x)``: the exact log-density by the change of variables (runtime/flow_density.py);
+- ``run(sampler)``: one sampler, as a model without networks runs its samplers: MCMC and SMC
+  through an ``EnergyModel`` on the same module (``energy_model``), whose flow kernels and flow
+  starts get the flow and the current weights; ``importance`` here; ``flow_mcmc`` by the
+  adaptive loop (runtime/flow_mcmc.py), which trains the flow on its chains (``train_on``).
+
+A backend mixes ``FlowModel`` into its Model and supplies ``flow_passes`` (the flow's push and
+pull on a network object: the weights being trained, or bound weights), ``bound`` (the network
+object of given weights), ``train_on`` (optimiser steps on given batches) and
+``energy_model_class``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+
+import numpy as np
+
+from ...errors import Diagnostic, TfmRuntimeError
+from . import densities, importance
+from .energy_model import Run
+from .flow_density import FlowDensity, FlowProposal
+from .flows import AFFINE_CLAMP
+from .model import error
+from .networks import NETWORKS
+
+
+class FlowModel:
+    energy_model_class: type = object
+
+    # --- backend hooks ----------------------------------------------------------------------
+    @abstractmethod
+    def flow_passes(self, network, name: str):
+        """(push, pull) of flow ``name`` on ``network`` (what the objective's loss is given, or
+        ``bound(weights)``)."""
+
+    @abstractmethod
+    def bound(self, weights):
+        """The network object of ``weights`` (a mapping of weights by their shared names)."""
+
+    @abstractmethod
+    def train_on(self, *batches) -> np.ndarray:
+        """One optimiser step per leading index of the stacked batches (the objective's batch
+        arrays, each (steps, batch, ...)); returns the losses. A non-finite loss raises and
+        leaves the weights as they were."""
+
+    # --- the flow ---------------------------------------------------------------------------
+    @property
+    def flow_name(self) -> str:
+        return self.spec.flows[0].name
+
+    def flow_density(self, network, name: str | None = None) -> FlowDensity:
+        push, pull = self.flow_passes(network, name or self.flow_name)
+        return FlowDensity(self.ops.xp, push, pull)
+
+    @property
+    def energy_model(self):
+        """The sampler of the target's energy on this model's module (created when first
+        used: a target known by samples only has no energy)."""
+        if getattr(self, "_energy_model", None) is None:
+            em = self.energy_model_class(self.module, self.root, **self._energy_options())
+            em.proposals = {f.name: FlowProposal(self, f.name) for f in self.spec.flows}
+            self._energy_model = em
+        self._energy_model.seed = self.seed
+        self._energy_model.context = self.weights
+        return self._energy_model
+
+    def _energy_options(self) -> dict:
+        return {}
+
+    @property
+    def target_energy(self):
+        return self.energy_model.energy
+
+    @property
+    def log_Z_true(self):
+        return self.energy_model.log_Z_true
+
+    def energy_of(self, x) -> np.ndarray:
+        return self.energy_model.energy_of(x)
+
+    # --- training ---------------------------------------------------------------------------
+    def standardise(self, x) -> None:
+        """Sets the flow's final affine layer so that the flow, still the identity in its
+        coupling layers, maps N(0, I) to a normal with the mean and standard deviation of each
+        coordinate of the points x (n, *shape): training then starts at the right location
+        and scale, however wide the target (runtime/flows: the layer's bias is the location
+        and the clamped log-scale)."""
+        x = np.asarray(x, np.float64).reshape(len(x), -1)
+        if len(x) < 2 or not np.isfinite(x).all():
+            return
+        net = self.spec.flows[0]
+        last = len(NETWORKS[net.kind].sizes(net.args, self.shape, False)) - 1
+        params, _, _ = self._numpy_state()
+        log_scale = np.clip(np.log(np.maximum(x.std(0), 1e-6)), -0.9 * AFFINE_CLAMP,
+                            0.9 * AFFINE_CLAMP)
+        params[f"{net.name}.{last}.weight"] = np.zeros_like(params[f"{net.name}.{last}.weight"])
+        params[f"{net.name}.{last}.bias"] = np.concatenate(
+            [x.mean(0), AFFINE_CLAMP * np.arctanh(log_scale / AFFINE_CLAMP)]).astype(np.float32)
+        self._restore(params, {})
+
+    def fit(self, steps=None, data=None, out=None, resume: bool = False, progress: bool = True,
+            log=print):
+        """Training as any model's (``Model.fit``); from fresh weights the flow first starts at
+        the location and scale of the target's samples (likelihood) or of the base (reverse
+        KL), see ``standardise``."""
+        if self.step == 0 and not resume:
+            ops = self.ops
+            role = "target" if self.spec.objective == "likelihood" else "base"
+            draw = densities.sampler(ops, self.spec.role(role), self.shape,
+                                     self._density_array(role, data if role == "target"
+                                                         else None))
+            self.standardise(ops.numpy(draw(ops.random(ops.key(self.seed, 9)), 4096)))
+        return super().fit(steps=steps, data=data, out=out, resume=resume, progress=progress,
+                           log=log)
+
+    # --- draws and densities ----------------------------------------------------------------
+    def flow_sample(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """n draws of the flow and their log-densities (numpy)."""
+        ops = self.ops
+        z = ops.random(ops.key(seed, 7)).normal((n,) + self.shape)
+        program = self.program(("flow", "sample"),
+                               lambda w, z: self.flow_density(self.bound(w)).sample(z))
+        x, log_q = program(self.weights, z)
+        return ops.numpy(x), ops.numpy(log_q)
+
+    def sample(self, n: int, sampler=None, seed: int = 0, trajectory: bool = False, x0=None):
+        """n draws (n, *shape): the flow's own (no sampler), or the sampler's."""
+        if trajectory:
+            raise error("A flow draws in one step; it keeps no trajectory.")
+        if x0 is not None:
+            raise error("A flow draws from its own latent; starting points do not apply.")
+        if sampler is None:
+            x, _ = self.flow_sample(n, seed)
+            _finite(x)
+            return x
+        entry = self.energy_model.sampler_entry(getattr(sampler, "name", sampler))
+        if entry.method == "importance":
+            replicas = int(entry.args["replicas"])
+            return self._importance(entry, seed, math.ceil(n / replicas)).draws[:n]
+        if entry.method == "flow_mcmc" and entry.name not in self.energy_model.states:
+            self.run(entry.name, seed=seed)
+        return self.energy_model.sample(n, entry.name, seed)
+
+    @property
+    def has_density(self) -> bool:
+        return True
+
+    def log_prob(self, x, sampler=None, exact=None, seed: int = 0,
+                 batch: int = 16384) -> np.ndarray:
+        """log q(x), the flow's exact log-density (by the change of variables)."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[1:] != self.shape:
+            raise TfmRuntimeError(Diagnostic("Runtime", f"Points of shape {x.shape[1:]} given; "
+                                             f"the model's samples have shape {self.shape}."))
+        ops = self.ops
+        program = self.program(("flow", "log_prob"),
+                               lambda w, y: self.flow_density(self.bound(w)).log_prob(y))
+        parts = [ops.numpy(program(self.weights, ops.asarray(x[i:i + batch])))
+                 for i in range(0, len(x), batch)]
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    # --- samplers on the energy -------------------------------------------------------------
+    def top_level(self) -> list:
+        return self.energy_model.top_level()
+
+    def run(self, name: str | None = None, seed: int | None = None, progress: bool = False,
+            log=print) -> Run:
+        """Runs the sampler ``name`` (default: the first that no other uses)."""
+        em = self.energy_model
+        entry = em.sampler_entry(name)
+        seed = self.seed if seed is None else int(seed)
+        if entry.method == "importance":
+            return self._importance(entry, seed)
+        if entry.method == "flow_mcmc":
+            from .flow_mcmc import adaptive
+
+            return adaptive(self, entry, seed, progress=progress, log=log)
+        return em.run(entry.name, seed=seed)
+
+    def run_fixed(self, entry, temperatures: int, seed: int) -> Run:
+        return self.energy_model.run_fixed(entry, temperatures, seed)
+
+    def _importance(self, entry, seed: int, particles: int | None = None) -> Run:
+        ops, em = self.ops, self.energy_model
+        replicas = int(entry.args["replicas"])
+        n = int(particles if particles is not None else entry.args["particles"])
+        name = entry.args["flow"]["name"]
+        energy = em.energy
+
+        def weigh(w, z):
+            return importance.log_weights(ops, self.flow_density(self.bound(w), name), energy, z)
+        program = self.program(("importance", name), weigh)
+        rng = ops.random(ops.key(seed, 5))
+        keys = rng.split(replicas)
+        xs, lws = [], []
+        for r in range(replicas):  # one replica at a time: memory stays at N draws
+            x, lw = program(self.weights, keys[r].normal((n,) + self.shape))
+            xs.append(ops.numpy(x))
+            lws.append(ops.numpy(lw))
+        result = importance.estimate(np.concatenate(xs), np.concatenate(lws), replicas, seed)
+        return Run(entry.name, entry.method, (), result, seed)
+
+    # --- state ------------------------------------------------------------------------------
+    def save_chains(self, path) -> None:
+        if getattr(self, "_energy_model", None) is not None and self._energy_model.states:
+            self._energy_model.save(path)
+
+    def load_chains(self, path) -> None:
+        self.energy_model.load(path)
+
+
+def _finite(x: np.ndarray) -> None:
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(1)
+    if bad.any():
+        raise TfmRuntimeError(Diagnostic(
+            "Runtime", f"The flow's draws are not finite for {int(bad.sum())} of {len(x)} "
+            "points.", suggestion="Train with a smaller learning rate or clip 1.0."))

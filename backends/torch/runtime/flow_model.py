@@ -1,0 +1,62 @@
+"""The torch side of ``runtime/flow_model.py``: a flow's network object is the live module
+(training) or given weights (``Weights``, applied by ``torch.func.functional_call``); the
+module's forward is the flow's push, or its pull with ``inverse``."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ....errors import Diagnostic, TfmRuntimeError
+from ...runtime.flow_model import FlowModel
+from .energy_model import TorchEnergyModel
+from .model import TorchModel
+
+
+class Weights(dict):
+    """Weights by their shared names (``<network>.<layer>.weight``), bound to a model's flows."""
+
+
+class TorchFlowModel(FlowModel, TorchModel):
+    energy_model_class = TorchEnergyModel
+
+    def _energy_options(self) -> dict:
+        return {"device": self.device}
+
+    def network(self, weights):
+        return Weights(weights)
+
+    def bound(self, weights):
+        return Weights(weights)
+
+    def flow_passes(self, network, name: str):
+        module = self.nets[name]
+        if isinstance(network, Weights):
+            prefix = name + "."
+            own = {k[len(prefix):]: v for k, v in network.items() if k.startswith(prefix)}
+
+            def call(x, inverse):
+                return torch.func.functional_call(module, own, (x, inverse))
+        else:  # the live module being trained
+            def call(x, inverse):
+                return network.nets[name](x, inverse)
+        return (lambda z: call(z, False)), (lambda x: call(x, True))
+
+    def train_on(self, *batches) -> np.ndarray:
+        update = self._update(int(self.spec.train.steps))
+        saved = self._snapshot()
+        losses = []
+        for i in range(int(batches[0].shape[0])):
+            losses.append(float(update(self.step, *(b[i] for b in batches))))
+            self.step += 1
+        losses = np.asarray(losses, np.float32)
+        if not np.isfinite(losses).all():
+            bad = self.step - len(losses) + int(np.argmin(np.isfinite(losses)))
+            self._restore_snapshot(saved)
+            self.step -= len(losses)
+            raise TfmRuntimeError(Diagnostic(
+                "Runtime", f"The flow's loss became non-finite at step {bad}; the weights "
+                "before these steps are kept.",
+                suggestion="Lower the learning rate or add clip 1.0."))
+        self.history.extend(losses.tolist())
+        return losses

@@ -1,0 +1,74 @@
+"""Phi4Flow: the JAX module tfmc 0.1.0 emitted from the file SOURCE names.
+
+Generated code: edit the .tfm file and run `tfmc compile` again rather than editing this file.
+It is used by tfm.backends.jax.runtime.JaxModel (networks, training loop, solvers).
+"""
+
+import jax.numpy as jnp
+
+from tfm.backends.runtime.spec import Spec
+
+SOURCE = 'phi4_flow.tfm'
+SPEC = Spec.from_json(
+    {'model': 'Phi4Flow',
+     'shape': [8, 8],
+     'dim': 64,
+     'latent': False,
+     'base': {'name': 'normal', 'args': {'mean': [0.0], 'scale': [1.0]}},
+     'target': {'name': 'phi4', 'args': {'mass2': -4.0, 'lam': 2.0}},
+     'coupling': {'name': 'independent', 'args': {}},
+     'time_law': {'name': 'uniform', 'args': {'low': 0.0, 'high': 1.0}},
+     'networks': [{'name': 'T',
+                   'kind': 'spline',
+                   'args': {'layers': 4,
+                            'bins': 8,
+                            'bound': 3.0,
+                            'width': 64,
+                            'depth': 2,
+                            'activation': 'silu',
+                            'mask': 'checkerboard'},
+                   'target': 'forward_kl',
+                   'output': 'flow',
+                   'key': 'T'}],
+     'fields': [],
+     'samplers': [{'name': 'local',
+                   'method': 'hmc',
+                   'args': {'step': 0.1,
+                            'leapfrog': 10,
+                            'accept': 0.8,
+                            'jitter': 0.0,
+                            'chains': 64,
+                            'warmup': 1000,
+                            'draws': 1000,
+                            'thin': 1},
+                   'kind': 'mcmc'},
+                  {'name': 'fmc',
+                   'method': 'flow_mcmc',
+                   'args': {'flow': {'ref': 'network', 'name': 'T'},
+                            'kernel': {'ref': 'sampler', 'name': 'local'},
+                            'chains': 128,
+                            'rounds': 10,
+                            'local_steps': 20,
+                            'global_steps': 20,
+                            'draws': 200,
+                            'thin': 1},
+                   'kind': 'flow'}],
+     'train': {'steps': 2000,
+               'batch': 512,
+               'optimizer': {'name': 'adam',
+                             'args': {'lr': 0.001, 'b1': 0.9, 'b2': 0.999, 'eps': 1e-08}},
+               'lr_schedule': {'name': 'constant_lr', 'args': {'warmup': 0}},
+               'ema': 0.0,
+               'clip': 0.0,
+               'seed': 0,
+               'precision': 'float32',
+               'checkpoint_every': 1000,
+               'log_every': 100},
+     'objective': 'forward_kl',
+     'energies': [],
+     'constants': {}})
+
+
+# each energy by name (density proportional to exp(-U)): what MCMC and SMC samplers evaluate
+ENERGIES = {
+}
