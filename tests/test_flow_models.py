@@ -235,7 +235,7 @@ def _cut(name: str, folder):
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "examples" / f"{name}.tfm").read_text()
-    text = re.sub(r"\n\s*sampler \w+ = flow_smc\(.*", "", text)
+    text = re.sub(r"\n\s*sampler (\w+ = flow_smc|moves = )\(?.*", "", text)
     pattern = r"\b(" + "|".join(CUT) + r")(\s*=\s*|\s+)(\d+)"
     text = re.sub(pattern, lambda m: f"{m.group(1)}{m.group(2)}{CUT[m.group(1)]}", text)
     path = folder / f"{name}.tfm"
@@ -253,6 +253,7 @@ def _run_example(name: str, backend: str, tmp_path) -> tuple:
 
 # every example with JAX; with torch the two whose programs differ most
 EXAMPLE_BACKENDS = {"gmm40_flow_mcmc": ("jax", "torch"), "manywell_flow": ("jax",),
+                    "funnel_flow": ("jax",),
                     "phi4_flow": ("jax",), "moons_realnvp": ("jax", "torch")}
 
 
@@ -283,6 +284,8 @@ def test_flow_example_runs_into_a_run_folder(name, backend, tmp_path):
         assert abs(metrics["log_Z_error"]) < 50  # a 16-step flow: only finite
         weights = metrics["samplers"]["weights"]
         assert 0 < weights["ess_fraction"] <= 1 and weights["replicas"] == 2
+    if name == "funnel_flow":
+        assert np.isfinite(metrics["log_Z"]) and "fsmc" not in metrics["samplers"]
     if name == "phi4_flow":
         assert 0 <= metrics["magnetisation"]["positive_share"] <= 1
     model = open_run(out)

@@ -22,6 +22,7 @@ import sys
 import attrs
 import numpy as np
 
+from . import importance
 from .energy_model import Run
 from .mcmc import KERNELS, potential
 from .mcmc.chains import run_chains
@@ -85,9 +86,25 @@ def adaptive(model, entry, seed: int, progress: bool = False, log=print) -> Run:
                        list(steps) + [1.0], targets + [0.5], adapt=False,
                        context=model.weights)
     em.states[entry.name] = (final.state, list(final.step_sizes))
+    history["non_finite_proposals"] = _non_finite(model, args["flow"]["name"], seed)
     result = attrs.evolve(final, energy_evals=final.energy_evals + energy_evals,
                           grad_evals=final.grad_evals + grad_evals,
                           warmup=n_local + rounds * (n_local + n_global))
     return Run(entry.name, entry.method, names + (GLOBAL,), result, seed,
                extra={"rounds": rounds, "train_steps": per_round * rounds, **history})
 
+
+
+CHECK_DRAWS = 4096  # fresh flow draws whose non-finite share is reported
+
+
+def _non_finite(model, name: str, seed: int) -> float:
+    """The share of the trained flow's proposals that Metropolis-Hastings rejects for not being
+    finite (point, energy or density), on CHECK_DRAWS fresh draws."""
+    ops, energy = model.ops, model.energy_model.energy
+
+    def weigh(w, z):
+        return importance.log_weights(ops, model.flow_density(model.bound(w), name), energy, z)
+    z = ops.random(ops.key(seed, 11)).normal((CHECK_DRAWS,) + model.shape)
+    _, lw = model.program(("importance", name), weigh)(model.weights, z)
+    return float(np.mean(~np.isfinite(ops.numpy(lw))))
