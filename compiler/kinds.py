@@ -52,7 +52,8 @@ SAMPLERS: dict[str, SamplerSignature] = {
     "euler_maruyama": SDE,
     "rwm": MCMC, "mala": MCMC, "hmc": MCMC, "cycle": MCMC,
     "smc": SMC, "ais": SMC,
-    "flow_mh": MCMC, "importance": FLOW, "flow_smc": FLOW, "flow_mcmc": FLOW,
+    "flow_mh": MCMC, "importance": FLOW, "flow_smc": FLOW, "flow_ais": FLOW,
+    "flow_mcmc": FLOW,
 }
 
 # network kinds that are normalizing flows, and what each flow objective needs of the target

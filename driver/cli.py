@@ -348,8 +348,12 @@ def _info(args) -> int:
     objective = summary["objective"]
     if objective is not None:
         for term in objective["terms"]:
-            print(f"  objective    {term['network']} ~ {term['target']}")
-        print(f"  time law     {_call_text(objective['time_law'])}, weight {objective['weight']}")
+            args = ", ".join(f"{k} = {v}" for k, v in term.get("args", {}).items())
+            print(f"  objective    {term['network']} ~ {term['target']}"
+                  + (f"({args})" if args else ""))
+        if not model.flow:  # (a flow's objective has no time law or weight)
+            print(f"  time law     {_call_text(objective['time_law'])}, "
+                  f"weight {objective['weight']}")
     for s in summary["samplers"]:
         print(f"  sampler      {s['name']} = {_call_text(s['constructor'])}")
     train = ", ".join(f"{k} {_call_text(v) if isinstance(v, dict) else v}"
@@ -392,8 +396,10 @@ def model_summary(model: ir.Model) -> dict:
                       else str(e.expr)} for e in model.energies],
         "networks": [{"name": n.name, "constructor": n.constructor.to_json()}
                      for n in model.networks],
-        "objective": None if model.sampling else {
-            "terms": [{"network": t.network, "target": t.target} for t in model.objective.terms],
+        "objective": None if model.objective is None else {
+            "terms": [{"network": t.network, "target": t.target}
+                      | ({"args": dict(t.objective.to_json()["args"])} if t.objective else {})
+                      for t in model.objective.terms],
             "time_law": model.objective.time_law.to_json(),
             "weight": str(model.objective.weight)},
         "samplers": [{"name": s.name, "constructor": s.constructor.to_json()}

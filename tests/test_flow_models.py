@@ -293,14 +293,17 @@ def test_flow_example_runs_into_a_run_folder(name, backend, tmp_path):
     assert lp.shape == (8,) and np.isfinite(lp).all()
 
 
+@pytest.mark.parametrize("method", ["flow_smc", "flow_ais"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_smc_started_from_the_flow(backend, tmp_path):
-    """SMC from a (briefly trained) flow towards N(1, 4 I) in 3-D gives log Z = 1.5 log(8 pi)
-    within its error, and its particles the target's mean."""
+def test_smc_and_ais_started_from_the_flow(backend, method, tmp_path):
+    """SMC (adaptive) and AIS (20 fixed temperatures) from a briefly trained flow towards
+    N(1, 4 I) in 3-D give log Z = 1.5 log(8 pi) within their error, and their particles the
+    target's mean."""
+    schedule = "temperatures = 20, " if method == "flow_ais" else ""
     text = SHIFTED.replace("sampler w = importance(flow = T, particles = 4000, replicas = 8)",
                            "sampler moves = mala(step = 0.5)\n"
-                           "    sampler s = flow_smc(flow = T, kernel = moves, particles = 512, "
-                           "replicas = 4, moves = 2)").replace("steps 400", "steps 50")
+                           f"    sampler s = {method}(flow = T, kernel = moves, particles = 512, "
+                           f"replicas = 4, {schedule}moves = 2)").replace("steps 400", "steps 50")
     model = _build(text, backend, tmp_path)
     model.fit(progress=False)
     run = model.run("s")

@@ -24,6 +24,7 @@ from .mcmc.tempering import SMCResult, smc
 from .spec import Sampler, Spec
 
 STATE = "chains.safetensors"  # the chains' last states and step sizes, in a run folder
+FLOW_STARTS = ("flow_smc", "flow_ais")  # SMC and AIS that start from a flow's draws
 
 
 def error(message: str, suggestion: str | None = None) -> TfmSemanticError:
@@ -186,7 +187,7 @@ class EnergyModel(ABC):
         entry = self.sampler_entry(name)
         seed = self.seed if seed is None else int(seed)
         key = self.ops.key(seed, 3 if continue_chains else 2)  # a continuation's own stream
-        if entry.kind == "smc" or entry.method == "flow_smc":
+        if entry.kind == "smc" or entry.method in FLOW_STARTS:
             return self._smc(entry, seed, key)
         kernels, names = self.kernels(entry)
         args = entry.args
@@ -216,7 +217,7 @@ class EnergyModel(ABC):
              temperatures: int | None = None) -> Run:
         kernels, names = self.kernels(self._referenced(entry.args["kernel"]))
         base_log_prob = self.base_log_prob
-        if entry.method == "flow_smc":  # the flow is the start: its draws and its density
+        if entry.method in FLOW_STARTS:  # the flow is the start: its draws and its density
             density = self.flow(entry.args["flow"]["name"]).bind(self.context)
             base_log_prob = density.log_prob
         elif base_log_prob is None:
@@ -226,10 +227,10 @@ class EnergyModel(ABC):
         replicas = int(entry.args["replicas"])
         n = int(particles if particles is not None else entry.args["particles"])
         temperatures = temperatures or int(entry.args["temperatures"]) or None
-        if entry.method == "ais" and temperatures is None:  # pragma: no cover - prelude: count
+        if entry.method in ("ais", "flow_ais") and temperatures is None:  # pragma: no cover
             raise error("AIS needs a fixed number of temperatures.")
         x0 = self.base_draws(replicas * n, seed)
-        if entry.method == "flow_smc":
+        if entry.method in FLOW_STARTS:
             z = self.ops.random(self.ops.key(seed, 1)).normal((replicas * n,) + self.shape)
             x0 = self.program(("flow_smc", "start", entry.name),
                               lambda c, z: self.flow(entry.args["flow"]["name"]).bind(c)
@@ -246,7 +247,7 @@ class EnergyModel(ABC):
         left, or fresh ones after a warm-up) for as many iterations as n draws need; an SMC or
         AIS sampler runs with n particles in all (rounded up to a multiple of its replicas)."""
         entry = self.sampler_entry(sampler)
-        if entry.kind == "smc" or entry.method == "flow_smc":
+        if entry.kind == "smc" or entry.method in FLOW_STARTS:
             replicas = int(entry.args["replicas"])
             run = self._smc(entry, seed, self.ops.key(seed, 2), math.ceil(n / replicas))
             return run.draws[:n]
