@@ -251,10 +251,11 @@ def _run_example(name: str, backend: str, tmp_path) -> tuple:
     return out, metrics
 
 
-# every example with JAX; with torch the two whose programs differ most
-EXAMPLE_BACKENDS = {"gmm40_flow_mcmc": ("jax", "torch"), "manywell_flow": ("jax",),
-                    "funnel_flow": ("jax",),
-                    "phi4_flow": ("jax",), "moons_realnvp": ("jax", "torch")}
+# every example with torch (no compilation: the fastest here; the runtime is the same code),
+# the adaptive loop and maximum likelihood with JAX too
+EXAMPLE_BACKENDS = {"gmm40_flow_mcmc": ("jax", "torch"), "manywell_flow": ("torch",),
+                    "funnel_flow": ("torch",), "phi4_flow": ("torch",),
+                    "moons_realnvp": ("jax", "torch")}
 
 
 @pytest.mark.parametrize("name, backend", [(n, b) for n, bs in EXAMPLE_BACKENDS.items()
@@ -277,9 +278,10 @@ def test_flow_example_runs_into_a_run_folder(name, backend, tmp_path):
         assert len(fmc["global_acceptance"]) == 2 and "flow_mh" in fmc["acceptance"]
         assert metrics["modes"]["of"] == 40 and 1 <= metrics["modes"]["visited"] <= 40
         assert "chains.safetensors" in files
-        model = open_run(out)
-        more = model.sample(32, sampler="fmc")  # continues the chains with the trained flow
-        assert more.shape == (32, 2) and np.isfinite(more).all()
+        if backend == "torch":
+            model = open_run(out)
+            more = model.sample(32, sampler="fmc")  # continues the chains with the trained flow
+            assert more.shape == (32, 2) and np.isfinite(more).all()
     if name == "manywell_flow":
         assert abs(metrics["log_Z_error"]) < 50  # a 16-step flow: only finite
         weights = metrics["samplers"]["weights"]
