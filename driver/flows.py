@@ -11,10 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backends.runtime import metrics as metric_fns
-from ..errors import TfmSemanticError
-
-EVAL_POINTS = 2000
-NLL_POINTS = 1000
+from .run import EVAL_POINTS, NLL_POINTS, _reference
 
 
 def evaluate_flow(model, out: Path, progress: bool = True, log=print, n: int = EVAL_POINTS,
@@ -43,9 +40,3 @@ def evaluate_flow(model, out: Path, progress: bool = True, log=print, n: int = E
         plots.samples(out / "samples.png", flow, reference, f"{name}: the flow's draws")
     return result
 
-
-def _reference(model, n: int):
-    try:
-        return model.reference(n)
-    except TfmSemanticError:  # no exact sampler for this target
-        return None

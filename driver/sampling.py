@@ -42,17 +42,12 @@ def run_samplers(model, out: Path, log=print, progress: bool | None = None) -> d
         if isinstance(run.result, ChainResult):
             plots.traces(out / f"traces_{entry.name}.png", run.result.samples,
                          f"{name}: {entry.name} ({entry.method})")
-        elif isinstance(run.result, ImportanceResult):
-            if "log_Z" not in result:
-                result["log_Z"], result["log_Z_stderr"] = summary["log_Z"], summary["log_Z_stderr"]
-                if truth is not None:
-                    result["log_Z_error"] = summary["log_Z"] - truth
-        else:
+        elif not isinstance(run.result, ImportanceResult):
             summary["log_Z_curve"] = _log_Z_curve(model, run, summary, out, truth)
-            if "log_Z" not in result:
-                result["log_Z"], result["log_Z_stderr"] = summary["log_Z"], summary["log_Z_stderr"]
-                if truth is not None:
-                    result["log_Z_error"] = summary["log_Z"] - truth
+        if "log_Z" in summary and "log_Z" not in result:  # the first estimate of log Z
+            result["log_Z"], result["log_Z_stderr"] = summary["log_Z"], summary["log_Z_stderr"]
+            if truth is not None:
+                result["log_Z_error"] = summary["log_Z"] - truth
         result["samplers"][entry.name] = summary
         log(f"{entry.name} ({entry.method}), {seconds:.1f} s:\n"
             + diagnostics.format_summary(summary))

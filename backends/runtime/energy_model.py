@@ -229,12 +229,13 @@ class EnergyModel(ABC):
         temperatures = temperatures or int(entry.args["temperatures"]) or None
         if entry.method in ("ais", "flow_ais") and temperatures is None:  # pragma: no cover
             raise error("AIS needs a fixed number of temperatures.")
-        x0 = self.base_draws(replicas * n, seed)
-        if entry.method in FLOW_STARTS:
+        if entry.method in FLOW_STARTS:  # the flow's draws
             z = self.ops.random(self.ops.key(seed, 1)).normal((replicas * n,) + self.shape)
             x0 = self.program(("flow_smc", "start", entry.name),
                               lambda c, z: self.flow(entry.args["flow"]["name"]).bind(c)
                               .sample(z)[0])(self.context, z)
+        else:
+            x0 = self.base_draws(replicas * n, seed)
         result = smc(self.ops, self.program, kernels, base_log_prob, self.energy, x0, key,
                      replicas, temperatures, float(entry.args.get("ess", 0.5)),
                      int(entry.args["moves"]), entry.method in ("smc", "flow_smc"),

@@ -22,7 +22,6 @@ import sys
 import attrs
 import numpy as np
 
-from . import importance
 from .energy_model import Run
 from .mcmc import KERNELS, potential
 from .mcmc.chains import run_chains
@@ -101,10 +100,7 @@ CHECK_DRAWS = 4096  # fresh flow draws whose non-finite share is reported
 def _non_finite(model, name: str, seed: int) -> float:
     """The share of the trained flow's proposals that Metropolis-Hastings rejects for not being
     finite (point, energy or density), on CHECK_DRAWS fresh draws."""
-    ops, energy = model.ops, model.energy_model.energy
-
-    def weigh(w, z):
-        return importance.log_weights(ops, model.flow_density(model.bound(w), name), energy, z)
-    z = ops.random(ops.key(seed, 11)).normal((CHECK_DRAWS,) + model.shape)
-    _, lw = model.program(("importance", name), weigh)(model.weights, z)
+    ops = model.ops
+    _, lw = model.log_weights(ops.random(ops.key(seed, 11)).normal((CHECK_DRAWS,) + model.shape),
+                              name)
     return float(np.mean(~np.isfinite(ops.numpy(lw))))

@@ -188,21 +188,26 @@ class FlowModel:
     def run_fixed(self, entry, temperatures: int, seed: int) -> Run:
         return self.energy_model.run_fixed(entry, temperatures, seed)
 
-    def _importance(self, entry, seed: int, particles: int | None = None) -> Run:
-        ops, em = self.ops, self.energy_model
-        replicas = int(entry.args["replicas"])
-        n = int(particles if particles is not None else entry.args["particles"])
-        name = entry.args["flow"]["name"]
-        energy = em.energy
+    def log_weights(self, z, name: str | None = None):
+        """The flow's draws from latents z and their importance log-weights -U(x) - log q(x)
+        (-inf where not finite), with the current weights (one compiled program)."""
+        name = name or self.flow_name
+        ops, energy = self.ops, self.energy_model.energy
 
         def weigh(w, z):
             return importance.log_weights(ops, self.flow_density(self.bound(w), name), energy, z)
-        program = self.program(("importance", name), weigh)
+        return self.program(("importance", name), weigh)(self.weights, z)
+
+    def _importance(self, entry, seed: int, particles: int | None = None) -> Run:
+        ops = self.ops
+        replicas = int(entry.args["replicas"])
+        n = int(particles if particles is not None else entry.args["particles"])
+        name = entry.args["flow"]["name"]
         rng = ops.random(ops.key(seed, 5))
         keys = rng.split(replicas)
         xs, lws = [], []
         for r in range(replicas):  # one replica at a time: memory stays at N draws
-            x, lw = program(self.weights, keys[r].normal((n,) + self.shape))
+            x, lw = self.log_weights(keys[r].normal((n,) + self.shape), name)
             xs.append(ops.numpy(x))
             lws.append(ops.numpy(lw))
         result = importance.estimate(np.concatenate(xs), np.concatenate(lws), replicas, seed)
@@ -223,3 +228,10 @@ def _finite(x: np.ndarray) -> None:
         raise TfmRuntimeError(Diagnostic(
             "Runtime", f"The flow's draws are not finite for {int(bad.sum())} of {len(x)} "
             "points.", suggestion="Train with a smaller learning rate or clip 1.0."))
+
+
+def non_finite_loss(step: int) -> TfmRuntimeError:
+    """The error of ``train_on`` when a loss is not finite at optimiser step ``step``."""
+    return TfmRuntimeError(Diagnostic(
+        "Runtime", f"The flow's loss became non-finite at step {step}; the weights before these "
+        "steps are kept.", suggestion="Lower the learning rate or add clip 1.0."))

@@ -19,6 +19,7 @@ import numpy as np
 
 from ...errors import Diagnostic, TfmRuntimeError
 from . import diagnostics
+from .mcmc.tempering import systematic
 
 
 @attrs.frozen
@@ -49,14 +50,6 @@ def log_weights(ops, density, energy, z):
     return x, xp.where(finite, lw, -math.inf)
 
 
-def systematic(rng: np.random.Generator, lw: np.ndarray, n: int) -> np.ndarray:
-    """n indices drawn systematically with probabilities proportional to exp(lw)."""
-    w = np.exp(lw - lw.max())
-    cdf = np.cumsum(w / w.sum())
-    cdf[-1] = 1.0
-    return np.searchsorted(cdf, (rng.random() + np.arange(n)) / n, side="right").clip(0, len(lw) - 1)
-
-
 def estimate(x: np.ndarray, lw: np.ndarray, replicas: int, seed: int) -> ImportanceResult:
     """The estimates from draws x (R N, *shape) and their log-weights (R N,) in replicas of N
     consecutive draws."""
@@ -80,8 +73,8 @@ def estimate(x: np.ndarray, lw: np.ndarray, replicas: int, seed: int) -> Importa
             "Runtime", "A replica of importance sampling has no draw of non-zero weight.",
             suggestion="Use more particles per replica."))
     log_Z, stderr = diagnostics.log_Z_from_replicas(log_Z_r)
-    rng = np.random.default_rng(seed)
-    chosen = np.concatenate([r * n + systematic(rng, row, n) for r, row in enumerate(per)])
+    chosen = (np.arange(replicas)[:, None] * n
+              + systematic(np.random.default_rng(seed), per)).reshape(-1)
     return ImportanceResult(
         x[chosen], float(log_Z), stderr, [float(v) for v in log_Z_r],
         diagnostics.importance_ess(lw) / total,

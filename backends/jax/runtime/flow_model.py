@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ....errors import Diagnostic, TfmRuntimeError
-from ...runtime.flow_model import FlowModel
+from ...runtime.flow_model import FlowModel, non_finite_loss
 from . import networks, train
 from .energy_model import JaxEnergyModel
 from .model import JaxModel
@@ -35,10 +34,7 @@ class JaxFlowModel(FlowModel, JaxModel):
         state, losses = self._compiled[key](self._state(), *batches)
         losses = np.asarray(losses)
         if not np.isfinite(losses).all():
-            raise TfmRuntimeError(Diagnostic(
-                "Runtime", f"The flow's loss became non-finite at step "
-                f"{self.step + int(np.argmin(np.isfinite(losses)))}; the weights before these "
-                "steps are kept.", suggestion="Lower the learning rate or add clip 1.0."))
+            raise non_finite_loss(self.step + int(np.argmin(np.isfinite(losses))))
         self._set_state(state)
         self.history.extend(float(v) for v in losses)
         return losses

@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ....errors import Diagnostic, TfmRuntimeError
-from ...runtime.flow_model import FlowModel
+from ...runtime.flow_model import FlowModel, non_finite_loss
 from .energy_model import TorchEnergyModel
 from .model import TorchModel
 
@@ -54,9 +53,6 @@ class TorchFlowModel(FlowModel, TorchModel):
             bad = self.step - len(losses) + int(np.argmin(np.isfinite(losses)))
             self._restore_snapshot(saved)
             self.step -= len(losses)
-            raise TfmRuntimeError(Diagnostic(
-                "Runtime", f"The flow's loss became non-finite at step {bad}; the weights "
-                "before these steps are kept.",
-                suggestion="Lower the learning rate or add clip 1.0."))
+            raise non_finite_loss(bad)
         self.history.extend(losses.tolist())
         return losses
