@@ -188,6 +188,11 @@ def check_flows(model: ir.Model) -> list[Diagnostic]:
             f"declares {len(model.networks)}.", model.networks[1].span,
             "Keep one flow per model."))
     for net in model.networks:
+        if model.dim < 2 and dict(net.constructor.args).get("symmetry") == "sign":
+            out.append(Diagnostic(
+                "Semantic", f"The flow '{net.name}' has symmetry = sign, which takes the sign "
+                "of each draw from its latent's first two coordinates; this sample has one.",
+                net.span, "Remove symmetry = sign, or use a sample of two or more coordinates."))
         term = trained.get(net.name)
         if term is None:
             out.append(Diagnostic("Semantic", f"The flow '{net.name}' has no objective.",

@@ -39,6 +39,8 @@ def run_samplers(model, out: Path, log=print, progress: bool | None = None) -> d
         run = model.run(entry.name, **({"progress": progress} if progress is not None else {}))
         seconds = time.perf_counter() - started
         summary = _summary(model, run, seconds, truth) | run.extra
+        if len(model.shape) == 2 and isinstance(run.result, ChainResult):
+            summary["magnetisation"] = _sign_changes(run.result.samples)
         if isinstance(run.result, ChainResult):
             plots.traces(out / f"traces_{entry.name}.png", run.result.samples,
                          f"{name}: {entry.name} ({entry.method})")
@@ -77,9 +79,22 @@ def run_samplers(model, out: Path, log=print, progress: bool | None = None) -> d
         result["magnetisation"] = {"mean": float(np.mean(m)), "abs_mean": float(np.mean(abs(m))),
                                    "std": float(np.std(m)),
                                    "positive_share": float(np.mean(m > 0))}
+        if isinstance(first.result, ChainResult):
+            result["magnetisation"] |= _sign_changes(first.result.samples)
         plots.histogram(out / "magnetisation.png", m, f"{name}: magnetisation",
                         "mean field per configuration")
     return result
+
+
+def _sign_changes(chains: np.ndarray) -> dict:
+    """How the chains of a lattice field (draws, chains, H, W) cross between the signs of the
+    magnetisation: each chain's share of positive draws pooled, the mean number of sign changes
+    per chain, and the share of chains that change sign at least once."""
+    m = diagnostics.magnetisation(chains.reshape((-1,) + chains.shape[2:]))
+    changes = diagnostics.sign_changes(m.reshape(chains.shape[:2]))
+    return {"positive_share": float(np.mean(m > 0)),
+            "sign_changes_per_chain": float(np.mean(changes)),
+            "chains_changing_sign": float(np.mean(changes > 0))}
 
 
 def _summary(model, run, seconds: float, truth) -> dict:

@@ -290,6 +290,11 @@ def test_flow_example_runs_into_a_run_folder(name, backend, tmp_path):
         assert np.isfinite(metrics["log_Z"]) and "fsmc" not in metrics["samplers"]
     if name == "phi4_flow":
         assert 0 <= metrics["magnetisation"]["positive_share"] <= 1
+        for sampler in ("mixed", "alone"):
+            crossing = metrics["samplers"][sampler]["magnetisation"]
+            assert 0 <= crossing["chains_changing_sign"] <= 1
+            assert crossing["sign_changes_per_chain"] >= 0
+        assert "jump" in metrics["samplers"]["mixed"]["acceptance"]
     model = open_run(out)
     lp = model.log_prob(samples[:8])
     assert lp.shape == (8,) and np.isfinite(lp).all()

@@ -168,6 +168,14 @@ def magnetisation(samples) -> np.ndarray:
     return a.reshape(a.shape[0], -1).mean(axis=1)
 
 
+def sign_changes(m) -> np.ndarray:
+    """How many times each chain's magnetisation changes sign over its draws, from the
+    magnetisations m (draws, chains): (chains,). Chains that never change sign have explored
+    one mirror half of a symmetric field only, whatever their pooled shares say."""
+    signs = np.sign(np.asarray(m, dtype=np.float64))
+    return np.sum(signs[1:] != signs[:-1], axis=0)
+
+
 def _fmt(x, spec: str = ".3g") -> str:
     return "n/a" if x is None else format(x, spec)
 
@@ -188,6 +196,11 @@ def format_summary(d: Mapping) -> str:
         lines.append(f"bulk ESS min {_fmt(d['ess_bulk_min'], '.1f')}, "
                      f"mean {_fmt(d.get('ess_bulk_mean'), '.1f')}, "
                      f"per energy evaluation {_fmt(d.get('ess_per_energy_eval'), '.3g')}")
+    if "magnetisation" in d:
+        m = d["magnetisation"]
+        lines.append(f"magnetisation: positive share {_fmt(m['positive_share'], '.3f')}, sign "
+                     f"changes per chain {_fmt(m['sign_changes_per_chain'], '.3g')}, chains "
+                     f"changing sign {_fmt(m['chains_changing_sign'], '.3f')}")
     if d.get("log_Z") is not None:
         se = d.get("log_Z_stderr")
         lines.append(f"log Z {d['log_Z']:.4f}" + (f" ± {se:.4f}" if se is not None else ""))

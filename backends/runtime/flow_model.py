@@ -57,8 +57,10 @@ class FlowModel:
         return self.spec.flows[0].name
 
     def flow_density(self, network, name: str | None = None) -> FlowDensity:
-        push, pull = self.flow_passes(network, name or self.flow_name)
-        return FlowDensity(self.ops.xp, push, pull)
+        name = name or self.flow_name
+        push, pull = self.flow_passes(network, name)
+        symmetric = self.spec.network(name).args.get("symmetry", "none") == "sign"
+        return FlowDensity(self.ops.xp, push, pull, symmetric)
 
     @property
     def energy_model(self):
@@ -92,11 +94,15 @@ class FlowModel:
         coupling layers, maps N(0, I) to a normal with the mean and standard deviation of each
         coordinate of the points x (n, *shape): training then starts at the right location
         and scale, however wide the target (runtime/flows: the layer's bias is the location
-        and the clamped log-scale)."""
+        and the clamped log-scale). A flow with ``symmetry = sign`` starts on one of the two
+        mirror halves: the points are first folded, x -> sign(sum of x) x (its mirror image
+        covers the other half)."""
         x = np.asarray(x, np.float64).reshape(len(x), -1)
         if len(x) < 2 or not np.isfinite(x).all():
             return
         net = self.spec.flows[0]
+        if net.args.get("symmetry", "none") == "sign":
+            x = np.where(x.sum(1, keepdims=True) < 0, -x, x)
         last = len(NETWORKS[net.kind].sizes(net.args, self.shape, False)) - 1
         params, _, _ = self._numpy_state()
         log_scale = np.clip(np.log(np.maximum(x.std(0), 1e-6)), -0.9 * AFFINE_CLAMP,

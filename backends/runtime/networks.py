@@ -15,14 +15,17 @@ shape with its exact log-determinant both ways, ``push`` and ``pull``):
 - ``spline``: ``layers`` rational-quadratic spline coupling layers of ``bins`` bins on
   [-``bound``, ``bound``], identity outside (Durkan et al., neural spline flows);
 
-both alternate the transformed coordinates by ``mask`` (``alternating`` or ``checkerboard``)
-and end in a learned elementwise affine layer; their last layers start at zero, so a flow
-starts as the identity.
+both alternate the transformed coordinates by ``mask`` (``alternating``, ``checkerboard``, or
+``learned``: a learned invertible linear mixing of the coordinates before each coupling layer)
+and end in a learned elementwise affine layer; their last layers (and mixing layers) start at
+zero, so a flow starts as the identity.
 
 A backend's ``Layers`` applies layer i of a network (``layer(i, h)``: a dense layer, or a 3x3
 convolution with padding 1, on the weights named ``<network>.<i>.weight|bias``), its
 activation (``act``), casts (``cast(h, dtype)``; ``dtype`` the compute dtype) and places
-constants (``constant(array)``); with ``precision bfloat16`` the products
+constants (``constant(array)``); ``weight(i)`` and ``bias(i)`` give layer i's float32 weights
+as stored (a flow's mixing layers), ``matmul(a, b)`` a float32 product in full precision (not
+TF32 on a GPU); with ``precision bfloat16`` the products
 and activations run in bfloat16 and the output is cast back to float32 (the weights stay
 float32: mixed precision). A potential network (``output = scalar``) ends in one unit (or one
 channel summed over the image).

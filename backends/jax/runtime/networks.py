@@ -31,6 +31,18 @@ class Layers:
             return y + b[None, :, None, None]
         return h @ w.T + b
 
+    def weight(self, i: int):
+        """Layer i's weight as stored (float32, PyTorch layout), for maps built from it."""
+        return self.params[f"{self.name}.{i}.weight"]
+
+    def bias(self, i: int):
+        return self.params[f"{self.name}.{i}.bias"]
+
+    @staticmethod
+    def matmul(a, b):
+        """a @ b in full float32 precision (JAX's default on a GPU is TF32)."""
+        return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
+
     @staticmethod
     def cast(h, dtype):
         return h.astype(dtype)

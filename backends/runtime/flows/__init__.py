@@ -10,7 +10,8 @@ and a pushed sample has log p_X(x) = log p_Z(z) - push's logdet. Both compute in
 points flattened to (B, dim), dim the product of the shape; only the conditioners' products run
 in the compute dtype (``layers.dtype``).
 
-A coupling flow is ``layers`` coupling layers followed by one elementwise affine layer:
+A coupling flow is ``layers`` coupling layers followed by one elementwise affine layer (with
+``mask = learned``, each coupling layer preceded by a learned linear mixing):
 
 - coupling layer k splits the coordinates by a fixed mask m_k (1 where it transforms): the kept
   coordinates pass unchanged and condition, through an MLP, an invertible elementwise map of
@@ -21,7 +22,10 @@ A coupling flow is ``layers`` coupling layers followed by one elementwise affine
 - the masks: ``alternating`` transforms the coordinates whose flat index has the parity of k,
   ``checkerboard`` those whose multi-index (over the sample shape) sums to the parity of k (the
   same as alternating for a vector; the black or white squares of a lattice), so consecutive
-  layers transform complementary halves;
+  layers transform complementary halves; ``learned`` maps the coordinates by a learned
+  invertible matrix W_k = L_k (U_k + diag e^s_k) before coupling layer k and then transforms
+  those of parity k in the mixed basis (``permutation.py``: exact inverse by a linear solve,
+  log-determinant sum(s_k); zero parameters give W_k = I);
 - the conditioner of layer k is an MLP (dense layers with the network's activation between) fed
   with all dim coordinates, the transformed ones zeroed, and giving P numbers per coordinate
   (B, dim * P) read as (B, dim, P); ``depth`` hidden layers of ``width``. Its last layer starts
@@ -33,7 +37,9 @@ A coupling flow is ``layers`` coupling layers followed by one elementwise affine
   log-scale is soft-clamped to AFFINE_CLAMP (c tanh(s / c)): a bad step cannot overflow.
 
 The dense layers, in order (``sizes``): the depth + 1 layers of coupling layer 0's conditioner,
-then those of layer 1, ..., then the final affine layer.
+then those of layer 1, ..., then the final affine layer (always the last). With ``mask =
+learned`` each coupling layer's block starts with its mixing layer, dim -> dim (weight: L - I
+below the diagonal, U above; bias: s; zero at start), before its conditioner's depth + 1.
 """
 
 from __future__ import annotations
@@ -44,8 +50,10 @@ from typing import Callable
 import attrs
 import numpy as np
 
+from .permutation import learned, mix
+
 AFFINE_CLAMP = 15.0  # the final affine layer's log-scale lies in (-15, 15): scales up to 3e6
-MASKS = ("alternating", "checkerboard")
+MASKS = ("alternating", "checkerboard", "learned")
 
 
 @attrs.frozen
@@ -60,9 +68,9 @@ class FlowPasses:
 
 def transformed(mask: str, shape: tuple[int, ...], k: int) -> np.ndarray:
     """The mask of coupling layer k, flat (dim,) float32: 1 where it transforms, 0 where it keeps
-    (``alternating``: flat index of parity k % 2; ``checkerboard``: sum of the multi-index of
-    parity k % 2)."""
-    if mask == "alternating":
+    (``alternating``, and ``learned`` in the basis of its mixing layer: flat index of parity
+    k % 2; ``checkerboard``: sum of the multi-index of parity k % 2)."""
+    if mask in ("alternating", "learned"):
         parity = np.arange(math.prod(shape)) % 2
     elif mask == "checkerboard":
         parity = (np.indices(tuple(shape)).sum(axis=0) % 2).reshape(-1)
@@ -96,37 +104,48 @@ class Coupling:
     apply: Callable
 
 
+def _block(args: dict) -> int:
+    """The dense layers of one coupling layer: its mixing layer (``mask = learned``) and its
+    conditioner's depth + 1; coupling layer k's are k * block, ..., k * block + block - 1."""
+    return args["depth"] + 1 + int(learned(args))
+
+
 def coupling_sizes(coupling: Coupling) -> Callable:
-    """The ``sizes`` of a coupling flow: each layer's conditioner dim -> width (depth times) ->
-    dim * P, then the final affine layer 1 -> 2 dim (``scalar`` does not apply to flows)."""
+    """The ``sizes`` of a coupling flow: each layer's mixing dim -> dim (``mask = learned``
+    only) and conditioner dim -> width (depth times) -> dim * P, then the final affine layer 1
+    -> 2 dim (``scalar`` does not apply to flows)."""
 
     def sizes(args: dict, shape: tuple[int, ...], scalar: bool = False) -> list[tuple[int, int]]:
         dim, width, depth = math.prod(shape), args["width"], args["depth"]
         widths = [dim] + [width] * depth + [dim * coupling.parameters(args)]
-        one = list(zip(widths[:-1], widths[1:]))
+        one = [(dim, dim)] * int(learned(args)) + list(zip(widths[:-1], widths[1:]))
         return one * args["layers"] + [(1, 2 * dim)]
     return sizes
 
 
 def coupling_zero(args: dict, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The last layer of every conditioner and the final affine layer."""
-    n = args["depth"] + 1
-    return tuple(k * n + n - 1 for k in range(args["layers"])) + (args["layers"] * n,)
+    """The mixing layers (``mask = learned``), the last layer of every conditioner and the final
+    affine layer."""
+    n = _block(args)
+    mixing = tuple(k * n for k in range(args["layers"])) if learned(args) else ()
+    last = tuple(k * n + n - 1 for k in range(args["layers"]))
+    return tuple(sorted(mixing + last)) + (args["layers"] * n,)
 
 
 def _affine(xp, layers, args, dim: int):
     """The final affine layer's location and log-scale, each (1, dim) float32."""
-    i = args["layers"] * (args["depth"] + 1)
+    i = args["layers"] * _block(args)
     ones = layers.cast(layers.constant(np.ones((1, 1), np.float32)), layers.dtype)
     out = layers.cast(layers.layer(i, ones), xp.float32)
     return out[:, :dim], soft_clamp(xp, out[:, dim:], AFFINE_CLAMP)
 
 
 def _couple(xp, layers, args, shape, coupling: Coupling, k: int, u, inverse: bool):
-    """Coupling layer k on u (B, dim): (u', log|det du'/du|) (B,)."""
-    dim, n = u.shape[1], args["depth"] + 1
+    """Coupling layer k on u (B, dim): (u', log|det du'/du|) (B,), its mixing layer (``mask =
+    learned``) not included."""
+    dim, first = u.shape[1], k * _block(args) + int(learned(args))
     m = layers.constant(transformed(args.get("mask", "alternating"), shape, k))
-    theta = conditioner(xp, layers, k * n, args["depth"], u * (1 - m))
+    theta = conditioner(xp, layers, first, args["depth"], u * (1 - m))
     theta = xp.reshape(theta, (u.shape[0], dim, coupling.parameters(args)))
     y, logd = coupling.apply(xp, layers, args, theta, u, inverse)
     return m * y + (1 - m) * u, xp.sum(m * logd, axis=-1)
@@ -140,6 +159,9 @@ def coupling_passes(coupling: Coupling) -> FlowPasses:
         u = layers.cast(xp.reshape(z, (batch, dim)), xp.float32)
         logdet = xp.zeros_like(u[:, 0])
         for k in range(args["layers"]):
+            if learned(args):
+                u, ld = mix(xp, layers, k * _block(args), u, False)
+                logdet = logdet + ld
             u, ld = _couple(xp, layers, args, shape, coupling, k, u, False)
             logdet = logdet + ld
         mu, s = _affine(xp, layers, args, dim)
@@ -155,6 +177,9 @@ def coupling_passes(coupling: Coupling) -> FlowPasses:
         for k in reversed(range(args["layers"])):
             u, ld = _couple(xp, layers, args, shape, coupling, k, u, True)
             logdet = logdet + ld
+            if learned(args):
+                u, ld = mix(xp, layers, k * _block(args), u, True)
+                logdet = logdet + ld
         return xp.reshape(u, (batch,) + tuple(shape)), logdet
 
     return FlowPasses(push, pull)

@@ -123,8 +123,10 @@ def run_chains(ops, program, kernels, potential, x0, key, warmup: int, draws: in
 
         state, dual = program(("mcmc", "warmup", adapting) + sig, warm)(
             state, adaptation.start(ops, step_sizes), targets, warm_rng.keys(warmup), context)
-        if adapting:
-            eps = adaptation.adapted(xp, dual)
+        if adapting:  # a kernel without a step size (flow_mh) keeps the one it was given
+            fixed = ops.asarray(np.asarray([not kern.has_step for kern, _ in kernels],
+                                           np.float32)) > 0
+            eps = xp.where(fixed, eps, adaptation.adapted(xp, dual))
 
     energy_evals, grad_evals = cycle_evaluations(kernels, gradients)
     iterations = warmup + kept * thin

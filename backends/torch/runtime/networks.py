@@ -43,6 +43,21 @@ class Network(nn.ModuleList):
             return F.conv2d(h, w, b, padding=1)
         return F.linear(h, w, b)
 
+    def weight(self, i: int):
+        """Layer i's weight as stored (float32), for maps built from it."""
+        return self[i].weight
+
+    def bias(self, i: int):
+        return self[i].bias
+
+    @staticmethod
+    def matmul(a, b):
+        """a @ b in full float32 precision: on CUDA through float64, which TF32 (set by a float32
+        TorchModel on CUDA) never touches."""
+        if a.is_cuda:
+            return (a.double() @ b.double()).float()
+        return a @ b
+
     @staticmethod
     def cast(h, dtype):
         return h.to(dtype)
