@@ -57,7 +57,7 @@ SAMPLERS: dict[str, SamplerSignature] = {
 }
 
 # network kinds that are normalizing flows, and what each flow objective needs of the target
-FLOWS = ("realnvp", "spline")
+FLOWS = ("realnvp", "spline", "cnf")
 FLOW_OBJECTIVES = {"likelihood": "samples", "reverse_kl": "energy", "forward_kl": "energy"}
 
 

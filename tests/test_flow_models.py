@@ -255,7 +255,7 @@ def _run_example(name: str, backend: str, tmp_path) -> tuple:
 # the adaptive loop and maximum likelihood with JAX too
 EXAMPLE_BACKENDS = {"gmm40_flow_mcmc": ("jax", "torch"), "manywell_flow": ("torch",),
                     "funnel_flow": ("torch",), "phi4_flow": ("torch",),
-                    "moons_realnvp": ("jax", "torch")}
+                    "moons_realnvp": ("jax", "torch"), "moons_cnf": ("torch",)}
 
 
 @pytest.mark.parametrize("name, backend", [(n, b) for n, bs in EXAMPLE_BACKENDS.items()
@@ -270,7 +270,7 @@ def test_flow_example_runs_into_a_run_folder(name, backend, tmp_path):
     samples = np.load(out / "samples.npy")
     assert np.isfinite(samples).all() and len(samples) > 0
     assert metrics["steps"] == 16
-    if name == "moons_realnvp":
+    if name in ("moons_realnvp", "moons_cnf"):
         assert np.isfinite(metrics["nll"]) and metrics["w2"] > 0
         assert "samples.png" in files
     if name == "gmm40_flow_mcmc":

@@ -64,16 +64,18 @@ class FlowDensity:
         sign = xp.reshape(sign, (-1,) + (1,) * (x.ndim - 1))
         return sign * x, xp.logaddexp(log_q, log_q_mirror) - LOG_2
 
-    def log_prob(self, x):
-        """log q(x) of each point (n, *shape): (n,)."""
+    def log_prob(self, x, probe=None):
+        """log q(x) of each point (n, *shape): (n,); with Hutchinson probes (n, *shape), a cnf
+        flow's unbiased estimate of it."""
         if not self.symmetric:
-            return self._log_prob(x)
-        n = x.shape[0]
-        both = self._log_prob(self.xp.concat([x, -x], axis=0))
-        return self.xp.logaddexp(both[:n], both[n:]) - LOG_2
+            return self._log_prob(x, probe)
+        n, xp = x.shape[0], self.xp
+        both = self._log_prob(xp.concat([x, -x], axis=0),
+                              None if probe is None else xp.concat([probe, probe], axis=0))
+        return xp.logaddexp(both[:n], both[n:]) - LOG_2
 
-    def _log_prob(self, x):
-        z, logdet = self.pull(x)
+    def _log_prob(self, x, probe=None):
+        z, logdet = self.pull(x) if probe is None else self.pull(x, probe=probe)
         return standard_normal_log_prob(self.xp, z) + logdet
 
 

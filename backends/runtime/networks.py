@@ -159,9 +159,12 @@ def push(xp, layers, net, shape, z):
     return NETWORKS[net.kind].flow.push(xp, layers, net.args, tuple(shape), z)
 
 
-def pull(xp, layers, net, shape, x):
-    """Flow ``net``'s inverse map x (B, *shape) -> (z, log|det dz/dx|) ((B,) float32)."""
-    return NETWORKS[net.kind].flow.pull(xp, layers, net.args, tuple(shape), x)
+def pull(xp, layers, net, shape, x, probe=None):
+    """Flow ``net``'s inverse map x (B, *shape) -> (z, log|det dz/dx|) ((B,) float32); a
+    ``cnf`` flow given Hutchinson probes (B, *shape) estimates the log-determinant with them."""
+    if probe is None:
+        return NETWORKS[net.kind].flow.pull(xp, layers, net.args, tuple(shape), x)
+    return NETWORKS[net.kind].flow.pull(xp, layers, net.args, tuple(shape), x, probe=probe)
 
 
 # the flow kinds register themselves into NETWORKS (they import this module, complete by now)

@@ -24,7 +24,7 @@ class JaxFlowModel(FlowModel, JaxModel):
     def flow_passes(self, network, name: str):
         net, shape, dtype = self.spec.network(name), self.shape, self.dtype
         return (lambda z: networks.push(net, network, z, shape, dtype),
-                lambda x: networks.pull(net, network, x, shape, dtype))
+                lambda x, probe=None: networks.pull(net, network, x, shape, dtype, probe))
 
     def train_on(self, *batches) -> np.ndarray:
         total = int(self.spec.train.steps)

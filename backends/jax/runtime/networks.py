@@ -39,6 +39,23 @@ class Layers:
         return self.params[f"{self.name}.{i}.bias"]
 
     @staticmethod
+    def divergence(f, u):
+        """f(u) and the trace of its Jacobian at each point of u (B, d), for f mapping (B, d) to
+        (B, d) point by point: one linearisation per point, d forward-mode derivatives under
+        vmap; differentiable (a cnf flow's log-determinant)."""
+        eye = jnp.eye(u.shape[1], dtype=u.dtype)
+
+        def single(ui):
+            y, tangent = jax.linearize(lambda y: f(y[None])[0], ui)
+            return y, jnp.trace(jax.vmap(tangent)(eye))
+        return jax.vmap(single)(u)
+
+    @staticmethod
+    def jvp(f, u, v):
+        """f(u) and its Jacobian-vector product with v (both (B, d))."""
+        return jax.jvp(f, (u,), (v,))
+
+    @staticmethod
     def matmul(a, b):
         """a @ b in full float32 precision (JAX's default on a GPU is TF32)."""
         return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
@@ -63,9 +80,10 @@ def push(net, params: dict, z, shape, dtype=jnp.float32):
     return networks.push(jnp, Layers(net, params, dtype), net, tuple(shape), z)
 
 
-def pull(net, params: dict, x, shape, dtype=jnp.float32):
-    """Flow ``net``'s inverse map of x (B, *shape): (z, log|det dz/dx|) with logdet (B,)."""
-    return networks.pull(jnp, Layers(net, params, dtype), net, tuple(shape), x)
+def pull(net, params: dict, x, shape, dtype=jnp.float32, probe=None):
+    """Flow ``net``'s inverse map of x (B, *shape): (z, log|det dz/dx|) with logdet (B,)
+    (estimated with Hutchinson's ``probe`` where a cnf flow is given one)."""
+    return networks.pull(jnp, Layers(net, params, dtype), net, tuple(shape), x, probe)
 
 
 def outputs(spec, params: dict, t, x, dtype=jnp.float32) -> dict:

@@ -132,12 +132,16 @@ def coupling_zero(args: dict, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(sorted(mixing + last)) + (args["layers"] * n,)
 
 
-def _affine(xp, layers, args, dim: int):
-    """The final affine layer's location and log-scale, each (1, dim) float32."""
-    i = args["layers"] * _block(args)
+def affine_layer(xp, layers, i: int, dim: int):
+    """The final affine layer (dense layer i) of a flow: its location and log-scale, each (1,
+    dim) float32."""
     ones = layers.cast(layers.constant(np.ones((1, 1), np.float32)), layers.dtype)
     out = layers.cast(layers.layer(i, ones), xp.float32)
     return out[:, :dim], soft_clamp(xp, out[:, dim:], AFFINE_CLAMP)
+
+
+def _affine(xp, layers, args, dim: int):
+    return affine_layer(xp, layers, args["layers"] * _block(args), dim)
 
 
 def _couple(xp, layers, args, shape, coupling: Coupling, k: int, u, inverse: bool):
@@ -192,4 +196,4 @@ def register(name: str, coupling: Coupling) -> None:
                                         flow=coupling_passes(coupling), zero=coupling_zero))
 
 
-from . import realnvp, spline  # noqa: E402,F401  (each registers its kind)
+from . import cnf, realnvp, spline  # noqa: E402,F401  (each registers its kind)

@@ -32,12 +32,24 @@ class Likelihood(Objective):
 
         def draw(rng, n, step=None):
             return (sample(rng, n),)
-        return draw
+        if not _hutchinson(model):
+            return draw
+
+        def draw_with_probes(rng, n, step=None):
+            data_rng, probe_rng = rng.split(2)
+            return draw(data_rng, n, step) + (probe_rng.rademacher((n,) + shape),)
+        return draw_with_probes
 
     def loss(self, model, network):
         xp = model.ops.xp
         flow = model.flow_density(network)
 
-        def loss(x):
-            return -xp.mean(flow.log_prob(x))
+        def loss(x, probe=None):
+            return -xp.mean(flow.log_prob(x, probe))
         return loss
+
+
+def _hutchinson(model) -> bool:
+    """Whether the model's flow estimates its divergence by Hutchinson's trick in training (a
+    cnf flow with ``divergence = hutchinson``): each batch point then comes with a probe."""
+    return model.spec.flows[0].args.get("divergence") == "hutchinson"

@@ -34,12 +34,12 @@ class TorchFlowModel(FlowModel, TorchModel):
             prefix = name + "."
             own = {k[len(prefix):]: v for k, v in network.items() if k.startswith(prefix)}
 
-            def call(x, inverse):
-                return torch.func.functional_call(module, own, (x, inverse))
+            def call(x, inverse, probe=None):
+                return torch.func.functional_call(module, own, (x, inverse, probe))
         else:  # the live module being trained
-            def call(x, inverse):
-                return network.nets[name](x, inverse)
-        return (lambda z: call(z, False)), (lambda x: call(x, True))
+            def call(x, inverse, probe=None):
+                return network.nets[name](x, inverse, probe)
+        return (lambda z: call(z, False)), (lambda x, probe=None: call(x, True, probe))
 
     def train_on(self, *batches) -> np.ndarray:
         update = self._update(int(self.spec.train.steps))

@@ -51,6 +51,22 @@ class Network(nn.ModuleList):
         return self[i].bias
 
     @staticmethod
+    def divergence(f, u):
+        """f(u) and the trace of its Jacobian at each point of u (B, d), for f mapping (B, d) to
+        (B, d) point by point: reverse mode per point under vmap, differentiable in the
+        weights (a cnf flow's log-determinant)."""
+        def single(ui):
+            y = f(ui[None])[0]
+            return y, y
+        jac, y = torch.func.vmap(torch.func.jacrev(single, has_aux=True))(u)
+        return y, torch.diagonal(jac, dim1=-2, dim2=-1).sum(-1)
+
+    @staticmethod
+    def jvp(f, u, v):
+        """f(u) and its Jacobian-vector product with v (both (B, d))."""
+        return torch.func.jvp(f, (u,), (v,))
+
+    @staticmethod
     def matmul(a, b):
         """a @ b in full float32 precision: on CUDA through float64, which TF32 (set by a float32
         TorchModel on CUDA) never touches."""
@@ -69,9 +85,10 @@ class Network(nn.ModuleList):
         """A flow's map of base points z (B, *shape): (x, log|det dx/dz|) with logdet (B,)."""
         return self.kind.flow.push(xp, self, self.net.args, self.shape, z)
 
-    def pull(self, x):
-        """A flow's inverse map of x (B, *shape): (z, log|det dz/dx|) with logdet (B,)."""
-        return self.kind.flow.pull(xp, self, self.net.args, self.shape, x)
+    def pull(self, x, probe=None):
+        """A flow's inverse map of x (B, *shape): (z, log|det dz/dx|) with logdet (B,)
+        (estimated with Hutchinson's ``probe`` where a cnf flow is given one)."""
+        return networks.pull(xp, self, self.net, self.shape, x, probe)
 
     def forward(self, *inputs):
         """``forward(t, x)``: a field network's output; ``forward(x, inverse=False)``: a flow's
@@ -85,11 +102,11 @@ class Network(nn.ModuleList):
             t = torch.as_tensor(t, dtype=torch.float32, device=x.device).reshape(-1).expand(batch)
         return self.kind.forward(xp, self, self.net.args, self.shape, self.net.scalar, t, x)
 
-    def _flow(self, x, inverse: bool = False):
+    def _flow(self, x, inverse: bool = False, probe=None):
         if not isinstance(inverse, bool):
             raise TypeError(f"network '{self.net.name}' is a {self.net.kind} flow: it is called "
                             "as (x, inverse), not (t, x)")
-        return self.pull(x) if inverse else self.push(x)
+        return self.pull(x, probe) if inverse else self.push(x)
 
 
 def compute_dtype(spec) -> torch.dtype:
