@@ -7,6 +7,15 @@ from backend_params import BACKENDS, backend_ops_of  # tests/
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# JAX's persistent compilation cache, shared by the test processes (pytest-xdist's workers) and
+# kept between runs: many tests compile the same programs (the same small models, the same
+# kernels), and a compiled program found there is loaded instead of compiled again (about a
+# fifth of tests/test_backends.py's JAX time on a fresh cache). Set before JAX is imported; an
+# existing setting wins.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / "build" / "jax-test-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
 
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true",
