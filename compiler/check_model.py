@@ -200,12 +200,17 @@ def check_flows(model: ir.Model) -> list[Diagnostic]:
                                   f"target) or {net.name} ~ reverse_kl (its energy) to the "
                                   "objective."))
             continue
-        if term.target == "likelihood" and target == "energy":
+        if kinds.FLOW_OBJECTIVES.get(term.target) == "samples" and target == "energy":
             out.append(Diagnostic(
-                "Semantic", f"'{net.name} ~ likelihood' fits the target's samples, but the "
+                "Semantic", f"'{net.name} ~ {term.target}' fits the target's samples, but the "
                 "target is known only through its energy.", term.span,
                 f"Use {net.name} ~ reverse_kl, or {net.name} ~ forward_kl with a flow_mcmc "
                 "sampler."))
+        if term.target == "flow_matching" and net.constructor.name not in kinds.VELOCITY_FLOWS:
+            out.append(Diagnostic(
+                "Semantic", f"'{net.name} ~ flow_matching' regresses a flow's velocity; "
+                f"'{net.name}' is a {net.constructor.name} flow, which has none.", term.span,
+                f"Declare {net.name} = cnf(...), or train it by {net.name} ~ likelihood."))
         if term.target in ("reverse_kl", "forward_kl") and target in ("data", "normal"):
             out.append(Diagnostic(
                 "Semantic", f"'{net.name} ~ {term.target}' needs the target's energy; "

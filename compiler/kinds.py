@@ -58,7 +58,9 @@ SAMPLERS: dict[str, SamplerSignature] = {
 
 # network kinds that are normalizing flows, and what each flow objective needs of the target
 FLOWS = ("realnvp", "spline", "cnf")
-FLOW_OBJECTIVES = {"likelihood": "samples", "reverse_kl": "energy", "forward_kl": "energy"}
+FLOW_OBJECTIVES = {"likelihood": "samples", "reverse_kl": "energy", "forward_kl": "energy",
+                   "flow_matching": "samples"}
+VELOCITY_FLOWS = ("cnf",)  # flows with a velocity, which flow_matching trains
 
 
 def sampler(name: str) -> SamplerSignature | None:

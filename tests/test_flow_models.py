@@ -255,7 +255,8 @@ def _run_example(name: str, backend: str, tmp_path) -> tuple:
 # and the tests above run the adaptive loop, maximum likelihood and reverse KL with JAX too)
 EXAMPLE_BACKENDS = {"gmm40_flow_mcmc": ("torch",), "manywell_flow": ("torch",),
                     "funnel_flow": ("torch",), "phi4_flow": ("torch",),
-                    "moons_realnvp": ("torch",), "moons_cnf": ("torch",)}
+                    "moons_realnvp": ("torch",), "moons_cnf": ("torch",),
+                    "gmm40_cnf": ("torch",)}
 
 
 @pytest.mark.parametrize("name, backend", [(n, b) for n, bs in EXAMPLE_BACKENDS.items()
@@ -286,6 +287,8 @@ def test_flow_example_runs_into_a_run_folder(name, backend, tmp_path):
         assert abs(metrics["log_Z_error"]) < 50  # a 16-step flow: only finite
         weights = metrics["samplers"]["weights"]
         assert 0 < weights["ess_fraction"] <= 1 and weights["replicas"] == 2
+    if name == "gmm40_cnf":
+        assert np.isfinite(metrics["log_Z"]) and metrics["modes"]["of"] == 40
     if name == "funnel_flow":
         assert np.isfinite(metrics["log_Z"]) and "fsmc" not in metrics["samplers"]
     if name == "phi4_flow":

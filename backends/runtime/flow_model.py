@@ -42,6 +42,11 @@ class FlowModel:
         ``bound(weights)``)."""
 
     @abstractmethod
+    def flow_matching(self, network, name: str):
+        """(t, z, x) -> (prediction, target) of flow matching for the cnf flow ``name`` on
+        ``network`` (``flows/cnf.py``, ``matching``)."""
+
+    @abstractmethod
     def bound(self, weights):
         """The network object of ``weights`` (a mapping of weights by their shared names)."""
 
@@ -119,7 +124,8 @@ class FlowModel:
         KL), see ``standardise``."""
         if self.step == 0 and not resume:
             ops = self.ops
-            role = "target" if self.spec.objective == "likelihood" else "base"
+            role = "target" if self.spec.objective in ("likelihood", "flow_matching") \
+                else "base"
             draw = densities.sampler(ops, self.spec.role(role), self.shape,
                                      self._density_array(role, data if role == "target"
                                                          else None))

@@ -167,5 +167,13 @@ def pull(xp, layers, net, shape, x, probe=None):
     return NETWORKS[net.kind].flow.pull(xp, layers, net.args, tuple(shape), x, probe=probe)
 
 
+def flow_matching(xp, layers, net, shape, t, z, x):
+    """A cnf flow's flow-matching prediction and target (``flows/cnf.py``, ``matching``)."""
+    matching = NETWORKS[net.kind].flow.matching
+    if matching is None:
+        raise TypeError(f"network '{net.name}' is a {net.kind} flow: it has no velocity")
+    return matching(xp, layers, net.args, tuple(shape), t, z, x)
+
+
 # the flow kinds register themselves into NETWORKS (they import this module, complete by now)
 from . import flows  # noqa: E402,F401

@@ -68,6 +68,19 @@ def fixed_step(ops, f, y0, t0: float, t1: float, steps: int, method: str,
     return y1
 
 
+def unrolled(f, y0, t0: float, t1: float, steps: int, method: str):
+    """``fixed_step`` without ``ops``: the steps unrolled in Python, the times Python floats;
+    for code that holds no ops and is traced or differentiated as a whole (a cnf flow's
+    passes, ``flows/cnf.py``)."""
+    a, b, c = TABLEAUS[method]
+    h = (float(t1) - float(t0)) / steps
+    y = y0
+    for k in range(steps):
+        t = float(t0) + k * h
+        y = _rk(f, a, b, [t + ci * h for ci in c], y, h)
+    return y
+
+
 def _sqrt(xp, value):
     if isinstance(value, (int, float)):  # a constant eps: no array, no copy to the device
         return math.sqrt(value) if value >= 0 else math.nan

@@ -26,6 +26,10 @@ class JaxFlowModel(FlowModel, JaxModel):
         return (lambda z: networks.push(net, network, z, shape, dtype),
                 lambda x, probe=None: networks.pull(net, network, x, shape, dtype, probe))
 
+    def flow_matching(self, network, name: str):
+        net, shape, dtype = self.spec.network(name), self.shape, self.dtype
+        return lambda t, z, x: networks.flow_matching(net, network, t, z, x, shape, dtype)
+
     def train_on(self, *batches) -> np.ndarray:
         total = int(self.spec.train.steps)
         key = ("train_on", total)

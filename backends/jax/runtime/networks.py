@@ -56,6 +56,10 @@ class Layers:
         return jax.jvp(f, (u,), (v,))
 
     @staticmethod
+    def stop_gradient(h):
+        return jax.lax.stop_gradient(h)
+
+    @staticmethod
     def matmul(a, b):
         """a @ b in full float32 precision (JAX's default on a GPU is TF32)."""
         return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
@@ -84,6 +88,12 @@ def pull(net, params: dict, x, shape, dtype=jnp.float32, probe=None):
     """Flow ``net``'s inverse map of x (B, *shape): (z, log|det dz/dx|) with logdet (B,)
     (estimated with Hutchinson's ``probe`` where a cnf flow is given one)."""
     return networks.pull(jnp, Layers(net, params, dtype), net, tuple(shape), x, probe)
+
+
+def flow_matching(net, params: dict, t, z, x, shape, dtype=jnp.float32):
+    """A cnf flow's flow-matching prediction and target at times t (B,), latents z and target
+    samples x (B, *shape)."""
+    return networks.flow_matching(jnp, Layers(net, params, dtype), net, tuple(shape), t, z, x)
 
 
 def outputs(spec, params: dict, t, x, dtype=jnp.float32) -> dict:

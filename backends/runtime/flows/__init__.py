@@ -64,6 +64,8 @@ class FlowPasses:
 
     push: Callable
     pull: Callable
+    # a cnf's flow-matching pair (xp, layers, args, shape, t, z, x) -> (prediction, target)
+    matching: Callable | None = None
 
 
 def transformed(mask: str, shape: tuple[int, ...], k: int) -> np.ndarray:

@@ -13,9 +13,13 @@ a path the log-density changes by the divergence (the instantaneous change of va
 so push integrates (u, l) with dl/dt = div v from t = 0 to 1 and its log|det dx/dz| is l(1)
 plus the affine layer's; pull integrates the same system backwards from t = 1 to 0, and l(0)
 is log|det dz/dx|. Both run ``steps`` steps of the explicit Runge-Kutta ``solver``
-(runtime/tableaus.py) and are differentiable, so maximum likelihood backpropagates through the
-solver (FFJORD's discretise-then-optimise form). The divergence is exact: the trace of the
-Jacobian of v, one forward-mode derivative per coordinate (``layers.divergence``).
+(runtime/solvers.py, ``unrolled``) and are differentiable, so maximum likelihood
+backpropagates through the solver (FFJORD's discretise-then-optimise form). The divergence is
+exact: the trace of the Jacobian of v, one derivative per coordinate (``layers.divergence``:
+forward mode in JAX, reverse mode under vmap in torch).
+
+Flow matching (``matching``; objectives/flow_matching.py) trains the same velocity without
+solving the ODE.
 
 Unlike a coupling flow, push and pull are inverse to each other, and their log-determinants
 those of the map, only up to the solver's error (order 4 for rk4: halving the step divides it
@@ -33,39 +37,18 @@ from __future__ import annotations
 
 import math
 
-from ..tableaus import TABLEAUS
+from ..solvers import unrolled
 from . import FlowPasses, affine_layer
 
 
 def _velocity(xp, layers, args, shape, dim: int):
     """v(t, u) on flat points u (B, dim), t a number: the mlp kind's forward pass, float32."""
-    from ..networks import NETWORKS
-
-    mlp = NETWORKS["mlp"].forward
+    mlp = _mlp()
 
     def v(t, u):
         times = xp.ones_like(u[:, 0]) * t
         return xp.reshape(mlp(xp, layers, args, (dim,), False, times, u), (u.shape[0], dim))
     return v
-
-
-def _integrate(xp, f, state, t0: float, t1: float, steps: int, solver: str):
-    """``steps`` steps of the explicit Runge-Kutta ``solver`` for d(state)/dt = f(t, state)
-    from t0 to t1; state a tuple of arrays."""
-    a, b, c = TABLEAUS[solver]
-    h = (t1 - t0) / steps
-
-    def add(y, ks, weights):
-        return tuple(yi + h * sum(w * k[i] for w, k in zip(weights, ks) if w)
-                     for i, yi in enumerate(y))
-
-    for n in range(steps):
-        t = t0 + n * h
-        ks = []
-        for s in range(len(b)):
-            ks.append(f(t + c[s] * h, add(state, ks, a[s - 1]) if s else state))
-        state = add(state, ks, b)
-    return state
 
 
 def _system(xp, layers, v, probe=None):
@@ -88,8 +71,8 @@ def push(xp, layers, args, shape, z):
     u = layers.cast(xp.reshape(z, (batch, dim)), xp.float32)
     steps, solver = _passes(args)
     v = _velocity(xp, layers, args, shape, dim)
-    u, logdet = _integrate(xp, _system(xp, layers, v), (u, xp.zeros_like(u[:, 0])), 0.0, 1.0,
-                           steps, solver)
+    u, logdet = unrolled(_system(xp, layers, v), (u, xp.zeros_like(u[:, 0])), 0.0, 1.0, steps,
+                         solver)
     mu, s = affine_layer(xp, layers, args["depth"] + 1, dim)
     x = u * xp.exp(s) + mu
     return xp.reshape(x, (batch,) + tuple(shape)), logdet + xp.sum(s)
@@ -104,9 +87,29 @@ def pull(xp, layers, args, shape, x, probe=None):
     v = _velocity(xp, layers, args, shape, dim)
     if probe is not None:
         probe = xp.reshape(probe, (batch, dim))
-    u, logdet = _integrate(xp, _system(xp, layers, v, probe), (u, xp.zeros_like(u[:, 0])),
-                           1.0, 0.0, steps, solver)
+    u, logdet = unrolled(_system(xp, layers, v, probe), (u, xp.zeros_like(u[:, 0])), 1.0, 0.0,
+                         steps, solver)
     return xp.reshape(u, (batch,) + tuple(shape)), logdet - xp.sum(s)
+
+
+def matching(xp, layers, args, shape, t, z, x):
+    """Flow matching's prediction and target for latents z and target samples x (B, *shape)
+    at times t (B,): the velocity v(t, u_t) at u_t = (1 - t) z + t u, and u - z, where u is x
+    mapped back through the final affine layer. The affine layer is held fixed here (its
+    gradient stopped): the velocity learns the transport in the standardised coordinates, and
+    the loss cannot shrink by widening the affine scale."""
+    batch, dim = z.shape[0], math.prod(shape)
+    mu, s = affine_layer(xp, layers, args["depth"] + 1, dim)
+    mu, s = layers.stop_gradient(mu), layers.stop_gradient(s)
+    u0 = layers.cast(xp.reshape(z, (batch, dim)), xp.float32)
+    u1 = (layers.cast(xp.reshape(x, (batch, dim)), xp.float32) - mu) * xp.exp(-s)
+    ut = (1 - t[:, None]) * u0 + t[:, None] * u1
+    return _mlp()(xp, layers, args, (dim,), False, t, ut), u1 - u0
+
+
+def _mlp():
+    from ..networks import NETWORKS
+    return NETWORKS["mlp"].forward
 
 
 def sizes(args: dict, shape: tuple[int, ...], scalar: bool = False) -> list[tuple[int, int]]:
@@ -122,7 +125,8 @@ def zero(args: dict, shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def register() -> None:
     from ..networks import NETWORKS, NetworkKind
-    NETWORKS.register("cnf")(NetworkKind(sizes, None, flow=FlowPasses(push, pull), zero=zero))
+    NETWORKS.register("cnf")(NetworkKind(sizes, None, flow=FlowPasses(push, pull, matching),
+                                         zero=zero))
 
 
 register()

@@ -28,18 +28,28 @@ class TorchFlowModel(FlowModel, TorchModel):
     def bound(self, weights):
         return Weights(weights)
 
-    def flow_passes(self, network, name: str):
+    def _flow_call(self, network, name: str):
+        """call(x, inverse, probe, time, data) of flow ``name`` on ``network`` (its module's
+        forward)."""
         module = self.nets[name]
         if isinstance(network, Weights):
             prefix = name + "."
             own = {k[len(prefix):]: v for k, v in network.items() if k.startswith(prefix)}
 
-            def call(x, inverse, probe=None):
-                return torch.func.functional_call(module, own, (x, inverse, probe))
+            def call(x, inverse, probe=None, time=None, data=None):
+                return torch.func.functional_call(module, own, (x, inverse, probe, time, data))
         else:  # the live module being trained
-            def call(x, inverse, probe=None):
-                return network.nets[name](x, inverse, probe)
+            def call(x, inverse, probe=None, time=None, data=None):
+                return network.nets[name](x, inverse, probe, time, data)
+        return call
+
+    def flow_passes(self, network, name: str):
+        call = self._flow_call(network, name)
         return (lambda z: call(z, False)), (lambda x, probe=None: call(x, True, probe))
+
+    def flow_matching(self, network, name: str):
+        call = self._flow_call(network, name)
+        return lambda t, z, x: call(z, False, None, t, x)
 
     def train_on(self, *batches) -> np.ndarray:
         update = self._update(int(self.spec.train.steps))

@@ -67,6 +67,10 @@ class Network(nn.ModuleList):
         return torch.func.jvp(f, (u,), (v,))
 
     @staticmethod
+    def stop_gradient(h):
+        return h.detach()
+
+    @staticmethod
     def matmul(a, b):
         """a @ b in full float32 precision: on CUDA through float64, which TF32 (set by a float32
         TorchModel on CUDA) never touches."""
@@ -102,10 +106,12 @@ class Network(nn.ModuleList):
             t = torch.as_tensor(t, dtype=torch.float32, device=x.device).reshape(-1).expand(batch)
         return self.kind.forward(xp, self, self.net.args, self.shape, self.net.scalar, t, x)
 
-    def _flow(self, x, inverse: bool = False, probe=None):
+    def _flow(self, x, inverse: bool = False, probe=None, time=None, data=None):
         if not isinstance(inverse, bool):
             raise TypeError(f"network '{self.net.name}' is a {self.net.kind} flow: it is called "
                             "as (x, inverse), not (t, x)")
+        if time is not None:  # a cnf's flow-matching pair at (time, latents x, samples data)
+            return networks.flow_matching(xp, self, self.net, self.shape, time, x, data)
         return self.pull(x, probe) if inverse else self.push(x)
 
 
