@@ -508,7 +508,7 @@ class Lowering:
         return ir.ObjectiveTerm(item.lhs, item.value.id, span=item.span)
 
     def _flow_term(self, item: S.ObjectiveTerm) -> ir.ObjectiveTerm:
-        """A flow's objective: likelihood, reverse_kl(...) or forward_kl."""
+        """A flow's objective: likelihood, reverse_kl(...), forward_kl or flow_matching."""
         call = as_call(item.value)
         if call is None or call.func not in kinds.FLOW_OBJECTIVES:
             shown = call.func if call is not None else None

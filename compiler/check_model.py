@@ -165,8 +165,8 @@ def check_samplers(model: ir.Model) -> list[Diagnostic]:
                 if net is not None and net.constructor.name not in kinds.FLOWS:
                     out.append(Diagnostic(
                         "Semantic", f"'{value.name}' is a {net.constructor.name}, not a "
-                        f"normalizing flow; {param} takes one: " + " or ".join(kinds.FLOWS)
-                        + ".", span))
+                        f"normalizing flow; {param} takes one: "
+                        + ", ".join(kinds.FLOWS[:-1]) + f" or {kinds.FLOWS[-1]}.", span))
             if param in ("accept", "ess") and not 0 < value < 1:
                 out.append(Diagnostic("Semantic", f"The argument '{param}' of "
                                       f"{sampler.constructor.name} is a fraction in (0, 1); "
@@ -176,9 +176,10 @@ def check_samplers(model: ir.Model) -> list[Diagnostic]:
 
 def check_flows(model: ir.Model) -> list[Diagnostic]:
     """A model of normalizing flows: each flow has one objective that its target allows (samples
-    for likelihood, an energy for the KL objectives, not known to lack one), every flow is
-    trained, and a flow trained by forward_kl is named by exactly one flow_mcmc sampler, whose
-    chains it learns from."""
+    for likelihood and flow_matching, an energy for the KL objectives, not known to lack one),
+    flow_matching trains a flow with a velocity (cnf), every flow is trained, a flow trained by
+    forward_kl is named by exactly one flow_mcmc sampler, whose chains it learns from, and
+    Hutchinson's divergence is asked for only where it is used (likelihood)."""
     out: list[Diagnostic] = []
     trained = {term.network: term for term in model.objective.terms}
     target = model.target.constructor.name
@@ -206,6 +207,12 @@ def check_flows(model: ir.Model) -> list[Diagnostic]:
                 "target is known only through its energy.", term.span,
                 f"Use {net.name} ~ reverse_kl, or {net.name} ~ forward_kl with a flow_mcmc "
                 "sampler."))
+        if dict(net.constructor.args).get("divergence") == "hutchinson" and \
+                term.target != "likelihood":
+            out.append(Diagnostic(
+                "Semantic", f"divergence = hutchinson estimates the divergence while training "
+                f"by likelihood; '{net.name} ~ {term.target}' uses the exact one.", net.span,
+                "Remove divergence = hutchinson.", severity="warning"))
         if term.target == "flow_matching" and net.constructor.name not in kinds.VELOCITY_FLOWS:
             out.append(Diagnostic(
                 "Semantic", f"'{net.name} ~ flow_matching' regresses a flow's velocity; "

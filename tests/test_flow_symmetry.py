@@ -1,8 +1,8 @@
 """Flows with ``symmetry = sign`` (runtime/flow_density.py): the density q_s(x) = (q(x) +
 q(-x)) / 2 of a flow and its mirror image. The sign each draw takes from its latent is a fair
 coin independent of the rest of the latent, which stays N(0, I); q_s is even, integrates to
-one, and the log-density a draw carries is the one log_prob gives, in both backends. A
-one-coordinate sample is refused at compile time."""
+one (a continuous flow's too), and the log-density a draw carries is the one log_prob gives,
+in both backends. A one-coordinate sample is refused at compile time."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from scipy import stats
 
 from test_flows import Flow, flow, perturbed
 from tfm.backends.runtime.flow_density import FlowDensity, sign_and_latent
+from tfm.backends.runtime.spec import Network
 
 
 def test_sign_is_a_fair_coin_independent_of_a_standard_normal_latent():
@@ -42,7 +43,12 @@ def test_sign_and_latent_at_the_origin_is_finite():
 
 
 def _density(backend: str, kind: str, shape, seed: int = 3):
-    net = flow(kind, layers=3, symmetry="sign")
+    if kind == "cnf":
+        args = {"width": 16, "depth": 2, "activation": "tanh", "steps": 8, "solver": "rk4",
+                "divergence": "exact", "symmetry": "sign"}
+        net = Network("T", "cnf", args, None, "flow", "T")
+    else:
+        net = flow(kind, layers=3, symmetry="sign")
     f = Flow(backend, net, shape, perturbed(net, shape, seed=seed))
     if backend == "jax":
         import jax.numpy as xp
@@ -74,7 +80,7 @@ def test_symmetric_density_is_even_and_draws_carry_it(backend, kind):
     assert np.max(np.abs(plain - math.log(2) - log_q)) > 1e-2
 
 
-@pytest.mark.parametrize("kind", ["realnvp", "spline"])
+@pytest.mark.parametrize("kind", ["realnvp", "spline", "cnf"])
 def test_symmetric_density_integrates_to_one(backend, kind):
     from backend_params import to_numpy
 

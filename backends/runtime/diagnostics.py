@@ -172,7 +172,7 @@ def sign_changes(m) -> np.ndarray:
     """How many times each chain's magnetisation changes sign over its draws, from the
     magnetisations m (draws, chains): (chains,). Chains that never change sign have explored
     one mirror half of a symmetric field only, whatever their pooled shares say."""
-    signs = np.sign(np.asarray(m, dtype=np.float64))
+    signs = np.asarray(m, dtype=np.float64) > 0  # (a magnetisation of exactly 0 counts as negative)
     return np.sum(signs[1:] != signs[:-1], axis=0)
 
 

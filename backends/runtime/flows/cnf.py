@@ -28,8 +28,10 @@ by about 16); tests/test_flow_cnf.py measures both. A sampler that uses the flow
 
 For training in larger dimensions, ``divergence = hutchinson`` makes the likelihood objective
 estimate the divergence by Hutchinson's v . (J v) with one Rademacher probe per point and step
-of training (``pull_estimate``): one Jacobian-vector product per evaluation instead of one per
-coordinate, unbiased for the log-density, which is what the loss averages. The samplers and the
+of training (``pull`` given ``probe``): one Jacobian-vector product per evaluation instead of one per
+coordinate, unbiased for the log-density, which is what the loss averages (for a flow with
+``symmetry = sign`` the logaddexp of the two estimates is biased upward, by Jensen, though
+slightly: both share the probe). The samplers and the
 reported log-densities always use the exact divergence.
 """
 

@@ -9,7 +9,8 @@ layer (fixed at the target's location and scale, ``flows/cnf.py``), t ~ U(0, 1).
 is the velocity whose ODE carries N(0, I) to the standardised target, so the trained flow is
 a generative model of the target, with the exact density of its ODE (the cnf's log-determinant)
 and draws, usable wherever a flow is: importance sampling, flow_mh, SMC from the flow. Needs
-samples of the target; no simulation of the ODE in training."""
+samples of the target; no simulation of the ODE in training. A flow with ``symmetry = sign``
+learns one mirror half: the samples are folded, x -> sign(sum of x) x, as its start is."""
 
 from __future__ import annotations
 
@@ -26,10 +27,16 @@ class FlowMatching(Objective):
         sample = densities.sampler(ops, model.spec.target, shape,
                                    model._density_array("target", data))
 
+        symmetric = model.spec.flows[0].args.get("symmetry") == "sign"
+        xp = ops.xp
+
         def draw(rng, n, step=None):
             data_rng, latent_rng, time_rng = rng.split(3)
-            return (time_rng.uniform((n,)), latent_rng.normal((n,) + shape),
-                    sample(data_rng, n))
+            x = sample(data_rng, n)
+            if symmetric:  # one mirror half: q = 2 p 1[sum x > 0] gives q_s = p for an even p
+                total = xp.sum(xp.reshape(x, (n, -1)), axis=1)
+                x = xp.where(xp.reshape(total < 0, (n,) + (1,) * len(shape)), -x, x)
+            return time_rng.uniform((n,)), latent_rng.normal((n,) + shape), x
         return draw
 
     def loss(self, model, network):

@@ -3,7 +3,8 @@ fresh latent z ~ N(0, I), whatever the current state, accepted with probability
 
     min(1, exp(-U(y)) q(x) / (exp(-U(x)) q(y))),
 
-so the chains keep exp(-U) invariant however poor q is; where q covers the target, a chain jumps
+so the chains keep exp(-U) invariant however poor q is (for a cnf flow, whose density is its
+ODE's only up to the solver's error, to that error); where q covers the target, a chain jumps
 between modes in one step. The flow's weights reach the step as the run's ``context`` (a
 compiled program's argument, so a flow trained further runs without compiling again); the
 flow itself is ``args["proposal"]`` (a FlowProposal the model puts there). A proposal whose
