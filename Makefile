@@ -39,7 +39,7 @@ demo: setup
 	@echo "       metrics.json samples.npy samples.png trajectories.png loss.png samples_10k.npy"
 
 test: setup
-	$(BIN)/python -m pytest -n auto --dist worksteal  # pytest-xdist: one worker per core; idle workers take queued tests (2 cores: 13.1 min, against 15.3 with --dist load)
+	$(BIN)/python -m pytest -n auto --dist worksteal  # pytest-xdist: one worker per core; idle workers take queued tests
 
 test-fast: setup
 	$(BIN)/python -m pytest $(FAST_TESTS)
