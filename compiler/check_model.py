@@ -120,8 +120,9 @@ def check_model(model: ir.Model, statements: dict, declarations: dict) -> list[D
 
 
 def check_samplers(model: ir.Model) -> list[Diagnostic]:
-    """Each sampler fits the model: ODE and SDE samplers need trained networks, MCMC and SMC
-    samplers a model without them (they sample the target's energy); a cycle and an SMC
+    """Each sampler fits the model: ODE and SDE samplers need trained velocity fields, MCMC and
+    SMC samplers a target with an energy (in a model with an interpolant they run after
+    training, with its ODE samplers as their flows); a cycle and an SMC
     sampler use MCMC kernels; acceptance targets and ESS fractions lie in (0, 1)."""
     out: list[Diagnostic] = []
     by_name = {s.name: s for s in model.samplers}
@@ -147,13 +148,12 @@ def check_samplers(model: ir.Model) -> list[Diagnostic]:
                 "integrates the model's learned velocity, but this model has no networks.",
                 span, "Sample the target's energy with MCMC or SMC: sampler s = mala() or "
                 "smc(kernel = ...)."))
-        if not model.sampling and family in ("mcmc", "smc", "flow"):
-            out.append(Diagnostic(
-                "Semantic", f"The sampler '{sampler.name}' ({sampler.constructor.name}) samples "
-                "the target's energy; a model that trains networks samples with ODE or SDE "
-                "samplers.", span, "Put MCMC and SMC samplers in a model without networks."))
+        if not model.sampling and family in kinds.ENERGY_FAMILIES:
+            out.extend(_energy_sampler_after_transport(model, sampler, span))
         for param, value in sampler.constructor.args:
-            if isinstance(value, ir.Reference) and value.kind == "sampler":
+            if isinstance(value, ir.Reference) and param == "flow" and value.kind == "sampler":
+                out.extend(_ode_as_flow(model, sampler, by_name.get(value.name), span))
+            elif isinstance(value, ir.Reference) and value.kind == "sampler":
                 used = by_name.get(value.name)
                 used_kind = kinds.sampler(used.constructor.name) if used is not None else None
                 if used_kind is not None and used_kind.family != "mcmc":
@@ -163,15 +163,70 @@ def check_samplers(model: ir.Model) -> list[Diagnostic]:
             if isinstance(value, ir.Reference) and value.kind == "network":
                 net = next((n for n in model.networks if n.name == value.name), None)
                 if net is not None and net.constructor.name not in kinds.FLOWS:
+                    odes = [s.name for s in model.samplers if _family(s) == "ode"]
                     out.append(Diagnostic(
                         "Semantic", f"'{value.name}' is a {net.constructor.name}, not a "
                         f"normalizing flow; {param} takes one: "
-                        + ", ".join(kinds.FLOWS[:-1]) + f" or {kinds.FLOWS[-1]}.", span))
+                        + ", ".join(kinds.FLOWS[:-1]) + f" or {kinds.FLOWS[-1]}.", span,
+                        None if model.sampling else "In a model with an interpolant, the flow "
+                        "is the probability-flow ODE of an ODE sampler of the model: "
+                        f"{param} = {odes[0] if odes else 'ode'}."))
             if param in ("accept", "ess") and not 0 < value < 1:
                 out.append(Diagnostic("Semantic", f"The argument '{param}' of "
                                       f"{sampler.constructor.name} is a fraction in (0, 1); "
                                       f"it is {value:g}.", span))
     return out
+
+
+def _family(sampler: ir.Sampler) -> str | None:
+    signature = kinds.sampler(sampler.constructor.name)
+    return signature.family if signature is not None else None
+
+
+def _energy_sampler_after_transport(model: ir.Model, sampler: ir.Sampler, span) -> list:
+    """A sampler of the target's energy in a model with an interpolant: it runs after training,
+    so the target needs an energy (a data file has none), and it cannot be flow_mcmc, which
+    trains a normalizing flow on its chains."""
+    out = []
+    what = f"The sampler '{sampler.name}' ({sampler.constructor.name})"
+    target = model.target.constructor.name
+    if target == "data":
+        out.append(Diagnostic(
+            "Semantic", f"{what} samples the target's energy, but the target is a data file, "
+            "known by its samples only.", span, "Sample with the model's ODE or SDE samplers, "
+            "or use a target with an energy (stdlib.targets, normal)."))
+    if sampler.constructor.name == "flow_mcmc":
+        out.append(Diagnostic(
+            "Semantic", f"{what} trains a normalizing flow on its chains; this model's velocity "
+            "is trained along its interpolant.", span, "Use a cycle of a local kernel and "
+            "flow_mh(flow = ode), with ode an ODE sampler of the model."))
+    return out
+
+
+def _ode_as_flow(model: ir.Model, sampler: ir.Sampler, ode: ir.Sampler | None, span) -> list:
+    """``flow = ode``: a fixed-step ODE sampler of a model with an interpolant and a normal base
+    (the flow's latent is the base's standardised draw, and its density is the base's)."""
+    if ode is None:  # pragma: no cover - references are resolved before this
+        return []
+    signature = kinds.sampler(ode.constructor.name)
+    what = f"'{ode.name}' ({ode.constructor.name})"
+    if model.sampling or signature is None or signature.family != "ode":
+        return [Diagnostic(
+            "Semantic", f"{what} is not an ODE sampler of a learned velocity; the flow of "
+            f"'{sampler.name}' is a normalizing flow or the probability-flow ODE of an ODE "
+            "sampler (euler, midpoint, heun, rk4).", span)]
+    if signature.adaptive:
+        return [Diagnostic(
+            "Semantic", f"{what} chooses its steps for the whole batch, so as a flow a point's "
+            "density would depend on the points solved with it.", span,
+            f"Declare a fixed-step sampler for the flow: sampler {ode.name}_flow = "
+            "rk4(steps = 16).")]
+    if model.base.constructor.name != "normal":
+        return [Diagnostic(
+            "Semantic", f"The flow {what} starts from the base, whose density it needs; the "
+            f"base is {model.base.constructor.name}(...).", span,
+            "Use base x0 ~ normal(...).")]
+    return []
 
 
 def check_flows(model: ir.Model) -> list[Diagnostic]:

@@ -15,7 +15,13 @@ A sampler kind belongs to a family:
   along the geometric path, with MCMC moves by a kernel of the model; it estimates log Z;
 - ``flow``: a sampler that draws from a normalizing flow of the model (``flow = T``): importance
   sampling, SMC started from the flow, the adaptive flow-assisted MCMC loop. (``flow_mh``, the
-  independence kernel, is an ``mcmc`` kernel that names its flow.)
+  independence kernel, is an ``mcmc`` kernel that names its flow.) In a model with an
+  interpolant, the flow is a fixed-step ODE sampler of the model (``flow = ode``): the
+  probability-flow ODE of the learned velocity, with its exact log-density.
+
+The ``mcmc``, ``smc`` and ``flow`` families sample the target's energy (``ENERGY_FAMILIES``): in a
+model without networks, in a model of normalizing flows, and in a model with an interpolant whose
+target has an energy (after training, with the learned velocity's ODE as their flow).
 
 Networks are of two sorts: fields of (t, x) trained by regression along an interpolant, and
 normalizing flows (``FLOWS``), trained by one of the flow objectives (``FLOW_OBJECTIVES``) in a
@@ -34,6 +40,7 @@ import attrs
 @attrs.frozen
 class SamplerSignature:
     family: str  # "ode", "sde", "mcmc", "smc" or "flow"
+    adaptive: bool = False  # an ODE solver that chooses its steps (for the whole batch)
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -41,14 +48,17 @@ class SamplerSignature:
         return {"ode": ("velocity",), "sde": ("velocity", "score")}.get(self.family, ())
 
 
+ENERGY_FAMILIES = ("mcmc", "smc", "flow")
+
 ODE = SamplerSignature("ode")
+ADAPTIVE_ODE = SamplerSignature("ode", adaptive=True)
 SDE = SamplerSignature("sde")
 MCMC = SamplerSignature("mcmc")
 SMC = SamplerSignature("smc")
 FLOW = SamplerSignature("flow")
 
 SAMPLERS: dict[str, SamplerSignature] = {
-    "euler": ODE, "midpoint": ODE, "heun": ODE, "rk4": ODE, "dopri5": ODE,
+    "euler": ODE, "midpoint": ODE, "heun": ODE, "rk4": ODE, "dopri5": ADAPTIVE_ODE,
     "euler_maruyama": SDE,
     "rwm": MCMC, "mala": MCMC, "hmc": MCMC, "cycle": MCMC,
     "smc": SMC, "ais": SMC,

@@ -23,7 +23,7 @@ from . import builtins as B
 from .expressions import ExprError, Scope, constant
 
 TYPES = ("real", "positive", "nonnegative", "int", "count", "natural", "vector", "string",
-         "path", "energy", "schedule", "sampler", "network")
+         "path", "energy", "schedule", "sampler", "network", "flow")
 # lower bounds of the numeric types: (bound, strict)
 BOUNDS = {"positive": (0, True), "nonnegative": (0, False), "count": (1, False),
           "natural": (0, False)}
@@ -100,6 +100,15 @@ def value(expr: S.Expr, param: S.Param, decl: S.PrimitiveDecl, scope: Scope, ref
         if not isinstance(expr, S.String):
             raise ExprError(f"{what} must be a string in double quotes.", expr.span)
         return check_path(expr) if kind == "path" else expr.value
+    if kind == "flow":  # a normalizing flow, or an ODE sampler: its probability-flow ODE
+        if isinstance(expr, S.Name) and refs.get(expr.id) in ("network", "sampler"):
+            return ir.Reference(refs[expr.id], expr.id)
+        pool = [n for n, k in refs.items() if k in ("network", "sampler")]
+        shown = expr.id if isinstance(expr, S.Name) else None
+        raise ExprError(f"{what} must be a flow declared with network NAME = realnvp(...), or "
+                        "an ODE sampler of the model (sampler NAME = rk4(...))"
+                        + (f"; '{shown}' is neither." if shown else "."),
+                        expr.span, did_you_mean(shown, pool) if shown else None)
     if kind in ("energy", "schedule", "sampler", "network"):
         if isinstance(expr, S.Name) and refs.get(expr.id) == ("noise" if kind == "schedule" else kind):
             return ir.Reference("noise" if kind == "schedule" else kind, expr.id)

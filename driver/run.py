@@ -22,6 +22,7 @@ from ..errors import Diagnostic, TfmDataError, TfmError, TfmSemanticError
 from ..backends import BACKENDS
 from ..backends.runtime import checkpoint, energy_model, metrics as metric_fns
 from ..backends.codegen.spec import spec as spec_of
+from ..backends.runtime.energy_sampling import TRANSPORTS
 from ..backends.runtime.samplers import kind_of
 from ..backends.runtime.spec import DEFAULT_SAMPLER
 
@@ -90,6 +91,8 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
         if resume else None
     _make_folder(out)
     model = build(path, backend, out, compilation)
+    if model.energy_samplers:  # a target without an energy fails now, not after training
+        model.target_energy  # noqa: B018
     if meta is not None:
         model.seed = int(meta.get("seed", model.seed))
     elif seed is not None:
@@ -119,6 +122,12 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
                            "final_loss": float(np.mean(model.history[-100:]))
                            if model.history else None}
             model.save(out / checkpoint.NAME)
+        elif model.energy_samplers:  # after training, the samplers of the target's energy
+            from .sampling import run_samplers
+
+            transport = evaluate(model, out, prefix="transport_")
+            result = run_samplers(model, out, log, progress=progress) | result
+            result["transport"] = transport
         else:
             result = evaluate(model, out) | result
         plots.loss(out / "loss.png", np.asarray(model.history), f"{model.spec.model}: loss")
@@ -199,9 +208,10 @@ def _resumable(out: Path, model_name: str, seed: int | None, total: int,
     return meta
 
 
-def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0) -> dict:
+def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0,
+             prefix: str = "") -> dict:
     """Metrics of a trained model against fresh target draws (docs/maths.md §6); with ``out``
-    also the samples and plots."""
+    also the samples and plots (their file names after ``prefix``)."""
     from ..backends.runtime import plots
 
     name = model.spec.model
@@ -218,9 +228,9 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
         result["w2"] = metric_fns.w2(samples, reference)
         result["mmd"] = metric_fns.mmd(samples, reference)
     if out is not None:
-        np.save(out / "samples.npy", samples.astype(np.float32))
-        plots.samples(out / "samples.png", samples, reference, f"{name}: {entry.name}")
-    ode = [s for s in model.spec.samplers if kind_of(s).density]
+        np.save(out / f"{prefix}samples.npy", samples.astype(np.float32))
+        plots.samples(out / f"{prefix}samples.png", samples, reference, f"{name}: {entry.name}")
+    ode = [s for s in model.spec.samplers if s.kind in TRANSPORTS and kind_of(s).density]
     if "velocity" in model.spec.fields:
         fixed = next((s for s in ode if kind_of(s).trajectory), None)
         _, path = model.sample(n, sampler=fixed or DEFAULT_SAMPLER, seed=seed + 1, trajectory=True)
@@ -230,7 +240,7 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
             result["w2_base_target"] = w2_ends
             result["normalized_path_energy"] = abs(result["path_energy"] - w2_ends**2) / w2_ends**2
         if out is not None:
-            plots.trajectories(out / "trajectories.png", path, f"{name}: trajectories")
+            plots.trajectories(out / f"{prefix}trajectories.png", path, f"{name}: trajectories")
     if reference is not None and model.has_density and ode:
         lp = model.log_prob(reference[:NLL_POINTS], seed=seed)
         result["nll"] = float(-np.mean(lp))
@@ -274,6 +284,6 @@ def open_run(run_dir: str | Path, backend: str | None = None):
         model.load(run_dir / energy_model.STATE)
         return model
     model.load(run_dir / checkpoint.NAME)
-    if model.spec.flows and (run_dir / energy_model.STATE).exists():
+    if (run_dir / energy_model.STATE).exists():  # the chains of samplers on the energy
         model.load_chains(run_dir / energy_model.STATE)
     return model

@@ -402,12 +402,19 @@ def test_a_missing_constant_file_gives_only_its_data_error(tmp_path):
     assert [e.kind for e in errors] == ["Data"], [e.message for e in errors]
 
 
-def test_an_mcmc_sampler_in_a_model_with_networks_is_an_error(tmp_path):
+def test_an_mcmc_sampler_in_a_model_with_networks_needs_a_target_with_an_energy(tmp_path):
+    """After training, a model with an interpolant may sample its target's energy (the normal
+    target's is -log p); a data file has none, which is an error at the sampler."""
     from backend_params import POTENTIAL
     text = POTENTIAL.replace("    sampler ode", "    sampler k = mala()\n    sampler ode")
+    assert not compile_text(text, folder=tmp_path).errors
+    np.save(tmp_path / "p.npy", np.zeros((8, 2), np.float32))
+    text = text.replace("target x1 ~ normal(mean = [1, 1], scale = 1)",
+                        'target x1 ~ data("p.npy")')
     errors = compile_text(text, folder=tmp_path).errors
     assert len(errors) == 1, [e.message for e in errors]
-    assert "'k' (mala) samples the target's energy" in errors[0].message
+    assert "'k' (mala) samples the target's energy, but the target is a data file" in \
+        errors[0].message
     assert (errors[0].span.line, errors[0].span.column) == _position(text, "mala()", 0)
 
 

@@ -256,7 +256,7 @@ def _run_example(name: str, backend: str, tmp_path) -> tuple:
 EXAMPLE_BACKENDS = {"gmm40_flow_mcmc": ("torch",), "manywell_flow": ("torch",),
                     "funnel_flow": ("torch",), "phi4_flow": ("torch",),
                     "moons_realnvp": ("torch",), "moons_cnf": ("torch",),
-                    "gmm40_cnf": ("torch",)}
+                    "gmm40_cnf": ("torch",), "gmm40_interpolant": ("torch",)}
 
 
 @pytest.mark.parametrize("name, backend", [(n, b) for n, bs in EXAMPLE_BACKENDS.items()
@@ -289,6 +289,10 @@ def test_flow_example_runs_into_a_run_folder(name, backend, tmp_path):
         assert 0 < weights["ess_fraction"] <= 1 and weights["replicas"] == 2
     if name == "gmm40_cnf":
         assert np.isfinite(metrics["log_Z"]) and metrics["modes"]["of"] == 40
+    if name == "gmm40_interpolant":  # a velocity's ODE as the flow (tests/test_ode_flow.py)
+        assert np.isfinite(metrics["log_Z"]) and metrics["modes"]["of"] == 40
+        assert metrics["transport"]["sampler"] == "ode" and "jump" in \
+            metrics["samplers"]["mixed"]["acceptance"]
     if name == "funnel_flow":
         assert np.isfinite(metrics["log_Z"]) and "fsmc" not in metrics["samplers"]
     if name == "phi4_flow":

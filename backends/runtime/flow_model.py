@@ -5,36 +5,31 @@ exact density and draws, and the samplers that use a flow on the target's energy
 - ``sample(n)``: the flow's own draws x = T(z); ``sample(n, sampler)``: a sampler's draws
   (importance sampling resampled, flow-assisted chains, SMC started from the flow);
 - ``log_prob(x)``: the exact log-density by the change of variables (runtime/flow_density.py);
-- ``run(sampler)``: one sampler, as a model without networks runs its samplers: MCMC and SMC
-  through an ``EnergyModel`` on the same module (``energy_model``), whose flow kernels and flow
-  starts get the flow and the current weights; ``importance`` here; ``flow_mcmc`` by the
-  adaptive loop (runtime/flow_mcmc.py), which trains the flow on its chains (``train_on``).
+- ``run(sampler)``: one sampler on the target's energy (runtime/energy_sampling.py); the
+  adaptive loop of ``flow_mcmc`` (runtime/flow_mcmc.py) trains the flow on its chains
+  (``train_on``).
 
 A backend mixes ``FlowModel`` into its Model and supplies ``flow_passes`` (the flow's push and
 pull on a network object: the weights being trained, or bound weights), ``bound`` (the network
-object of given weights), ``train_on`` (optimiser steps on given batches) and
-``energy_model_class``.
+object of given weights) and ``train_on`` (optimiser steps on given batches).
 """
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
 
 import numpy as np
 
 from ...errors import Diagnostic, TfmRuntimeError
-from . import densities, importance
-from .energy_model import Run
-from .flow_density import FlowDensity, FlowProposal
+from . import densities
+from .energy_sampling import EnergySampling
+from .flow_density import FlowDensity
 from .flows import AFFINE_CLAMP
 from .model import error
 from .networks import NETWORKS
 
 
-class FlowModel:
-    energy_model_class: type = object
-
+class FlowModel(EnergySampling):
     # --- backend hooks ----------------------------------------------------------------------
     @abstractmethod
     def flow_passes(self, network, name: str):
@@ -61,37 +56,15 @@ class FlowModel:
     def flow_name(self) -> str:
         return self.spec.flows[0].name
 
+    @property
+    def flow_names(self) -> list[str]:
+        return [f.name for f in self.spec.flows]
+
     def flow_density(self, network, name: str | None = None) -> FlowDensity:
         name = name or self.flow_name
         push, pull = self.flow_passes(network, name)
         symmetric = self.spec.network(name).args.get("symmetry", "none") == "sign"
         return FlowDensity(self.ops.xp, push, pull, symmetric)
-
-    @property
-    def energy_model(self):
-        """The sampler of the target's energy on this model's module (created when first
-        used: a target known by samples only has no energy)."""
-        if getattr(self, "_energy_model", None) is None:
-            em = self.energy_model_class(self.module, self.root, **self._energy_options())
-            em.proposals = {f.name: FlowProposal(self, f.name) for f in self.spec.flows}
-            self._energy_model = em
-        self._energy_model.seed = self.seed
-        self._energy_model.context = self.weights
-        return self._energy_model
-
-    def _energy_options(self) -> dict:
-        return {}
-
-    @property
-    def target_energy(self):
-        return self.energy_model.energy
-
-    @property
-    def log_Z_true(self):
-        return self.energy_model.log_Z_true
-
-    def energy_of(self, x) -> np.ndarray:
-        return self.energy_model.energy_of(x)
 
     # --- training ---------------------------------------------------------------------------
     def standardise(self, x) -> None:
@@ -153,13 +126,7 @@ class FlowModel:
             x, _ = self.flow_sample(n, seed)
             _finite(x)
             return x
-        entry = self.energy_model.sampler_entry(getattr(sampler, "name", sampler))
-        if entry.method == "importance":
-            replicas = int(entry.args["replicas"])
-            return self._importance(entry, seed, math.ceil(n / replicas)).draws[:n]
-        if entry.method == "flow_mcmc" and entry.name not in self.energy_model.states:
-            self.run(entry.name, seed=seed)
-        return self.energy_model.sample(n, entry.name, seed)
+        return self.energy_sample(n, sampler, seed)
 
     @property
     def has_density(self) -> bool:
@@ -178,60 +145,6 @@ class FlowModel:
         parts = [ops.numpy(program(self.weights, ops.asarray(x[i:i + batch])))
                  for i in range(0, len(x), batch)]
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
-
-    # --- samplers on the energy -------------------------------------------------------------
-    def top_level(self) -> list:
-        return self.energy_model.top_level()
-
-    def run(self, name: str | None = None, seed: int | None = None, progress: bool = False,
-            log=print) -> Run:
-        """Runs the sampler ``name`` (default: the first that no other uses)."""
-        em = self.energy_model
-        entry = em.sampler_entry(name)
-        seed = self.seed if seed is None else int(seed)
-        if entry.method == "importance":
-            return self._importance(entry, seed)
-        if entry.method == "flow_mcmc":
-            from .flow_mcmc import adaptive
-
-            return adaptive(self, entry, seed, progress=progress, log=log)
-        return em.run(entry.name, seed=seed)
-
-    def run_fixed(self, entry, temperatures: int, seed: int) -> Run:
-        return self.energy_model.run_fixed(entry, temperatures, seed)
-
-    def log_weights(self, z, name: str | None = None):
-        """The flow's draws from latents z and their importance log-weights -U(x) - log q(x)
-        (-inf where not finite), with the current weights (one compiled program)."""
-        name = name or self.flow_name
-        ops, energy = self.ops, self.energy_model.energy
-
-        def weigh(w, z):
-            return importance.log_weights(ops, self.flow_density(self.bound(w), name), energy, z)
-        return self.program(("importance", name), weigh)(self.weights, z)
-
-    def _importance(self, entry, seed: int, particles: int | None = None) -> Run:
-        ops = self.ops
-        replicas = int(entry.args["replicas"])
-        n = int(particles if particles is not None else entry.args["particles"])
-        name = entry.args["flow"]["name"]
-        rng = ops.random(ops.key(seed, 5))
-        keys = rng.split(replicas)
-        xs, lws = [], []
-        for r in range(replicas):  # one replica at a time: memory stays at N draws
-            x, lw = self.log_weights(keys[r].normal((n,) + self.shape), name)
-            xs.append(ops.numpy(x))
-            lws.append(ops.numpy(lw))
-        result = importance.estimate(np.concatenate(xs), np.concatenate(lws), replicas, seed)
-        return Run(entry.name, entry.method, (), result, seed)
-
-    # --- state ------------------------------------------------------------------------------
-    def save_chains(self, path) -> None:
-        if getattr(self, "_energy_model", None) is not None and self._energy_model.states:
-            self._energy_model.save(path)
-
-    def load_chains(self, path) -> None:
-        self.energy_model.load(path)
 
 
 def _finite(x: np.ndarray) -> None:

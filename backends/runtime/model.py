@@ -21,6 +21,7 @@ import numpy as np
 
 from ...errors import Diagnostic, TfmRuntimeError, TfmSemanticError
 from . import checkpoint, data as data_files, densities, likelihood, loop, time_laws
+from .energy_sampling import TRANSPORTS, EnergySampling
 from .objectives import OBJECTIVES
 from .ops import all_finite
 from .samplers import kind_of, no_density
@@ -34,9 +35,11 @@ def error(message: str, suggestion: str | None = None):
     return TfmSemanticError(Diagnostic("Semantic", message, suggestion=suggestion))
 
 
-class Model(ABC):
+class Model(EnergySampling, ABC):
     """A compiled model of one backend: ``fit``, ``sample``, ``log_prob``, ``evaluate``,
-    ``reference``, ``save`` and ``load``. The abstract methods are what a backend supplies."""
+    ``reference``, ``save`` and ``load``; where the target has an energy, its samplers on it
+    (``run``, runtime/energy_sampling.py), whose flows are the model's ODE samplers
+    (runtime/ode_flow.py). The abstract methods are what a backend supplies."""
 
     backend = ""
     pipelined = True  # see runtime/loop.py: False where chunks update the weights in place
@@ -209,6 +212,29 @@ class Model(ABC):
         return self.ops.numpy(program(self.weights, self.ops.asarray(t),
                                       self.ops.asarray(x)))
 
+    # --- the probability-flow ODE as a flow, for the samplers on the energy -----------------
+    @property
+    def flow_names(self) -> list[str]:
+        """The ODE samplers that an energy sampler names as its flow."""
+        return sorted({v["name"] for s in self.energy_samplers for k, v in s.args.items()
+                       if k == "flow" and isinstance(v, dict) and v.get("ref") == "sampler"})
+
+    def bound(self, weights):
+        return weights
+
+    def _ready_flows(self) -> None:
+        """Each flow's time interval, found on the host (``interval``) before a compiled
+        program integrates its ODE."""
+        for entry in self.spec.samplers:
+            if entry.kind == "ode" and entry.name in self.flow_names:
+                self.interval(entry)
+
+    def flow_density(self, weights, name: str):
+        """The FlowDensity of the ODE sampler ``name`` with ``weights``."""
+        from .ode_flow import ode_flow_density
+
+        return ode_flow_density(self, self.sampler_entry(name), weights)
+
     def reference(self, n: int, seed: int = 1) -> np.ndarray:
         """n draws from the target (data: a random subset) for metrics and plots."""
         draw = densities.sampler(self.ops, self.spec.target, self.shape,
@@ -253,7 +279,8 @@ class Model(ABC):
             return name
         samplers = self.spec.samplers
         if name is None:
-            pool = sorted((s for s in samplers if not density or kind_of(s).density),
+            pool = sorted((s for s in samplers if s.kind in TRANSPORTS
+                           and (not density or kind_of(s).density)),
                           key=lambda s: kind_of(s).rank(s))
             if pool:
                 return pool[0]
@@ -274,6 +301,11 @@ class Model(ABC):
         gives the starting points instead of draws from the density the sampler starts from
         (the base; the target for a backward SDE)."""
         entry = self.sampler_entry(sampler)
+        if entry.kind not in TRANSPORTS:  # a sampler of the target's energy
+            if trajectory or x0 is not None:
+                raise error(f"The sampler '{entry.name}' ({entry.method}) samples the target's "
+                            "energy; it keeps no trajectory and takes no starting points.")
+            return self.energy_sample(n, entry, seed)
         kind = kind_of(entry)
         if trajectory and not kind.trajectory:
             raise error(f"{entry.method} keeps no fixed-step trajectory.",
@@ -315,6 +347,10 @@ class Model(ABC):
             raise error("Log-densities need a base with a density (normal); this model's base "
                         f"is {self.spec.base.name}.")
         entry = self.sampler_entry(sampler, density=True)
+        if entry.kind not in TRANSPORTS:
+            raise error(f"The sampler '{entry.name}' ({entry.method}) samples the target's "
+                        "energy; it gives no log-densities.",
+                        "Log-densities come from an ODE sampler: log_prob(x, sampler = ...).")
         kind = kind_of(entry)
         if not kind.density:
             raise no_density(entry)

@@ -8,13 +8,10 @@ import numpy as np
 
 from ...runtime.flow_model import FlowModel, non_finite_loss
 from . import networks, train
-from .energy_model import JaxEnergyModel
 from .model import JaxModel
 
 
 class JaxFlowModel(FlowModel, JaxModel):
-    energy_model_class = JaxEnergyModel
-
     def network(self, weights):
         return weights
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from ...runtime import model as shared
 from ...runtime.init import init_params
+from .energy_model import JaxEnergyModel
 from . import networks, optim, train
 from .ops import OPS
 
@@ -20,6 +21,7 @@ BACKEND = "jax"
 
 
 class JaxModel(shared.Model):
+    energy_model_class = JaxEnergyModel
     backend = BACKEND
     ops = OPS
 

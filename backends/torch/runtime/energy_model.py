@@ -4,8 +4,7 @@ one); programs run as they are (gradients of energies are taken inside, by autog
 from __future__ import annotations
 
 from ...runtime import energy_model as shared
-from .model import _device, default_device
-from .ops import Ops
+from .ops import Ops, default_device, device as _device
 
 
 class TorchEnergyModel(shared.EnergyModel):

@@ -8,7 +8,6 @@ import numpy as np
 import torch
 
 from ...runtime.flow_model import FlowModel, non_finite_loss
-from .energy_model import TorchEnergyModel
 from .model import TorchModel
 
 
@@ -17,11 +16,6 @@ class Weights(dict):
 
 
 class TorchFlowModel(FlowModel, TorchModel):
-    energy_model_class = TorchEnergyModel
-
-    def _energy_options(self) -> dict:
-        return {"device": self.device}
-
     def network(self, weights):
         return Weights(weights)
 

@@ -17,31 +17,15 @@ import torch
 
 from ...runtime import model as shared
 from ...runtime.init import init_params
-from ...runtime.model import error
+from .energy_model import TorchEnergyModel
 from . import optim, train
-from .ops import Ops
+from .ops import Ops, device as _device, default_device
 
 BACKEND = "torch"
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _device(name) -> torch.device:
-    """A torch device that exists on this machine, or a clear error."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as err:
-        raise error(f"'{name}' is not a torch device ({err}).",
-                    'Use device="cpu" or device="cuda".') from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise error(f"The device '{name}' was asked for, but torch sees no CUDA GPU here.",
-                    'Use device="cpu", or leave the device out (CUDA when there is one).')
-    return device
-
-
 class TorchModel(shared.Model):
+    energy_model_class = TorchEnergyModel
     backend = BACKEND
     pipelined = False  # chunks update the weights in place; the GPU still runs ahead within one
 
@@ -215,6 +199,9 @@ class TorchModel(shared.Model):
         return value
 
     # --- networks and programs ---------------------------------------------------------------
+    def _energy_options(self) -> dict:
+        return {"device": self.device}
+
     def network(self, weights: dict):
         """(t, x) -> every network's output with ``weights`` (the EMA or the parameters)."""
         named = {f"nets.{k}": v for k, v in weights.items()}

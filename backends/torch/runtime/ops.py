@@ -12,9 +12,31 @@ from torch.func import jvp
 from torchdiffeq import odeint
 
 from ...runtime.couplings import assignment as host_assignment
+from ....errors import Diagnostic, TfmSemanticError
 from ...runtime.ops import first_leaf, tree_map
 
 F32 = torch.float32
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def device(name) -> torch.device:
+    """A torch device that exists on this machine, or a clear error."""
+    try:
+        found = torch.device(name)
+    except (RuntimeError, TypeError) as err:
+        raise _error(f"'{name}' is not a torch device ({err}).",
+                     'Use device="cpu" or device="cuda".') from None
+    if found.type == "cuda" and not torch.cuda.is_available():
+        raise _error(f"The device '{name}' was asked for, but torch sees no CUDA GPU here.",
+                     'Use device="cpu", or leave the device out (CUDA when there is one).')
+    return found
+
+
+def _error(message: str, suggestion: str) -> TfmSemanticError:
+    return TfmSemanticError(Diagnostic("Semantic", message, suggestion=suggestion))
 
 
 class Random:
