@@ -10,7 +10,11 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import attrs
+import numpy as np
 from numpy.lib import format as npformat
+
+SCAN_LIMIT = 256 * 2**20  # bytes: `tfmc check` reads the values of data files up to this size
 
 
 class DataFileError(Exception):
@@ -134,3 +138,54 @@ def _csv_shape(path: Path) -> tuple[int, int]:
     if width is None:
         raise DataFileError(f"'{path.name}' has no data rows.")
     return rows, width
+
+
+def first_non_finite(array) -> tuple[int, int]:
+    """(number of samples with a NaN or inf, index of the first) of an array (N, ...);
+    (0, -1) when every value is finite."""
+    finite = np.isfinite(np.asarray(array).reshape(len(array), -1)).all(axis=1)
+    if finite.all():
+        return 0, -1
+    return int((~finite).sum()), int(np.argmin(finite))
+
+
+@attrs.frozen
+class Scan:
+    """What ``tfmc check`` finds in the values of a data file: the samples that are not finite
+    (count; the first as the file counts it: a csv row number, or a sample index) and the
+    mean, standard deviation and range of the finite values."""
+
+    non_finite: int
+    first: str
+    mean: float
+    std: float
+    low: float
+    high: float
+
+
+def scan(path: Path, key: str = "", shown: str | None = None) -> Scan | None:
+    """The values of the data file ``path`` (its samples along the first axis), or None for a
+    file larger than SCAN_LIMIT, which is not read here (the run checks what it loads)."""
+    if path.stat().st_size > SCAN_LIMIT:
+        return None
+    name = shown or path.name
+    suffix = path.suffix.lower()
+    rows = None
+    if suffix == ".npy":
+        array = np.load(path, allow_pickle=False)
+    elif suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            array = archive[choose_key(list(archive.keys()), key, name)]
+    else:
+        numbered = list(csv_rows(path, shown))
+        rows = [n for n, _ in numbered]
+        array = np.asarray([v for _, v in numbered], dtype=np.float64)
+    array = np.asarray(array, dtype=np.float64).reshape(len(array), -1)
+    count, index = first_non_finite(array)
+    first = "" if count == 0 else (f"row {rows[index]}" if rows is not None else
+                                   f"sample {index}")
+    values = array[np.isfinite(array)]
+    if values.size == 0:
+        return Scan(count, first, 0.0, 0.0, 0.0, 0.0)
+    return Scan(count, first, float(values.mean()), float(values.std()), float(values.min()),
+                float(values.max()))

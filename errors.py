@@ -86,6 +86,11 @@ class TfmError(Exception):
         merged = {**self.sources, **(sources or {})}
         return "\n\n".join(render(d, merged) for d in self.diagnostics)
 
+    def __str__(self) -> str:
+        """As the command line prints it: file, line and column, the context, the fix (so
+        that an error raised through the Python API reads the same)."""
+        return self.render()
+
 
 class TfmSyntaxError(TfmError):
     """The text is not a well-formed tfm program (user's fault: fix the text)."""

@@ -16,7 +16,7 @@ from ..errors import Diagnostic, Span
 from ..dsl.suggest import did_you_mean
 from . import graph as G
 from . import arrays, ir, kinds
-from ..data_files import DataFileError, array_shape, sample_shape
+from ..data_files import SCAN_LIMIT, DataFileError, Scan, array_shape, sample_shape, scan
 from ..dsl.format import expr_text
 from .expressions import ExprError, Scope, Template, constant, convert
 from .modules import Entry, LoadedModule
@@ -52,6 +52,7 @@ class Lowering:
         self.graph = nx.DiGraph()
         self._shape_hint: tuple[int, ...] | None = None
         self._tainted = False
+        self._scans: dict[str, tuple[str, Scan]] = {}  # role -> (file, its values' scan)
 
     # -- diagnostics --------------------------------------------------------------------------
 
@@ -442,11 +443,51 @@ class Lowering:
             try:
                 shape = sample_shape(folder / ctor.arg("path"), ctor.arg("key"),
                                      ctor.arg("path"))
+                self._scan(st, folder, ctor)
             except DataFileError as err:
                 self.diags.append(Diagnostic("Data", str(err), st.value.span,
                                              f"Paths are relative to '{_show(folder)}'."))
                 raise _Skip from None
         return ir.Density(st.role, ctor, shape, span=st.span)
+
+    def _scan(self, st: S.DensityStmt, folder: Path, ctor: ir.Constructor) -> None:
+        """The data file's values: non-finite samples are an error now, not after the run
+        folder is made; a file too large to read here is said to be so."""
+        path = ctor.arg("path")
+        found = scan(folder / path, ctor.arg("key"), path)
+        if found is None:
+            self.diags.append(Diagnostic(
+                "Data", f"'{path}' is larger than {SCAN_LIMIT // 2**20} MiB, so tfmc check does "
+                "not read its values; tfmc run checks them (non-finite values) when it loads "
+                "the file.", st.value.span, severity="warning"))
+            return
+        if found.non_finite:
+            count = found.non_finite
+            self.diags.append(Diagnostic(
+                "Data", f"'{path}', {found.first}: non-finite values (NaN or inf); {count} "
+                f"sample{'s' * (count != 1)} in all.", st.value.span,
+                "Remove or repair those samples."))
+        self._scans[st.role] = (path, found)
+
+    def _scale_warning(self, base: ir.Density, target: ir.Density) -> None:
+        """Data far from the scale of a normal on the other side (the base's, or 1): the
+        networks and the default settings expect comparable scales."""
+        for role, other in (("target", base), ("base", target)):
+            if role not in self._scans or other.constructor.name != "normal":
+                continue
+            path, found = self._scans[role]
+            scale = max(abs(v) for v in other.constructor.arg("scale"))
+            spread = max(found.std, abs(found.mean))
+            if scale <= 0 or spread == 0 or 1 / SCALE_RATIO <= spread / scale <= SCALE_RATIO:
+                continue
+            density = target if role == "target" else base
+            self.warn(f"The samples in '{path}' have mean {found.mean:.3g}, standard deviation "
+                      f"{found.std:.3g} and range [{found.low:.3g}, {found.high:.3g}], far from "
+                      f"the scale {scale:g} of the normal {'base' if role == 'target' else 'target'}.",
+                      density.constructor.span or density.span,
+                      "Standardise the data (subtract the mean, divide by the standard "
+                      "deviation; pixels: to [-1, 1]), or give the normal the data's scale, "
+                      f"e.g. normal(0, {found.std:.2g}).")
 
     def _objective(self, st: S.ObjectiveBlock) -> ir.Objective:
         terms: list[ir.ObjectiveTerm] = []
@@ -580,6 +621,7 @@ class Lowering:
                          interpolant, energies, networks, objective, samplers, train,
                          constants=tuple(sorted(constants, key=lambda c: rank.get(c.name, -1))),
                          order=order, file=self.module.display, span=self.model.span)
+        self._scale_warning(base, target)
         from .check_model import check_model
         self.diags.extend(check_model(model, self.single, self.local))
         return model
@@ -598,9 +640,12 @@ class Lowering:
             elif math.prod(found) != math.prod(density.shape) or (
                     len(found) > 1 and len(density.shape) > 1 and found != density.shape):
                 origin = "the dim statement" if declared is not None else "the other density"
+                fix = ("Make the dim statement match the data." if declared is not None else
+                       "The base's and the target's samples must have the same shape: check "
+                       "the files (or the densities' dimensions).")
                 self.error(f"The {role} {density.constructor.name} has samples of shape "
                            f"{list(density.shape)}, but {origin} says {list(found)}.",
-                           density.span, "Make the dim statement match the data.")
+                           density.span, fix)
                 return None
         if found is None and all(self.converted.get(r) is not None for r in ("base", "target")
                                  if r in self.single):
@@ -614,6 +659,9 @@ _EXAMPLE = {"network": "mlp(width = 256)", "sampler": "heun(steps = 20)",
             "distribution": "normal(0, 1) or data(\"train.npy\")", "timelaw": "uniform(0, 1)",
             "optimizer": "adam(lr = 1e-3)", "lr_schedule": "cosine_decay(warmup = 100)",
             "objective": "likelihood or reverse_kl(anneal = 1000)"}
+
+
+SCALE_RATIO = 5  # data spread more than this far from a normal's scale (either way): a warning
 
 
 def _interpolant_symbols():

@@ -12,8 +12,27 @@ import sympy
 
 from ..errors import Diagnostic, render
 from . import ir
+from .derive import BASE_MEAN, BASE_SCALE
 
 COEFFICIENTS = ("alpha", "beta", "gamma", "c")
+
+
+def base_symbols(expr: sympy.Expr) -> tuple[sympy.Expr, tuple[str, str]]:
+    """``expr`` with the normal base's mean and scale (derive.BASE_MEAN, BASE_SCALE) under the
+    first pair of names that no other symbol of it has (m, s; else m0, s0; else m_base, s_base:
+    a network called s must not read as the scale), and those names."""
+    others = {str(v) for v in expr.free_symbols if v not in (BASE_MEAN, BASE_SCALE)}
+    for m, s in (("m", "s"), ("m0", "s0"), ("m_base", "s_base")):
+        if m not in others and s not in others:
+            break
+    if (m, s) == ("m", "s"):
+        return expr, (m, s)
+    return expr.xreplace({BASE_MEAN: sympy.Symbol(m, real=True),
+                          BASE_SCALE: sympy.Symbol(s, positive=True)}), (m, s)
+
+
+def uses_base(expr: sympy.Expr) -> bool:
+    return bool({BASE_MEAN, BASE_SCALE} & expr.free_symbols)
 
 
 def _coefficients(d: ir.Derivation):
@@ -128,7 +147,7 @@ def _json(model, d, findings) -> dict:
                       "terms": [{"network": n, "target": t, "regression_target": _expr(y),
                                  "loss": _expr(loss)}
                                 for (n, t, y), (_, loss) in zip(d.targets, d.losses)]},
-        "fields": {f.name: ({"expr": _expr(f.expr), "generic": _expr(f.generic)
+        "fields": {f.name: ({"expr": _expr(f.expr), "generic": _expr(base_symbols(f.generic)[0])
                              if f.generic is not None else None}
                             if f.expr is not None else {"reason": f.reason})
                    for f in d.fields},
@@ -177,9 +196,10 @@ def _text(model, d, findings, sources) -> str:
         else:
             out.append(f"  {f.name:<9} = {f.expr}")
             if f.generic is not None and f.generic != f.expr:
-                base = ("; m, s: the normal base's mean and scale"
-                        if {"m", "s"} & {str(v) for v in f.generic.free_symbols} else "")
-                out.append(f"  {'':<9}   {f.generic}   (in alpha, beta, gamma, c{base})")
+                generic, (m, s) = base_symbols(f.generic)
+                base = (f"; {m}, {s}: the normal base's mean and scale"
+                        if uses_base(f.generic) else "")
+                out.append(f"  {'':<9}   {generic}   (in alpha, beta, gamma, c{base})")
     if d.drifts:
         out += ["", "SDE drifts (b + eps s forward, b - eps s backward)"]
         for sampler, direction, drift in d.drifts:

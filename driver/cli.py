@@ -11,6 +11,7 @@ import traceback
 from pathlib import Path
 
 from .. import __version__
+from ..dsl.suggest import did_you_mean
 from ..errors import InternalCompilerError, TfmError, render
 from ..dsl.format import format_module
 from ..dsl.parse import parse
@@ -35,9 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # pragma: no cover - e.g. piped into head
         return EXIT_OK
     except KeyboardInterrupt:
-        hint = (" The last checkpoint is kept; continue with `tfmc run ... --resume`."
-                if getattr(args, "command", None) == "run" else "")
-        print(f"Interrupted.{hint}", file=sys.stderr)
+        print(_interrupted(args), file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - a bug of ours: one clear line, never the user's
         if not isinstance(err, InternalCompilerError):
@@ -48,6 +47,27 @@ def main(argv: list[str] | None = None) -> int:
               "please report it with the model file (set TFM_DEBUG=1 for the traceback).",
               file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _interrupted(args) -> str:
+    """What Ctrl-C leaves: for ``tfmc run``, the checkpoint in the run folder (and its step)
+    and the command that continues it, or that there is none yet."""
+    if getattr(args, "command", None) != "run":
+        return "Interrupted."
+    from .run import default_out
+
+    from ..backends.runtime import checkpoint
+
+    out = Path(args.out) if args.out else default_out(Path(args.file))
+    try:
+        tensors, _ = checkpoint.load(out / checkpoint.NAME)
+        step = int(tensors["step"][0])
+    except Exception:  # noqa: BLE001 - no checkpoint, or one being written when interrupted
+        return (f"Interrupted before a checkpoint was written: nothing in '{out}' can be "
+                "resumed; run it again (the train block's checkpoint_every sets how often a "
+                "checkpoint is written).")
+    return (f"Interrupted. The checkpoint of step {step} is kept in '{out}'; continue with "
+            f"`tfmc run {args.file} --out {out} --resume`.")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,6 +107,15 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="machine-readable JSON")
     i.set_defaults(run=_info)
 
+    lib = sub.add_parser("stdlib", help="list the standard library",
+                         description="List every module of the standard library (the prelude "
+                         "first, which every file sees), each declaration's signature with its "
+                         "parameters' types and defaults, and its one-line doc.")
+    lib.add_argument("modules", metavar="MODULE", nargs="*",
+                     help="only these modules (prelude, interpolants, targets, ...)")
+    lib.add_argument("--json", action="store_true", help="machine-readable JSON")
+    lib.set_defaults(run=_stdlib)
+
     d = sub.add_parser("derive", help="print what the compiler derives",
                        description="Print the interpolant and its time derivative, every "
                        "regression target and loss, the conversions between velocity, score, "
@@ -114,6 +143,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=_natural, help="seed (default: the train block's)")
     r.add_argument("--out", metavar="DIR", help="run folder (default: runs/<file name>)")
     r.add_argument("--resume", action="store_true", help="continue from DIR's checkpoint")
+    r.add_argument("--force", action="store_true",
+                   help="replace the run DIR already holds (without it, such a DIR is an error)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(run=_run)
 
@@ -185,7 +216,7 @@ def _run(args) -> int:
     compilation = compile_model(args.file)
     _warn(compilation)
     result = run(args.file, args.backend, args.out, steps=args.steps, seed=args.seed,
-                 resume=args.resume, progress=not args.quiet,
+                 resume=args.resume, force=args.force, progress=not args.quiet,
                  log=lambda m: print(m, file=sys.stderr), compilation=compilation)
     print(json.dumps(result, indent=1))
     return EXIT_OK
@@ -204,6 +235,24 @@ def _save_npy(path: str, array) -> None:
         tmp.replace(target)
     except OSError as err:
         raise TfmDataError(Diagnostic("Data", f"Cannot write '{path}': {err.strerror}.")) from None
+
+
+def _stdlib(args) -> int:
+    from ..compiler import library
+    from ..errors import Diagnostic, TfmSemanticError
+
+    known = library.modules()
+    for name in args.modules:
+        if name.removeprefix("stdlib.") not in known:
+            raise TfmSemanticError(Diagnostic(
+                "Semantic", f"The standard library has no module '{name}'.",
+                suggestion=did_you_mean(name, known) or f"Its modules: {', '.join(known)}."))
+    chosen = [m.removeprefix("stdlib.") for m in args.modules] or known
+    if args.json:
+        print(json.dumps([e.to_json() for m in chosen for e in library.entries(m)], indent=1))
+    else:
+        print(library.listing(chosen), end="")
+    return EXIT_OK
 
 
 def _sample(args) -> int:

@@ -77,11 +77,16 @@ def _build(compilation: Compilation, source: Path, text: str, backend: str, fold
 
 def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
         steps: int | None = None, seed: int | None = None, resume: bool = False,
-        progress: bool = True, log=print, compilation: Compilation | None = None) -> dict:
-    """Train the model of ``path`` and write a complete run folder; returns the metrics."""
+        progress: bool = True, log=print, compilation: Compilation | None = None,
+        force: bool = False) -> dict:
+    """Train the model of ``path`` and write a complete run folder; returns the metrics. A
+    folder that already holds a run is continued with ``resume``, replaced with ``force``, and
+    otherwise left alone (an error)."""
     path = Path(path)
-    out = Path(out) if out is not None else Path("runs") / path.stem
+    out = Path(out) if out is not None else default_out(path)
     compilation = compilation or compile_model(path)
+    if not resume:
+        _claim(out, force)
     if compilation.model.sampling and not compilation.model.flow:
         return _run_samplers(path, backend, out, seed, resume, log, compilation)
     spec_name = compilation.model.name
@@ -163,6 +168,36 @@ def _run_samplers(path: Path, backend: str, out: Path, seed, resume: bool, log,
     written = sorted(p.name for p in out.iterdir() if p.is_file())
     log(f"wrote {out}/: {', '.join(written)}")
     return result
+
+
+def default_out(path: Path) -> Path:
+    """The run folder of ``tfmc run FILE`` without --out."""
+    return Path("runs") / Path(path).stem
+
+
+RUN_FILES = (checkpoint.NAME, energy_model.STATE, "metrics.json", "config.json")
+
+
+def _claim(out: Path, force: bool) -> None:
+    """A folder that holds a run is not overwritten by a new run unless ``force``; with
+    ``force`` its checkpoint, chains and metrics go first, so none of them is left stale."""
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if not held:
+        return
+    if not force:
+        what = ""
+        if (out / "config.json").is_file():
+            try:
+                config = json.loads((out / "config.json").read_text())
+                what = f" (model {config.get('model')}, {config.get('backend')} backend)"
+            except (OSError, ValueError):
+                pass
+        raise TfmDataError(Diagnostic(
+            "Data", f"The folder '{out}' already holds a run{what}; nothing was changed there.",
+            suggestion="Continue it with --resume, replace it with --force, or choose another "
+            "--out."))
+    for name in held:
+        (out / name).unlink()
 
 
 def _make_folder(out: Path) -> None:

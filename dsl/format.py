@@ -74,6 +74,11 @@ def _params(params) -> str:
     return ", ".join(out)
 
 
+def declaration_text(node) -> str:
+    """The one-line text of a declaration (as ``tfmc fmt`` writes it)."""
+    return _line(node)
+
+
 def _line(node) -> str:
     """The one-line text of a simple statement or declaration."""
     if isinstance(node, S.Import):

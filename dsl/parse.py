@@ -26,6 +26,9 @@ MAX_DEPTH = 100
 MAX_INT_DIGITS = 18
 MAX_NUMBER_CHARS = 64
 GRAMMAR = Path(__file__).with_name("grammar.lark")
+# the keywords that start a statement of a model (where one appears inside an unclosed block)
+STATEMENTS = ("dim", "base", "target", "coupling", "noise", "interpolant", "energy", "constant",
+              "network", "sampler", "objective", "train")
 KEYWORDS = ("import", "model", "dim", "base", "target", "coupling", "noise", "interpolant",
             "energy", "constant", "network", "sampler", "objective", "weight", "train",
             "primitive")
@@ -390,6 +393,19 @@ def _describe(err: UnexpectedInput, text: str, file: str) -> Diagnostic:
         return Diagnostic("Syntax", f"The character {ch!r} is not part of the tfm language.", span,
                           _char_hint(ch))
 
+    at = err.token.start_pos if isinstance(err, UnexpectedToken) and \
+        err.token.type != "$END" else len(text)
+    glued = _number_then_name(text, at)
+    if glued is not None:
+        start, end, number, name = glued
+        return Diagnostic("Syntax", f"'{number}{name}' is a number followed by a name; tfm "
+                          "writes every product with '*'.", _offset_span(text, file, start, end),
+                          f"Write {number} * {name}.")
+    if isinstance(err, UnexpectedToken) and err.token.type != "$END" and \
+            str(err.token) in STATEMENTS and "RBRACE" in (err.expected or ()):
+        unclosed = _unclosed_block(text, err.token, file)
+        if unclosed is not None:
+            return unclosed
     message = err.match_examples(_parse_only, _EXAMPLES, use_accepts=True)
     if isinstance(err, UnexpectedToken) and err.token.type != "$END":
         tok = err.token
@@ -427,8 +443,55 @@ def _describe(err: UnexpectedInput, text: str, file: str) -> Diagnostic:
     return Diagnostic("Syntax", message, span, suggestion)
 
 
+_TOKENS = (r'(?P<comment>#[^\n]*)|(?P<string>"[^"\n]*"?)'
+           r'|(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)'
+           r'|(?P<name>[A-Za-z_][A-Za-z0-9_]*)')  # comments, strings, numbers and names
+
+
+def _number_then_name(text: str, before: int):
+    """(start, end, number, name) of the first number written directly before a name, as in
+    ``2t``, that starts before offset ``before`` (never valid tfm), or None."""
+    previous = None
+    for m in re.finditer(_TOKENS, text[:before + 1]):
+        if m.lastgroup == "name" and previous is not None and previous.lastgroup == "number" \
+                and previous.end() == m.start() and m.start() <= before:
+            return previous.start(), m.end(), previous.group(), m.group()
+        previous = m
+    return None
+
+
+def _offset_span(text: str, file: str, start: int, end: int) -> Span:
+    line = text.count("\n", 0, start) + 1
+    col = start - (text.rfind("\n", 0, start) + 1) + 1
+    return Span(file, line, col, line, col + (end - start), start, end)
+
+
+def _unclosed_block(text: str, token, file: str) -> Diagnostic | None:
+    """A statement keyword where a block's '}' was expected: the block opened last (inside the
+    model) is not closed. Reported at the block, with a note at the statement."""
+    stack = _open_braces(text[:token.start_pos])
+    if len(stack) < 2:  # only the model's brace is open: not an unclosed inner block
+        return None
+    opened = stack[-1]
+    head = re.search(r"([A-Za-z_][A-Za-z0-9_]*(?:\s+[A-Za-z_][A-Za-z0-9_]*)?)\s*$",
+                     text[max(0, opened - 80):opened])
+    block = f"{head.group(1)} {{" if head else "{"
+    span = _offset_span(text, file, opened, opened + 1)
+    return Diagnostic("Syntax", f"The block '{block}' is not closed before the statement "
+                      f"'{token}' on line {token.line}.", span,
+                      "Add the missing '}' at the end of the block.",
+                      notes=((f"'{token}' starts a new statement here", _token_span(token, file)),))
+
+
 def _unclosed_brace(text: str) -> int | None:
     """Offset of the innermost '{' left open at the end of ``text`` (comments and strings skipped)."""
+    stack = _open_braces(text)
+    return stack[-1] if stack else None
+
+
+def _open_braces(text: str) -> list[int]:
+    """Offsets of the '{' left open at the end of ``text``, outermost first (comments and
+    strings skipped)."""
     stack: list[int] = []
     comment_at = {offset for offset, *_ in _comment_tokens(text)}
     i, in_string = 0, False
@@ -447,7 +510,7 @@ def _unclosed_brace(text: str) -> int | None:
         elif not in_string and ch == "}" and stack:
             stack.pop()
         i += 1
-    return stack[-1] if stack else None
+    return stack
 
 
 def _parse_only(text: str):

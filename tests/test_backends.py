@@ -332,15 +332,50 @@ def test_resume_keeps_the_seed_and_unknown_backends_are_refused(tmp_path, backen
         run(path, backend="tensorflow", out=tmp_path / "t", progress=False)
 
 
-def test_interrupted_run_says_how_to_resume(tmp_path, capsys, monkeypatch):
+def test_interrupted_run_says_exactly_what_is_kept(tmp_path, capsys, monkeypatch):
+    """Ctrl-C before the first checkpoint: nothing to resume, and it says so; after one: its
+    step, its folder and the command that continues it."""
+    import numpy as np
+
+    from tfm.backends.runtime import checkpoint
     from tfm.driver import cli
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
     monkeypatch.setattr("tfm.driver.run.run", interrupted)
     path = _write(tmp_path, _model_text("moons()"))
-    assert cli.main(["run", str(path), "--out", str(tmp_path / "r"), "--quiet"]) == 130
-    assert "--resume" in capsys.readouterr().err
+    out = tmp_path / "r"
+    assert cli.main(["run", str(path), "--out", str(out), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert "Interrupted before a checkpoint was written: nothing in" in err
+    assert "--resume" not in err
+    checkpoint.save(out / checkpoint.NAME, {"step": np.array([700], np.int64)}, {})
+    assert cli.main(["run", str(path), "--out", str(out), "--quiet", "--resume"]) == 130
+    err = capsys.readouterr().err
+    assert f"The checkpoint of step 700 is kept in '{out}'; continue with `tfmc run {path} " \
+        f"--out {out} --resume`." in err
+
+
+def test_a_run_folder_is_not_overwritten_without_force(tmp_path, backend):
+    """A second run into a folder that holds one is an error that changes nothing; --force
+    replaces it (its old checkpoint gone first), --resume continues it."""
+    from tfm.driver.run import run
+    from tfm.errors import TfmDataError
+
+    path = _write(tmp_path, _model_text("moons()"))
+    out = tmp_path / "run"
+    run(path, backend, out=out, steps=10, progress=False, log=lambda m: None)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(TfmDataError, match="already holds a run \\(model Small, "
+                       f"{backend} backend\\); nothing was changed there"):
+        run(path, backend, out=out, steps=20, progress=False, log=lambda m: None)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    metrics = run(path, backend, out=out, steps=20, resume=True, progress=False,
+                  log=lambda m: None)
+    assert metrics["steps"] == 20
+    metrics = run(path, backend, out=out, steps=10, force=True, progress=False,
+                  log=lambda m: None)
+    assert metrics["steps"] == 10
 
 
 def test_a_refused_resume_changes_nothing_in_the_run_folder(tmp_path, backend):

@@ -137,3 +137,82 @@ def test_info_text(capsys, in_root):
 def test_info_on_errors(capsys, in_root):
     code, _, err = run(capsys, "info", "tests/golden/bad/cycle.tfm")
     assert code == 1 and "cycle" in err
+
+
+# --- tfmc stdlib ---------------------------------------------------------------------------------
+
+def test_stdlib_lists_every_module_with_signatures_and_docs(capsys):
+    code, out, _ = run(capsys, "stdlib")
+    assert code == 0
+    assert out.startswith("prelude (every file sees it)\n")
+    for heading in ("stdlib.interpolants (import stdlib.interpolants)",
+                    "stdlib.targets (import stdlib.targets)", "stdlib.toy2d (import stdlib.toy2d)"):
+        assert heading in out
+    assert "  primitive distribution normal(mean: vector = 0, scale: vector = 1)\n" in out
+    assert "  interpolant schrodinger_bridge(sigma = 1)\n      Linear with Brownian-bridge latent " \
+        "noise: the Schrodinger-bridge interpolant of SB-CFM.\n" in out
+    assert "      flow_mh: the independence Metropolis-Hastings kernel" in out
+    assert "  vp_beta(tau, beta_min = 0.1, beta_max = 20)\n" in out
+
+
+def test_stdlib_json_and_one_module(capsys):
+    from tfm.compiler.modules import Loader
+    from tfm.dsl import syntax as S
+    from tfm import stdlib
+
+    code, out, _ = run(capsys, "stdlib", "--json", "prelude")
+    assert code == 0
+    entries = json.loads(out)
+    prelude = Loader().load(stdlib.PRELUDE).syntax
+    assert [e["name"] for e in entries] == [d.name for d in prelude.items
+                                            if isinstance(d, S.PrimitiveDecl)]
+    normal = next(e for e in entries if e["name"] == "normal")
+    assert normal["kind"] == "distribution" and normal["params"][1] == {
+        "name": "scale", "type": "vector", "default": "1"}
+    assert all(e["doc"] for e in entries), [e["name"] for e in entries if not e["doc"]]
+    code, out, _ = run(capsys, "stdlib", "stdlib.toy2d")
+    assert code == 0 and "moons: two interleaved half circles" in out and "prelude" not in out
+
+
+def test_stdlib_unknown_module(capsys):
+    code, _, err = run(capsys, "stdlib", "interpolant")
+    assert code == 1
+    assert "The standard library has no module 'interpolant'." in err
+    assert "Did you mean 'interpolants'?" in err
+
+
+# --- data far from unit scale, errors through the API ------------------------------------------
+
+def test_data_far_from_unit_scale_is_a_warning_with_the_remedy(capsys, tmp_path):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "pixels.npy", rng.integers(0, 17, size=(50, 2)).astype(np.float32))
+    (tmp_path / "m.tfm").write_text(
+        'import stdlib.interpolants\nmodel M {\n    base x0 ~ normal(0, 1)\n'
+        '    target x1 ~ data("pixels.npy")\n    interpolant x_t = linear\n'
+        '    network b = mlp()\n    objective { b ~ velocity }\n}\n')
+    code, out, err = run(capsys, "check", str(tmp_path / "m.tfm"))
+    assert code == 0 and "ok (1 warning)" in out
+    assert "The samples in 'pixels.npy' have mean" in err
+    assert "far from the scale 1 of the normal base." in err
+    assert "Standardise the data (subtract the mean, divide by the standard deviation; " \
+        "pixels: to [-1, 1]), or give the normal the data's scale" in err
+    (tmp_path / "w.tfm").write_text((tmp_path / "m.tfm").read_text().replace(
+        "normal(0, 1)", "normal(8, 5)"))
+    code, out, err = run(capsys, "check", str(tmp_path / "w.tfm"))
+    assert code == 0 and "warning" not in err
+
+
+def test_errors_through_the_api_read_as_the_command_line_prints_them(tmp_path):
+    import tfm
+    from tfm.errors import TfmError
+
+    path = tmp_path / "m.tfm"
+    path.write_text("import stdlib.toy2d\nmodel M {\n    dim 2\n    base x0 ~ normal(0, 1)\n"
+                    "    target x1 ~ mons()\n}\n")
+    with pytest.raises(TfmError) as caught:
+        tfm.load(path, backend="jax")
+    text = str(caught.value)
+    assert text == caught.value.render()
+    assert "m.tfm', line 5, column" in text and "^^^^" in text
+    assert "Did you mean 'moons'?" in text

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...data_files import DataFileError, choose_key, csv_rows
+from ...data_files import DataFileError, choose_key, csv_rows, first_non_finite
 from ...errors import Diagnostic, TfmDataError
 
 
@@ -50,13 +50,12 @@ def load(path: str, root: str | Path, shape: tuple[int, ...], key: str = "") -> 
     if len(array) == 0:
         raise _error(f"'{path}' holds no samples.")
     array = array.astype(np.float32)
-    finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        row = int(bad[0]) + (1 if suffix == ".csv" else 0)
+    count, first = first_non_finite(array)
+    if count:
+        row = first + (1 if suffix == ".csv" else 0)
         what = "row" if suffix == ".csv" else "sample"
         raise _error(f"'{path}', {what} {row}: non-finite values (NaN or inf); "
-                     f"{len(bad)} sample{'s' * (len(bad) != 1)} in all.",
+                     f"{count} sample{'s' * (count != 1)} in all.",
                      "Remove or repair those samples.")
     return array
 
