@@ -107,6 +107,16 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="machine-readable JSON")
     i.set_defaults(run=_info)
 
+    pl = sub.add_parser("plot", help="plot an array of samples",
+                        description="Plot what `tfmc sample` wrote: points (N, d) by their first "
+                        "two coordinates, or images (N, C, H, W) as a grid; with --reference, "
+                        "beside (images) or under (points) other samples, e.g. the data.")
+    pl.add_argument("samples", metavar="SAMPLES.npy")
+    pl.add_argument("--reference", metavar="REF.npy", help="samples to show with them")
+    pl.add_argument("--title", default=None, help="default: the file name")
+    pl.add_argument("-o", "--out", metavar="OUT.png", required=True)
+    pl.set_defaults(run=_plot)
+
     lib = sub.add_parser("stdlib", help="list the standard library",
                          description="List every module of the standard library (the prelude "
                          "first, which every file sees), each declaration's signature with its "
@@ -235,6 +245,24 @@ def _save_npy(path: str, array) -> None:
         tmp.replace(target)
     except OSError as err:
         raise TfmDataError(Diagnostic("Data", f"Cannot write '{path}': {err.strerror}.")) from None
+
+
+def _plot(args) -> int:
+    from ..backends.runtime import plots
+    from ..backends.runtime.data import load_array
+
+    samples = load_array(args.samples)
+    reference = load_array(args.reference) if args.reference else None
+    if reference is not None and reference.shape[1:] != samples.shape[1:]:
+        from ..errors import Diagnostic, TfmDataError
+        raise TfmDataError(Diagnostic(
+            "Data", f"'{args.reference}' holds samples of shape {list(reference.shape[1:])}, "
+            f"'{args.samples}' of shape {list(samples.shape[1:])}."))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plots.samples(out, samples, reference, args.title or Path(args.samples).name)
+    print(f"{out}: {len(samples)} samples of shape {list(samples.shape[1:])}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _stdlib(args) -> int:

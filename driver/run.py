@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import math
 import time
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from ..backends.runtime.energy_sampling import TRANSPORTS
 from ..backends.runtime.samplers import kind_of
 from ..backends.runtime.spec import DEFAULT_SAMPLER
 
+DEQUANTISATION = ("none: the NLL is the continuous density of the data as given; for integer "
+                  "pixel values it bounds the discrete likelihood only after uniform noise is "
+                  "added to the data (dequantisation) before training")
 EVAL_POINTS = 2000
 NLL_POINTS = 1000
 
@@ -130,11 +134,11 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
         elif model.energy_samplers:  # after training, the samplers of the target's energy
             from .sampling import run_samplers
 
-            transport = evaluate(model, out, prefix="transport_")
+            transport = evaluate(model, out, prefix="transport_", log=log)
             result = run_samplers(model, out, log, progress=progress) | result
             result["transport"] = transport
         else:
-            result = evaluate(model, out) | result
+            result = evaluate(model, out, log=log) | result
         plots.loss(out / "loss.png", np.asarray(model.history), f"{model.spec.model}: loss")
     except TfmError as err:  # e.g. non-finite samples: the checkpoint and the loss stay
         checkpoint.write_json(out / "metrics.json", result | {"error": str(err)})
@@ -244,9 +248,11 @@ def _resumable(out: Path, model_name: str, seed: int | None, total: int,
 
 
 def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0,
-             prefix: str = "") -> dict:
+             prefix: str = "", log=None) -> dict:
     """Metrics of a trained model against fresh target draws (docs/maths.md §6); with ``out``
-    also the samples and plots (their file names after ``prefix``)."""
+    also the samples and plots (their file names after ``prefix``). ``log`` gets a status line
+    before each step that takes time."""
+    log = log or (lambda message: None)
     from ..backends.runtime import plots
 
     name = model.spec.model
@@ -257,9 +263,11 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
         return {"sampler": None}
     result: dict = {"sampler": entry.name, "eval_points": n,
                     "interval": list(model.interval(entry))}
+    log(f"evaluating: {n} samples with '{entry.name}' ({entry.method})")
     samples = model.sample(n, sampler=entry, seed=seed)
     reference = _reference(model, n)
     if reference is not None:
+        log(f"evaluating: W2 and MMD against {n} target draws")
         result["w2"] = metric_fns.w2(samples, reference)
         result["mmd"] = metric_fns.mmd(samples, reference)
     if out is not None:
@@ -268,6 +276,7 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
     ode = [s for s in model.spec.samplers if s.kind in TRANSPORTS and kind_of(s).density]
     if "velocity" in model.spec.fields:
         fixed = next((s for s in ode if kind_of(s).trajectory), None)
+        log("evaluating: trajectories and their path energy")
         _, path = model.sample(n, sampler=fixed or DEFAULT_SAMPLER, seed=seed + 1, trajectory=True)
         result["path_energy"] = path_energy(model, path, fixed or DEFAULT_SAMPLER)
         if reference is not None:
@@ -277,8 +286,13 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
         if out is not None:
             plots.trajectories(out / f"{prefix}trajectories.png", path, f"{name}: trajectories")
     if reference is not None and model.has_density and ode:
+        log(f"evaluating: the negative log-likelihood of {NLL_POINTS} target draws (the "
+            "probability-flow ODE with its divergence)")
         lp = model.log_prob(reference[:NLL_POINTS], seed=seed)
         result["nll"] = float(-np.mean(lp))
+        if len(model.shape) == 3:  # images: also in bits per dimension, as image papers give it
+            result["nll_bits_per_dim"] = result["nll"] / (math.prod(model.shape) * math.log(2))
+            result["dequantisation"] = DEQUANTISATION
     return result
 
 

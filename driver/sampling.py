@@ -35,6 +35,7 @@ def run_samplers(model, out: Path, log=print, progress: bool | None = None) -> d
         result["log_Z_true"] = truth
     first = None
     for entry in model.top_level():
+        log(f"running {entry.name} ({entry.method})")
         started = time.perf_counter()
         run = model.run(entry.name, **({"progress": progress} if progress is not None else {}))
         seconds = time.perf_counter() - started

@@ -24,11 +24,26 @@ def resolve(path: str, root: str | Path) -> Path:
     return Path(root) / path
 
 
+def load_array(path: str | Path) -> np.ndarray:
+    """The samples (N, ...) of a .npy, .npz (its only array, or x) or .csv file named as given
+    (``tfmc plot``): numbers, at least two axes, float32; any shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise _error(f"The file '{path}' does not exist.")
+    return _read(path, str(path), None)
+
+
 def load(path: str, root: str | Path, shape: tuple[int, ...], key: str = "") -> np.ndarray:
     full = resolve(path, root)
     if not full.is_file():
         raise _error(f"The data file '{path}' does not exist (looked in {Path(root)}).",
                      "Data files are named relative to the model file.")
+    return _read(full, path, tuple(shape), key)
+
+
+def _read(full: Path, path: str, shape: tuple[int, ...] | None, key: str = "") -> np.ndarray:
+    """The checked float32 samples of ``full`` (named ``path`` in messages); ``shape`` (None:
+    any) is the shape of one sample."""
     suffix = full.suffix.lower()
     try:
         if suffix == ".npy":
@@ -43,7 +58,9 @@ def load(path: str, root: str | Path, shape: tuple[int, ...], key: str = "") -> 
         raise _error(f"The data file '{path}' cannot be read: {err}") from None
     if array.dtype.kind not in "biuf":
         raise _error(f"'{path}' holds {array.dtype} values; tfm reads numbers only.")
-    if array.ndim < 2 or tuple(array.shape[1:]) != tuple(shape):
+    if array.ndim < 2 or (shape is not None and tuple(array.shape[1:]) != shape):
+        if shape is None:
+            raise _error(f"'{path}' has shape {tuple(array.shape)}; expected (samples, ...).")
         raise _error(f"'{path}' has shape {tuple(array.shape)}; the model needs "
                      f"(samples, {', '.join(map(str, shape))}).",
                      "Check the model's dim, or the file's layout (samples first).")

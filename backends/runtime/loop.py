@@ -4,11 +4,21 @@ and checkpoint steps, the loss check after each chunk, and checkpoints.
 The next chunk is dispatched before the host looks at the previous one's losses, so an
 asynchronous device (a GPU; JAX's dispatch) never waits for the progress bar, the loss check or
 a checkpoint write; a chunk dispatched after a bad one is discarded.
+
+Chunks are also sized by time: where steps are slow (a large network on a CPU), a chunk is cut
+to the power of two of steps that takes about ``CHUNK_SECONDS``, measured on the chunks run so
+far (not a chunk of a new length, which compiles), so that the progress bar moves and Ctrl-C is answered
+within a few seconds. The steps and their random draws do not depend on how they are chunked;
+a JAX chunk of a new length compiles once.
 """
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
+
+CHUNK_SECONDS = 1.0  # the longest a chunk should take, once steps have been timed
 
 
 class NonFiniteLoss(Exception):
@@ -25,30 +35,62 @@ def train(run_chunk, state, first: int, total: int, log_every: int, checkpoint_e
     ``pipelined=False`` finishes each chunk before the next starts: for a backend whose chunks
     update the model in place (torch), where the state a checkpoint saves is the live one."""
     dispatched, latest, pending = first, state, None
+    clock = _Clock()
     while True:
         current = None
         if dispatched < total:
             length = min(log_every - dispatched % log_every,
-                         checkpoint_every - dispatched % checkpoint_every, total - dispatched)
+                         checkpoint_every - dispatched % checkpoint_every, total - dispatched,
+                         clock.steps_within(CHUNK_SECONDS))
             latest, losses = run_chunk(latest, length)
             current = (latest, losses, dispatched + length)
             dispatched += length
         if not pipelined and current is not None:
-            _finish(current, total, checkpoint_every, on_chunk, on_checkpoint)
+            _finish(current, total, checkpoint_every, on_chunk, on_checkpoint, clock)
             continue
         if pending is not None:
-            _finish(pending, total, checkpoint_every, on_chunk, on_checkpoint)
+            _finish(pending, total, checkpoint_every, on_chunk, on_checkpoint, clock)
         if current is None:
             return latest
         pending = current
 
 
-def _finish(chunk, total, checkpoint_every, on_chunk, on_checkpoint):
+class _Clock:
+    """Seconds per step, from the wall time between finished chunks; a chunk of a length not
+    seen before (which compiles, in JAX) is not counted, except the first, whose time (with the
+    compilation) bounds the steps' until one is."""
+
+    def __init__(self):
+        self.last = time.perf_counter()
+        self.seen: set[int] = set()
+        self.per_step = 0.0
+
+    def tick(self, steps: int) -> None:
+        now = time.perf_counter()
+        if steps in self.seen:
+            self.per_step = (now - self.last) / steps
+        elif not self.seen:  # the first chunk: an upper bound until a chunk is timed
+            self.per_step = (now - self.last) / steps
+        self.seen.add(steps)
+        self.last = now
+
+    def steps_within(self, seconds: float) -> int:
+        """The largest power of two of steps that takes at most ``seconds`` (at least 1), or
+        no limit before steps have been timed."""
+        if self.per_step <= 0 or self.per_step * 2**30 < seconds:
+            return 2**30
+        fit = max(1, int(seconds / self.per_step))
+        return 1 << (fit.bit_length() - 1)
+
+
+def _finish(chunk, total, checkpoint_every, on_chunk, on_checkpoint, clock=None):
     state, losses, end = chunk
     losses = np.asarray(losses)
     finite = np.isfinite(losses)
     if not finite.all():
         raise NonFiniteLoss(end - len(losses) + int(np.argmin(finite)) + 1)
     on_chunk(state, losses)
+    if clock is not None:
+        clock.tick(len(losses))
     if end % checkpoint_every == 0 or end == total:
         on_checkpoint(state)

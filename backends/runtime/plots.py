@@ -1,6 +1,7 @@
 """Plots of a run (matplotlib, Agg): samples against reference data, trajectories, the loss.
 Points of more than two dimensions are shown by their first two coordinates; image-shaped
-samples (C, H, W) as a grid of the first channel."""
+samples (C, H, W) as grids (samples beside data; trajectories as strips), one channel in grey
+and three in colour."""
 
 from __future__ import annotations
 
@@ -20,15 +21,45 @@ def _save(fig, path: Path) -> None:
     tmp.replace(path)
 
 
+def tile(images: np.ndarray, columns: int) -> np.ndarray:
+    """Images (n, C, H, W) as one picture: a grid of ``columns`` columns with a 1-pixel gap,
+    (rows (H + 1), columns (W + 1)) for one channel, with a last axis of 3 for three. Other
+    channel counts show their first channel. Values are scaled to [0, 1] by the images' joint
+    range (a constant array is mid-grey)."""
+    x = np.asarray(images, dtype=np.float64)
+    x = x[:, :3] if x.shape[1] == 3 else x[:, :1]
+    finite = x[np.isfinite(x)]
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    x = np.clip((np.nan_to_num(x, nan=low) - low) / (high - low), 0, 1) if high > low \
+        else np.full_like(x, 0.5)
+    n, c, h, w = x.shape
+    rows = -(-n // columns)
+    out = np.ones((c, rows * (h + 1) - 1, columns * (w + 1) - 1))
+    for k in range(n):
+        r, col = divmod(k, columns)
+        out[:, r * (h + 1):r * (h + 1) + h, col * (w + 1):col * (w + 1) + w] = x[k]
+    return out[0] if c == 1 else np.moveaxis(out, 0, -1)
+
+
+def _show(ax, picture: np.ndarray, title: str) -> None:
+    ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None, vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.set_title(title)
+    ax.axis("off")
+
+
 def samples(path: str | Path, generated: np.ndarray, reference: np.ndarray | None,
             title: str) -> None:
+    """2-D points over the reference's, or, for image-shaped samples (n, C, H, W), a grid of
+    samples beside a grid of data (one channel in grey, three as colour)."""
     path = Path(path)
     if generated.ndim == 4:
-        images = generated[:36, 0]
-        fig, axes = plt.subplots(6, 6, figsize=(6, 6))
-        for ax, img in zip(axes.flat, images):
-            ax.imshow(img, cmap="gray")
-            ax.axis("off")
+        shown = [(generated[:64], "samples")]
+        if reference is not None and np.ndim(reference) == 4:
+            shown.append((np.asarray(reference)[:64], "data"))
+        fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 4.6), squeeze=False)
+        for ax, (images, name) in zip(axes[0], shown):
+            _show(ax, tile(images, 8), name)
         fig.suptitle(title)
         _save(fig, path)
         return
@@ -45,7 +76,18 @@ def samples(path: str | Path, generated: np.ndarray, reference: np.ndarray | Non
 
 
 def trajectories(path: str | Path, paths: np.ndarray, title: str, count: int = 200) -> None:
-    """paths: (steps + 1, N, ...) states along the ODE."""
+    """paths: (steps + 1, N, ...) states along the ODE: lines in the plane of the first two
+    coordinates, or, for images (steps + 1, N, C, H, W), strips: a row per sample, a column per
+    time (8 evenly spaced states from the first to the last)."""
+    if paths.ndim == 5:
+        times = np.unique(np.linspace(0, paths.shape[0] - 1, 8).round().astype(int))
+        rows = min(6, paths.shape[1])
+        strips = np.stack([paths[i, :rows] for i in times], axis=1)  # (rows, times, C, H, W)
+        fig, ax = plt.subplots(figsize=(1.1 * len(times) + 0.5, 1.1 * rows + 0.6))
+        _show(ax, tile(strips.reshape((-1,) + paths.shape[2:]), len(times)),
+              f"{title}: state k of {paths.shape[0] - 1}, k = " + ", ".join(map(str, times)))
+        _save(fig, Path(path))
+        return
     p = paths[:, :count].reshape(paths.shape[0], min(count, paths.shape[1]), -1)
     if p.shape[2] < 2:
         return
