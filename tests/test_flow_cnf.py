@@ -208,13 +208,15 @@ model Tilted {
 """
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_reverse_kl_then_importance_sampling_gives_log_Z(backend, tmp_path):
+def test_reverse_kl_then_importance_sampling_gives_log_Z(tmp_path):
     """U = x^T A x / 2 with A = [[2, 1.6], [1.6, 2]]: log Z = log 2 pi - log det(A) / 2; and
-    chains of MALA and the cnf's independence moves draw the target's covariance A^-1."""
+    chains of MALA and the cnf's independence moves draw the target's covariance A^-1. (JAX
+    only: the torch cnf computes the same flow, test_backends_agree_and_match_the_jacobian, and
+    this test's training and chains through it took 550 s of torch on two cores.)"""
     from test_flow_models import _build
 
-    model = _build(REVERSE, backend, tmp_path)
+    pytest.importorskip("jax")
+    model = _build(REVERSE, "jax", tmp_path)
     model.fit(progress=False)
     res = model.run("w").result
     truth = LOG_2PI - 0.5 * math.log(4 - 1.6 ** 2)

@@ -118,10 +118,10 @@ model Phi4Small {
     target x1 ~ energy(S)
     network T = realnvp(layers = 4, width = 32, depth = 1, mask = checkerboard, symmetry = sign)
     objective { T ~ reverse_kl(anneal = 50, beta0 = 0.2) }
-    sampler local = hmc(step = 0.1, leapfrog = 10)
+    sampler local = hmc(step = 0.1, leapfrog = 5)
     sampler jump = flow_mh(flow = T)
-    sampler mixed = cycle(local, jump, chains = 32, warmup = 50, draws = 200)
-    sampler alone = hmc(step = 0.1, leapfrog = 10, chains = 32, warmup = 50, draws = 200)
+    sampler mixed = cycle(local, jump, chains = 32, warmup = 30, draws = 100)
+    sampler alone = hmc(step = 0.1, leapfrog = 5, chains = 32, warmup = 30, draws = 100)
     train { steps 300  batch 128  optimizer adam(lr = 3e-3)  seed 0 }
 }
 """

@@ -127,13 +127,14 @@ def test_ode_flow_is_the_same_in_both_backends(tmp_path):
         np.testing.assert_allclose(a, b, atol=2e-4)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_importance_sampling_with_the_ode_flow_gives_log_Z(backend, tmp_path):
+def test_importance_sampling_with_the_ode_flow_gives_log_Z(tmp_path):
     """The target N(m, diag s^2) has log Z = 0 (its energy is -log p); importance sampling with
     the ODE of a briefly trained velocity as the proposal finds it within its error, and the
     resampled draws have the target's mean; chains of MALA and ODE-proposed moves accept some
-    of both."""
-    model = _build(MODEL, backend, tmp_path)
+    of both. (JAX only: torch's ODE flow is the same, test_ode_flow_is_the_same_in_both_backends,
+    and 32,000 draws and 150 chain steps through its divergence take minutes on two cores.)"""
+    pytest.importorskip("jax")
+    model = _build(MODEL, "jax", tmp_path)
     model.fit(progress=False)
     res = model.run("w").result
     assert res.non_finite == 0 and res.ess > 0.3
@@ -168,8 +169,10 @@ def test_ode_flow_run_folder_and_sample_command(tmp_path):
     from tfm.driver.run import open_run, run
 
     path = tmp_path / "m.tfm"
-    path.write_text(MODEL.replace("steps 300", "steps 30").replace("particles = 4000",
-                                                                   "particles = 256"))
+    path.write_text(MODEL.replace("steps 300", "steps 30").replace(
+        "rk4(steps = 16)", "rk4(steps = 4)").replace(
+        "particles = 4000, replicas = 8", "particles = 128, replicas = 2").replace(
+        "chains = 32, warmup = 50, draws = 100", "chains = 8, warmup = 10, draws = 10"))
     out = tmp_path / "run"
     metrics = run(path, "torch", out, progress=False, log=lambda m: None)
     files = {p.name for p in out.iterdir()}
