@@ -7,13 +7,15 @@ import tempfile
 from pathlib import Path
 
 BACKEND = "jax"
-OPTIONS: tuple[str, ...] = ()  # keyword options of build beyond folder and root
+OPTIONS: tuple[str, ...] = ("networks",)  # keyword options of build beyond folder and root
 
 
-def build(model, folder: str | Path | None = None, root: str | Path | None = None):
+def build(model, folder: str | Path | None = None, root: str | Path | None = None,
+          networks: dict | None = None):
     """Emit ``model`` (checked IR) into ``folder`` (default: a temporary folder), import it and
     return a ``JaxModel`` whose data files resolve in ``root`` (default: the model file's
-    folder)."""
+    folder); ``networks``: Equinox modules of (t, x) in place of networks of the file, by name
+    (a model with networks of (t, x) only)."""
     from . import emit
     from .runtime import JaxEnergyModel, JaxFlowModel, JaxModel
 
@@ -21,7 +23,12 @@ def build(model, folder: str | Path | None = None, root: str | Path | None = Non
     module = emit.load(emit.write(model, folder))
     cls = JaxEnergyModel if module.SPEC.sampling else \
         JaxFlowModel if module.SPEC.flows else JaxModel
-    return cls(module, root=Path(root) if root is not None else Path(model.file).resolve().parent)
+    extra = {"networks": networks} if networks else {}
+    if extra and cls is not JaxModel:
+        from ..runtime.model import error
+        raise error("networks= replaces networks of (t, x); this model has none.")
+    return cls(module, root=Path(root) if root is not None else Path(model.file).resolve().parent,
+               **extra)
 
 
 __all__ = ["BACKEND", "OPTIONS", "build"]

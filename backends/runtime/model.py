@@ -35,6 +35,34 @@ def error(message: str, suggestion: str | None = None):
     return TfmSemanticError(Diagnostic("Semantic", message, suggestion=suggestion))
 
 
+def user_networks(spec: Spec, given: dict | None) -> dict:
+    """The networks passed through the Python API (``tfm.load(..., networks={name: ...})``),
+    checked by name: each replaces a network of the model file that is a field of (t, x), not
+    a normalizing flow. Their shapes are checked by the backend (``check_output``)."""
+    given = dict(given or {})
+    names = [n.name for n in spec.networks]
+    for name in given:
+        if name not in names:
+            raise error(f"networks= names '{name}', which is not a network of model "
+                        f"{spec.model} (it has {', '.join(names) or 'none'}).",
+                        "Pass a network under the name the model file gives it.")
+        if spec.network(name).output == "flow":
+            raise error(f"'{name}' is a normalizing flow; networks= replaces networks of (t, x) "
+                        "only.", "Declare it as a network of (t, x), e.g. mlp(), in the file.")
+    return given
+
+
+def check_output(spec: Spec, name: str, shape: tuple, got: tuple) -> None:
+    """A user network's output at a batch of 2 has the shape its field needs."""
+    want = (2,) if spec.network(name).scalar else (2,) + tuple(shape)
+    if tuple(got) != want:
+        raise error(f"The network given for '{name}' returns shape {list(got)} at a batch of 2 "
+                    f"points of shape {list(shape)}; the model needs {list(want)}.",
+                    "Its forward takes (t, x), t of shape (B,) and x of shape (B, *shape), and "
+                    "returns the field at each point" + (" (a potential: one number per point)."
+                                                         if want == (2,) else "."))
+
+
 class Model(EnergySampling, ABC):
     """A compiled model of one backend: ``fit``, ``sample``, ``log_prob``, ``evaluate``,
     ``reference``, ``save`` and ``load``; where the target has an energy, its samplers on it

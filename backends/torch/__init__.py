@@ -7,15 +7,16 @@ import tempfile
 from pathlib import Path
 
 BACKEND = "torch"
-OPTIONS = ("device", "compile")  # keyword options of build beyond folder and root
+OPTIONS = ("device", "compile", "networks")  # keyword options of build beyond folder and root
 
 
 def build(model, folder: str | Path | None = None, root: str | Path | None = None, device=None,
-          compile: bool | None = None):
+          compile: bool | None = None, networks: dict | None = None):
     """Emit ``model`` (checked IR) into ``folder`` (default: a temporary folder), import it and
     return a ``TorchModel`` on ``device`` (default: CUDA when there is one) whose data files
     resolve in ``root`` (default: the model file's folder); ``compile``: train through
-    torch.compile (default: on CUDA)."""
+    torch.compile (default: on CUDA); ``networks``: torch modules of (t, x) in place of
+    networks of the file, by name (a model with networks of (t, x) only)."""
     from . import emit
     from .runtime import TorchEnergyModel, TorchFlowModel, TorchModel
 
@@ -23,8 +24,12 @@ def build(model, folder: str | Path | None = None, root: str | Path | None = Non
     module = emit.load(emit.write(model, folder))
     cls = TorchEnergyModel if module.SPEC.sampling else \
         TorchFlowModel if module.SPEC.flows else TorchModel
+    extra = {"networks": networks} if networks else {}
+    if extra and cls is not TorchModel:
+        from ..runtime.model import error
+        raise error("networks= replaces networks of (t, x); this model has none.")
     return cls(module, root=Path(root) if root is not None else Path(model.file).resolve().parent,
-                      device=device, compile=compile)
+               device=device, compile=compile, **extra)
 
 
 __all__ = ["BACKEND", "OPTIONS", "build"]

@@ -14,7 +14,7 @@ import numpy as np
 from ...runtime import model as shared
 from ...runtime.init import init_params
 from .energy_model import JaxEnergyModel
-from . import networks, optim, train
+from . import networks, optim, train, user_networks
 from .ops import OPS
 
 BACKEND = "jax"
@@ -25,19 +25,23 @@ class JaxModel(shared.Model):
     backend = BACKEND
     ops = OPS
 
-    def __init__(self, module, root: str | Path = "."):
+    def __init__(self, module, root: str | Path = ".", networks: dict | None = None):
         super().__init__(module, root)
         tr = self.spec.train
         self.dtype = jnp.bfloat16 if tr.precision == "bfloat16" else jnp.float32
         self.optimizer = optim.optimizer(tr, tr.steps)
+        self.user = user_networks.install(self.spec, self.shape,
+                                          shared.user_networks(self.spec, networks))
         self.reset(tr.seed)
 
     # --- state ------------------------------------------------------------------------------
     def reset(self, seed: int) -> None:
         """Fresh weights from ``seed``; step 0."""
         self.seed = seed
-        self.params = {k: jnp.asarray(v) for k, v in
-                       init_params(self.spec.networks, self.shape, seed).items()}
+        own = [n for n in self.spec.networks if n.name not in self.user]
+        self.params = {k: jnp.asarray(v) for k, v in init_params(own, self.shape, seed).items()}
+        for net in self.user.values():  # a user network keeps its own initial weights
+            self.params |= net.weights()
         self.opt_state = self.optimizer.init(self.params)
         self.ema = dict(self.params) if self.spec.train.ema > 0 else {}
         self.step = 0
@@ -118,7 +122,7 @@ class JaxModel(shared.Model):
 
     # --- networks and programs ---------------------------------------------------------------
     def network(self, weights):
-        return lambda t, x: networks.outputs(self.spec, weights, t, x, self.dtype)
+        return lambda t, x: networks.outputs(self.spec, weights, t, x, self.dtype, self.user)
 
     def program(self, key: tuple, fn):
         if key not in self._compiled:

@@ -96,18 +96,23 @@ def flow_matching(net, params: dict, t, z, x, shape, dtype=jnp.float32):
     return networks.flow_matching(jnp, Layers(net, params, dtype), net, tuple(shape), t, z, x)
 
 
-def outputs(spec, params: dict, t, x, dtype=jnp.float32) -> dict:
+def outputs(spec, params: dict, t, x, dtype=jnp.float32, user=None) -> dict:
     """Every network's output keyed as the emitted functions expect (``grad_NAME`` for a
-    potential network: the gradient in x of its scalar output); flows have none."""
+    potential network: the gradient in x of its scalar output); flows have none. ``user``:
+    the networks passed through the API, by name (user_networks.py)."""
     out = {}
-    shape = tuple(spec.shape)
+    shape, user = tuple(spec.shape), user or {}
     for net in spec.networks:
         if networks.is_flow(net):
             continue
-        if net.scalar:
-            def phi(y, net=net):
-                return apply(net, params, t, y, shape, dtype).sum()
-            out[net.key] = jax.grad(phi)(x)
+        if net.name in user:
+            def call(y, own=user[net.name]):
+                return own(params, t, y)
         else:
-            out[net.key] = apply(net, params, t, x, shape, dtype)
+            def call(y, net=net):
+                return apply(net, params, t, y, shape, dtype)
+        if net.scalar:
+            out[net.key] = jax.grad(lambda y, call=call: call(y).sum())(x)
+        else:
+            out[net.key] = call(x)
     return out

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from ...runtime import model as shared
 from ...runtime.init import init_params
+from ...runtime.model import error
 from .energy_model import TorchEnergyModel
 from . import optim, train
 from .ops import Ops, device as _device, default_device
@@ -29,8 +31,10 @@ class TorchModel(shared.Model):
     backend = BACKEND
     pipelined = False  # chunks update the weights in place; the GPU still runs ahead within one
 
-    def __init__(self, module, root: str | Path = ".", device=None, compile: bool | None = None):
+    def __init__(self, module, root: str | Path = ".", device=None, compile: bool | None = None,
+                 networks: dict | None = None):
         super().__init__(module, root)
+        given = shared.user_networks(self.spec, networks)
         self.device = _device(device) if device is not None else default_device()
         self.ops = Ops(self.device)
         # training's loss through torch.compile (default: on CUDA, where it also captures CUDA
@@ -44,17 +48,42 @@ class TorchModel(shared.Model):
             net = module.Networks()
         self.net = net.to_empty(device=self.device)
         self.nets = self.net.nets
-        self.dtype = next(iter(self.nets.values())).dtype if len(self.nets) else torch.float32
+        self.dtype = next((n.dtype for n in self.nets.values() if hasattr(n, "dtype")),
+                          torch.float32)
+        self.user = self._install(given)
         self.params = dict(self.nets.named_parameters())
         self.reset(tr.seed)
+
+    def _install(self, given: dict) -> dict[str, dict]:
+        """User networks (torch ``nn.Module``s of (t, x)) in place of the file's, on the
+        model's device, their outputs' shapes checked; returns each one's initial weights (what
+        ``reset`` restores: a user network keeps its own initialisation)."""
+        initial = {}
+        for name, module in given.items():
+            if not isinstance(module, nn.Module):
+                raise error(f"The network given for '{name}' is a {type(module).__name__}; the "
+                            "torch backend takes a torch.nn.Module of (t, x).")
+            module = module.to(self.device)
+            self.nets[name] = _Batched(module)
+            x = torch.zeros((2,) + self.shape, device=self.device)
+            with torch.no_grad():
+                got = self.nets[name](torch.full((2,), 0.5, device=self.device), x)
+            shared.check_output(self.spec, name, self.shape, tuple(got.shape))
+            initial[name] = {k: v.detach().clone() for k, v in
+                             self.nets[name].named_parameters()}
+        return initial
 
     # --- state ------------------------------------------------------------------------------
     def reset(self, seed: int) -> None:
         """Fresh weights from ``seed``; step 0."""
         self.seed = seed
+        own = [n for n in self.spec.networks if n.name not in self.user]
         with torch.no_grad():
-            for k, v in init_params(self.spec.networks, self.shape, seed).items():
+            for k, v in init_params(own, self.shape, seed).items():
                 self.params[k].copy_(torch.from_numpy(v))
+            for name, initial in self.user.items():
+                for k, v in initial.items():
+                    self.params[f"{name}.{k}"].copy_(v)
         self.optimizer = optim.optimizer(self.spec.train, self.params.values())
         self.ema = ({k: p.detach().clone() for k, p in self.params.items()}
                     if self.spec.train.ema > 0 else {})
@@ -213,3 +242,16 @@ class TorchModel(shared.Model):
             with torch.no_grad():
                 return fn(*args)
         return run
+
+
+class _Batched(nn.Module):
+    """A user network called as the built-in ones are: t as a tensor of shape (B,), whatever
+    the caller passed (a number or (B,))."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, t, x):
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+        return self.module(t.expand(x.shape[0]) if t.ndim == 0 else t, x)
