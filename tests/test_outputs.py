@@ -85,3 +85,16 @@ def test_slow_chunks_are_cut_to_about_a_second():
     loop.train(lambda s, n: (fast.append(n) or s + n, np.zeros(n)), 0, 0, 300, 100, 1000,
                lambda s, losses: None, lambda s: None, pipelined=False)
     assert fast == [100, 100, 100]  # fast steps: chunks as before
+
+
+def test_where_lengths_are_free_the_first_chunk_is_short():
+    lengths = []
+
+    def run_chunk(state, length):
+        lengths.append(length)
+        time.sleep(0.004 * length)
+        return state + length, np.zeros(length)
+
+    loop.train(run_chunk, 0, 0, 1000, 1000, 1000, lambda s, losses: None, lambda s: None,
+               pipelined=False, free_lengths=True)
+    assert lengths[0] == loop.FIRST_CHUNK and max(lengths[1:]) <= 256 and sum(lengths) == 1000

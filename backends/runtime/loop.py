@@ -7,9 +7,10 @@ a checkpoint write; a chunk dispatched after a bad one is discarded.
 
 Chunks are also sized by time: where steps are slow (a large network on a CPU), a chunk is cut
 to the power of two of steps that takes about ``CHUNK_SECONDS``, measured on the chunks run so
-far (not a chunk of a new length, which compiles), so that the progress bar moves and Ctrl-C is answered
-within a few seconds. The steps and their random draws do not depend on how they are chunked;
-a JAX chunk of a new length compiles once.
+far (not a chunk of a new length, which compiles), so that the progress bar moves and Ctrl-C is
+answered within a few seconds. Where lengths cost nothing (torch), the first chunk is short and
+times the steps at once. The steps and their random draws do not depend on how they are
+chunked; a JAX chunk of a new length compiles once.
 """
 
 from __future__ import annotations
@@ -26,14 +27,19 @@ class NonFiniteLoss(Exception):
         self.step = step
 
 
+FIRST_CHUNK = 8  # the first chunk's steps where chunk lengths cost nothing (no compilation)
+
+
 def train(run_chunk, state, first: int, total: int, log_every: int, checkpoint_every: int,
-          on_chunk, on_checkpoint, pipelined: bool = True):
+          on_chunk, on_checkpoint, pipelined: bool = True, free_lengths: bool = False):
     """Steps ``first`` .. ``total``; chunks end at every multiple of log_every and of
     checkpoint_every. ``run_chunk(state, length) -> (state, losses)``; ``on_chunk(state,
     losses)`` after each good chunk, ``on_checkpoint(state)`` at each checkpoint step and at the
     end. Raises NonFiniteLoss; the caller then holds the state of the last good chunk.
     ``pipelined=False`` finishes each chunk before the next starts: for a backend whose chunks
-    update the model in place (torch), where the state a checkpoint saves is the live one."""
+    update the model in place (torch), where the state a checkpoint saves is the live one.
+    ``free_lengths``: a chunk of any length runs without compiling (torch), so the first chunk
+    is short (FIRST_CHUNK steps) and times the steps at once."""
     dispatched, latest, pending = first, state, None
     clock = _Clock()
     while True:
@@ -41,7 +47,8 @@ def train(run_chunk, state, first: int, total: int, log_every: int, checkpoint_e
         if dispatched < total:
             length = min(log_every - dispatched % log_every,
                          checkpoint_every - dispatched % checkpoint_every, total - dispatched,
-                         clock.steps_within(CHUNK_SECONDS))
+                         clock.steps_within(CHUNK_SECONDS),
+                         FIRST_CHUNK if free_lengths and dispatched == first else total)
             latest, losses = run_chunk(latest, length)
             current = (latest, losses, dispatched + length)
             dispatched += length

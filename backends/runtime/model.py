@@ -71,6 +71,7 @@ class Model(EnergySampling, ABC):
 
     backend = ""
     pipelined = True  # see runtime/loop.py: False where chunks update the weights in place
+    free_chunk_lengths = False  # runtime/loop.py: True where a chunk's length compiles nothing
     ops = None  # the backend's runtime/ops.py adapter
 
     def __init__(self, module, root: str | Path = "."):
@@ -193,7 +194,8 @@ class Model(EnergySampling, ABC):
 
         try:
             loop.train(run_chunk, self._state(), self.step, total, tr.log_every,
-                       tr.checkpoint_every, on_chunk, on_checkpoint, self.pipelined)
+                       tr.checkpoint_every, on_chunk, on_checkpoint, self.pipelined,
+                       self.free_chunk_lengths)
         except loop.NonFiniteLoss as err:
             where = (f"; the last good checkpoint (step {_checkpoint_step(out)}) is kept "
                      f"in {out}" if out is not None and (Path(out) / checkpoint.NAME).exists()

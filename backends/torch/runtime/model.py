@@ -30,6 +30,7 @@ class TorchModel(shared.Model):
     energy_model_class = TorchEnergyModel
     backend = BACKEND
     pipelined = False  # chunks update the weights in place; the GPU still runs ahead within one
+    free_chunk_lengths = True  # a chunk is a Python loop of steps: any length, nothing compiled
 
     def __init__(self, module, root: str | Path = ".", device=None, compile: bool | None = None,
                  networks: dict | None = None):
