@@ -98,3 +98,18 @@ def test_where_lengths_are_free_the_first_chunk_is_short():
     loop.train(run_chunk, 0, 0, 1000, 1000, 1000, lambda s, losses: None, lambda s: None,
                pipelined=False, free_lengths=True)
     assert lengths[0] == loop.FIRST_CHUNK and max(lengths[1:]) <= 256 and sum(lengths) == 1000
+
+
+def test_compiled_chunks_keep_one_length_aligned_to_the_log_steps():
+    """Where each new length compiles (JAX), slow steps give one chunk length, a divisor of
+    log_every, chosen once: the first chunk's and that one (and none other) compile."""
+    lengths = []
+
+    def run_chunk(state, length):
+        lengths.append(length)
+        time.sleep(0.004 * length)
+        return state + length, np.zeros(length)
+
+    loop.train(run_chunk, 0, 0, 1000, 100, 500, lambda s, losses: None, lambda s: None,
+               pipelined=False)
+    assert sum(lengths) == 1000 and len(set(lengths)) <= 2 and 100 % lengths[-1] == 0

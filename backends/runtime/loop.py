@@ -9,12 +9,14 @@ Chunks are also sized by time: where steps are slow (a large network on a CPU), 
 to the power of two of steps that takes about ``CHUNK_SECONDS``, measured on the chunks run so
 far (not a chunk of a new length, which compiles), so that the progress bar moves and Ctrl-C is
 answered within a few seconds. Where lengths cost nothing (torch), the first chunk is short and
-times the steps at once. The steps and their random draws do not depend on how they are
-chunked; a JAX chunk of a new length compiles once.
+times the steps at once; where each new length compiles (JAX), one length is chosen once, a
+divisor of the log and checkpoint steps, so that at most one more length compiles. The steps
+and their random draws do not depend on how they are chunked.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -41,7 +43,7 @@ def train(run_chunk, state, first: int, total: int, log_every: int, checkpoint_e
     ``free_lengths``: a chunk of any length runs without compiling (torch), so the first chunk
     is short (FIRST_CHUNK steps) and times the steps at once."""
     dispatched, latest, pending = first, state, None
-    clock = _Clock()
+    clock = _Clock(None if free_lengths else math.gcd(log_every, checkpoint_every))
     while True:
         current = None
         if dispatched < total:
@@ -67,10 +69,13 @@ class _Clock:
     seen before (which compiles, in JAX) is not counted, except the first, whose time (with the
     compilation) bounds the steps' until one is."""
 
-    def __init__(self):
+    def __init__(self, period: int | None = None):
         self.last = time.perf_counter()
         self.seen: set[int] = set()
         self.per_step = 0.0
+        # compiled lengths (JAX): one length, a divisor of the log and checkpoint period, chosen
+        # once, so that the chunks stay aligned and at most one more length compiles
+        self.period, self.fixed = period, None
 
     def tick(self, steps: int) -> None:
         now = time.perf_counter()
@@ -82,12 +87,18 @@ class _Clock:
         self.last = now
 
     def steps_within(self, seconds: float) -> int:
-        """The largest power of two of steps that takes at most ``seconds`` (at least 1), or
-        no limit before steps have been timed."""
+        """The steps that take at most ``seconds`` (at least 1): the largest power of two, or
+        for compiled lengths the largest divisor of the period, fixed once chosen; no limit
+        before steps have been timed."""
+        if self.fixed is not None:
+            return self.fixed
         if self.per_step <= 0 or self.per_step * 2**30 < seconds:
             return 2**30
         fit = max(1, int(seconds / self.per_step))
-        return 1 << (fit.bit_length() - 1)
+        if self.period is None:
+            return 1 << (fit.bit_length() - 1)
+        self.fixed = max(d for d in range(1, min(fit, self.period) + 1) if self.period % d == 0)
+        return self.fixed
 
 
 def _finish(chunk, total, checkpoint_every, on_chunk, on_checkpoint, clock=None):
