@@ -64,6 +64,9 @@ BUDGET = {
     (512, 4096): dict(steps=(2, 2, 3), fit=3 * CHUNK) if QUICK else
     dict(steps=(3, 4, 15), fit=400),
 }
+if jb.GPU:  # longer windows on a GPU (bench/jax_backend.py)
+    BUDGET = {(64, 256): dict(steps=(100, 5, 500), fit=5000),
+              (512, 4096): dict(steps=(20, 5, 200), fit=2000)}
 SAMPLE_N, SAMPLE_WINDOWS = jb.SAMPLE_N, jb.SAMPLE_WINDOWS
 LOGPROB_N, LOGPROB_WINDOWS = jb.LOGPROB_N, jb.LOGPROB_WINDOWS
 RESULTS = jb.RESULTS  # jb.record appends here

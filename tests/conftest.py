@@ -15,6 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / "build" / "jax-test-cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# On a GPU the tests check float32 arithmetic, as on the CPU: no TF32 matrix products (JAX's
+# default precision there, and torch's once a float32 TorchModel allows them), which keep about
+# three significant digits and would move the cross-backend comparisons by 1e-3. NVIDIA's own
+# switch turns TF32 off in cuBLAS and cuDNN whatever a framework asks; no effect on a CPU.
+os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
+os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")
 
 
 def pytest_addoption(parser):

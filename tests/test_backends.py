@@ -59,7 +59,8 @@ def _write(tmp_path: Path, text: str, name: str = "small.tfm") -> Path:
 def exact_velocity(t, x, xp=np):
     """b(t, x) = E[x1 - x0 | x_t = x] for x0 ~ N(0, 1), x1 ~ N(MEAN, SCALE^2), x_t = (1-t) x0 + t x1
     (``xp``: the array module of t and x)."""
-    mean, scale = (xp.asarray(v.astype(np.float32)) for v in (MEAN, SCALE))
+    where = {"device": x.device} if hasattr(x, "is_cuda") else {}  # torch: x's device
+    mean, scale = (xp.asarray(v.astype(np.float32), **where) for v in (MEAN, SCALE))
     var = (1 - t) ** 2 + t**2 * scale**2
     return mean + (t * scale**2 - (1 - t)) / var * (x - t * mean)
 
@@ -95,11 +96,13 @@ def test_exact_velocity_transports_exactly_through_solver_and_likelihood(tmp_pat
 
 
 def test_trained_gaussian_to_gaussian_matches_the_closed_form(g2g):
-    """2000 Adam steps (the example's budget): mean within 0.1, scales within 10%, the
-    log-density within 0.2 nats on average of the closed form; the learned velocity is
-    the exact one to 0.25 in RMS where the data lie."""
+    """2000 Adam steps (the example's budget): the mean within 0.1 of the target's scale, scales
+    within 10%, the log-density within 0.2 nats on average of the closed form; the learned
+    velocity is the exact one to 0.25 in RMS where the data lie. (The trained mean moves with
+    the random stream: over 6 seeds per backend on a CPU, and on a GPU's stream, its error
+    reached 0.078 of the scale.)"""
     x = g2g.sample(20_000, seed=1)
-    assert np.allclose(x.mean(0), MEAN, atol=0.1)
+    assert np.all(np.abs(x.mean(0) - MEAN) < 0.1 * SCALE), x.mean(0)
     assert np.allclose(x.std(0), SCALE, rtol=0.1)
     assert abs(np.corrcoef(x.T)[0, 1]) < 0.1
     points = (MEAN + SCALE * np.random.default_rng(1).standard_normal((1000, 2))).astype(np.float32)

@@ -151,7 +151,7 @@ def _points(shape, n=5, seed=RNG_SEED):
 
 def _emitted(model, name):
     """x -> U(x) of the emitted energy ``name``, on the backend's arrays."""
-    fn, xp, constants = model.module.ENERGIES[name], model.ops.xp, model.constants
+    fn, xp, constants = model.module.ENERGIES[name], model.ops.exact_xp, model.constants
     return lambda x: fn(xp, x, constants)
 
 
@@ -165,11 +165,26 @@ def test_an_emitted_energy_equals_numpy(models, name):
     shape, reference = REFERENCES[name]
     x = _points(shape)
     x32 = x.astype(np.float32)
-    value = _numpy(model, model.module.ENERGIES[name](model.ops.xp, model.ops.asarray(x32),
-                                                      model.constants))
+    value = _numpy(model, _emitted(model, name)(model.ops.asarray(x32)))
     assert value.shape == (5,)
     expected = reference(x32.astype(np.float64))
     np.testing.assert_allclose(value, expected, rtol=2e-5, atol=2e-5 * np.abs(expected).max())
+
+
+def test_energies_take_their_matrix_products_in_full_float32(backend_ops):
+    """``ops.exact_xp``, the namespace energies are evaluated in, multiplies matrices in full
+    float32 precision on every device (a GPU's TF32 products would be ~1e-3 off), and is the
+    array namespace otherwise."""
+    _, ops = backend_ops
+    a, b = np.random.default_rng(0).standard_normal((2, 256, 256)).astype(np.float32)
+    got = _numpy_of(ops, ops.exact_xp.matmul(ops.asarray(a), ops.asarray(b)))
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-6
+    assert ops.exact_xp.sum is ops.xp.sum
+
+
+def _numpy_of(ops, value):
+    return np.asarray(ops.numpy(value), np.float64)
 
 
 def _central_gradient(f, x, h=1e-6):

@@ -65,12 +65,13 @@ def test_a_torch_module_trains_samples_scores_and_resumes(tmp_path):
     whole = tfm.load(path, backend="torch", folder=tmp_path / "d", networks={"b": _torch_net()})
     whole.fit(steps=60, progress=False)
     for k in whole.params:
-        np.testing.assert_allclose(again.params[k].detach().numpy(),
-                                   whole.params[k].detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(again.params[k].detach().cpu().numpy(),
+                                   whole.params[k].detach().cpu().numpy(), rtol=1e-5, atol=1e-6)
     assert np.mean(whole.history[-10:]) < loss_30 * 1.5
     whole.reset(0)  # back to the module's own initial weights
     for k, v in first.items():
-        np.testing.assert_array_equal(whole.params[f"b.module.{k}"].detach().numpy(), v.numpy())
+        np.testing.assert_array_equal(whole.params[f"b.module.{k}"].detach().cpu().numpy(),
+                                      v.cpu().numpy())
 
 
 def test_user_network_names_and_shapes_are_checked(tmp_path):

@@ -97,7 +97,7 @@ class EnergyModel(ABC):
         target = self.spec.target
         if target.name == "energy":
             name = target.args["U"]["name"]
-            fn, xp, constants = self.module.ENERGIES[name], self.ops.xp, self.constants
+            fn, xp, constants = self.module.ENERGIES[name], self.ops.exact_xp, self.constants
             return lambda x: fn(xp, x, constants)
         energy = densities.energy(self.ops, target, self.shape)
         if energy is None:

@@ -352,12 +352,12 @@ class Model(EnergySampling, ABC):
         key = ("sample", entry.name, entry.method, repr(entry.args), trajectory, t0, t1)
         program = self.program(key, lambda w, x, k: kind.run(self, entry, w, x, k, t0, t1,
                                                               trajectory))
-        with step_limit(entry):
+        with step_limit(entry):  # the conversion waits for the device, where a GPU raises
             result = program(self.weights, start, k_noise.key())
-        if trajectory:
-            result = (ops.numpy(result[0]), ops.numpy(result[1]))
-        else:
-            result = ops.numpy(result)
+            if trajectory:
+                result = (ops.numpy(result[0]), ops.numpy(result[1]))
+            else:
+                result = ops.numpy(result)
         samples = result[0] if trajectory else result
         _finite(samples, f"The samples of '{entry.name}'")
         return result
@@ -405,9 +405,9 @@ class Model(EnergySampling, ABC):
         for i in range(0, len(x), batch):
             chunk = x[i:i + batch]
             padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
-            with step_limit(entry):
+            with step_limit(entry):  # converted inside: a GPU raises when it is waited for
                 values = program(self.weights, ops.asarray(padded), ops.key(seed, i))
-            parts.append(ops.numpy(values)[:len(chunk)])
+                parts.append(ops.numpy(values)[:len(chunk)])
         values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         _finite(values, "The log-densities")
         return values

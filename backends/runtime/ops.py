@@ -57,6 +57,10 @@ class Random(Protocol):
 class Ops(Protocol):
     name: str
     xp: Any  # the array API namespace
+    # xp with matrix products in full float32 precision on every device (a GPU's TF32
+    # products keep ~3 significant digits): the namespace energies are evaluated in, since
+    # an MCMC acceptance test or an importance weight needs the energy, not an approximation
+    exact_xp: Any
 
     def key(self, seed: int, index: int | None = None) -> Any:
         """The key of seed (and, with ``index``, of its index-th substream)."""

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from ...runtime import networks
+from . import conv
 
 ACTIVATIONS = {"silu": jax.nn.silu, "relu": jax.nn.relu, "gelu": jax.nn.gelu,
                "tanh": jnp.tanh, "selu": jax.nn.selu, "elu": jax.nn.elu}
@@ -26,9 +27,7 @@ class Layers:
         w = self.params[f"{self.name}.{i}.weight"].astype(self.dtype)
         b = self.params[f"{self.name}.{i}.bias"].astype(self.dtype)
         if self.convolution:
-            y = jax.lax.conv_general_dilated(h, w, (1, 1), "SAME",
-                                             dimension_numbers=("NCHW", "OIHW", "NCHW"))
-            return y + b[None, :, None, None]
+            return conv.conv2d(h, w) + b[None, :, None, None]
         return h @ w.T + b
 
     def weight(self, i: int):

@@ -58,9 +58,21 @@ def _assignment(cost: np.ndarray) -> np.ndarray:
     return host_assignment(cost).astype(np.int32)
 
 
+class _ExactProducts:
+    """jax.numpy with ``matmul`` at full float32 precision (JAX's default on a GPU is TF32)."""
+
+    def __getattr__(self, name):
+        return getattr(jnp, name)
+
+    @staticmethod
+    def matmul(a, b):
+        return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
+
+
 class Ops:
     name = "jax"
     xp = jnp
+    exact_xp = _ExactProducts()
 
     def key(self, seed: int, index: int | None = None):
         key = jax.random.PRNGKey(seed)

@@ -113,9 +113,24 @@ def _rms_norm(y):
                       / sum(leaf.numel() for leaf in leaves))
 
 
+class _ExactProducts:
+    """The array API namespace with ``matmul`` at full float32 precision: on CUDA, where a float32
+    TorchModel allows TF32 products, through float64 (as ``Network.matmul``)."""
+
+    def __getattr__(self, name):
+        return getattr(xp, name)
+
+    @staticmethod
+    def matmul(a, b):
+        if a.is_cuda and a.dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32:
+            return xp.matmul(a.double(), b.double()).float()
+        return xp.matmul(a, b)
+
+
 class Ops:
     name = "torch"
     xp = xp
+    exact_xp = _ExactProducts()
 
     def __init__(self, device="cpu"):
         self.device = torch.device(device)
