@@ -95,10 +95,12 @@ def check_model(model: ir.Model, statements: dict, declarations: dict) -> list[D
                   + (" (with a normal base, 'base' predicts the noise x0)."
                      if term.target == "noise" else "."))
     for net in model.networks:
-        if net.constructor.name == "convnet" and len(model.shape) != 3:
-            error(f"convnet works on image-shaped data [channels, height, width]; this model's "
-                  f"shape is {list(model.shape)}.", net.constructor.span,
+        if net.constructor.name in ("convnet", "unet") and len(model.shape) != 3:
+            error(f"{net.constructor.name} works on image-shaped data [channels, height, width]; "
+                  f"this model's shape is {list(model.shape)}.", net.constructor.span,
                   "Use mlp or resmlp, or declare dim [C, H, W].")
+        elif net.constructor.name == "unet":
+            _check_unet(net, tuple(model.shape), error)
         if net.name not in trained:
             warn(f"The network '{net.name}' is not trained by the objective.", net.span,
                  f"Add {net.name} ~ velocity (or another target) to the objective, or remove it.")
@@ -292,3 +294,31 @@ def check_flows(model: ir.Model) -> list[Diagnostic]:
                 f"its chains, but '{net.name}' is trained by {term.target}.", users[0].span,
                 f"Write {net.name} ~ forward_kl in the objective, or use flow_mh in a cycle."))
     return out
+
+
+def _check_unet(net, shape: tuple[int, ...], error) -> None:
+    """A U-Net's levels must halve the image exactly, and its group norms divide its channels."""
+    arg, span = net.constructor.arg, net.constructor.span
+    multipliers, groups = arg("multipliers"), arg("groups")
+    if not multipliers:
+        error("unet needs at least one level: multipliers is empty.", span,
+              "Give e.g. multipliers = [1, 2].")
+        return
+    factor = 2 ** (len(multipliers) - 1)
+    if shape[1] % factor or shape[2] % factor:
+        error(f"unet with {len(multipliers)} levels halves the image {len(multipliers) - 1} "
+              f"times, so its height and width must divide by {factor}; the images are "
+              f"{shape[1]} x {shape[2]}.", span,
+              "Use fewer multipliers, or pad the images.")
+    channels = sorted({arg("channels") * m for m in multipliers})
+    bad = [c for c in channels if c % groups]
+    if bad:
+        error(f"unet's group norms split the channels into {groups} groups, but {bad[0]} "
+              f"channels do not divide by {groups}.", span,
+              "Make channels a multiple of groups, or change groups.")
+    sizes = {shape[1] // 2 ** level for level in range(len(multipliers))}
+    unused = sorted(set(arg("attention")) - sizes)
+    if unused:
+        error(f"unet's attention lists the resolution {unused[0]}, which no level has (its "
+              f"levels are {', '.join(str(s) for s in sorted(sizes, reverse=True))}).", span,
+              "List resolutions the levels have, or attention = [] for none.")

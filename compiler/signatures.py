@@ -2,7 +2,8 @@
 standard library: arity, unknown or repeated keywords, missing arguments, and each value checked
 against its parameter type.
 
-Parameter types: ``real``, ``int``, ``vector`` (a number or a list of numbers), ``string``,
+Parameter types: ``real``, ``int``, ``vector`` (a number or a list of numbers), ``counts`` (a
+list of whole numbers of 1 or more, possibly empty, or one such number), ``string``,
 ``path`` (a data file name), ``energy`` (an energy declared in the model), ``schedule`` (a noise
 schedule of the model, or a constant), ``sampler`` (another sampler of the model: an MCMC kernel
 that a cycle or an SMC sampler uses), ``network`` (a network of the model: the flow a flow
@@ -22,8 +23,8 @@ from . import ir
 from . import builtins as B
 from .expressions import ExprError, Scope, constant
 
-TYPES = ("real", "positive", "nonnegative", "int", "count", "natural", "vector", "string",
-         "path", "energy", "schedule", "sampler", "network", "flow")
+TYPES = ("real", "positive", "nonnegative", "int", "count", "natural", "vector", "counts",
+         "string", "path", "energy", "schedule", "sampler", "network", "flow")
 # lower bounds of the numeric types: (bound, strict)
 BOUNDS = {"positive": (0, True), "nonnegative": (0, False), "count": (1, False),
           "natural": (0, False)}
@@ -131,6 +132,16 @@ def value(expr: S.Expr, param: S.Param, decl: S.PrimitiveDecl, scope: Scope, ref
             raise ExprError(f"{what} must be a whole number.", expr.span)
         _check_bound(int(number), kind, what, expr)
         return int(number)
+    if kind == "counts":  # whole numbers of 1 or more: a list (empty too) or one number
+        items = expr.items if isinstance(expr, S.ListExpr) else (expr,)
+        values = []
+        for item in items:
+            number = None if isinstance(item, (S.String, S.ListExpr)) else constant(item, scope)
+            if number is None or not number.is_Integer:
+                raise ExprError(f"{what} must be a list of whole numbers, e.g. [1, 2].", item.span)
+            _check_bound(int(number), "count", what, item)
+            values.append(int(number))
+        return tuple(values)
     if kind == "vector":
         if isinstance(expr, S.ListExpr):
             if not expr.items:

@@ -15,7 +15,7 @@ import zlib
 
 import numpy as np
 
-from .networks import NETWORKS
+from .networks import NETWORKS, layer_plan
 
 
 def _rng(seed: int, network: str) -> np.random.Generator:
@@ -42,11 +42,13 @@ def init_params(networks, shape, seed: int) -> dict[str, np.ndarray]:
         scalar = net.scalar
         kind = NETWORKS[net.kind]
         zero = set(kind.zero(net.args, tuple(shape)))
-        for i, (fan_in, fan_out) in enumerate(kind.sizes(net.args, tuple(shape), scalar)):
-            if kind.convolution:
-                w, b = _conv(rng, fan_in, fan_out)
+        for i, layer in enumerate(layer_plan(kind, net.args, tuple(shape), scalar)):
+            if layer[0] == "conv":
+                w, b = _conv(rng, *layer[1:])
+            elif layer[0] == "norm":  # a norm's scale and shift: 1 and 0, no draws
+                w, b = np.ones(layer[1], np.float32), np.zeros(layer[1], np.float32)
             else:
-                w, b = _dense(rng, fan_in, fan_out)
+                w, b = _dense(rng, *layer[1:])
             if i in zero:
                 w, b = np.zeros_like(w), np.zeros_like(b)
             params[f"{net.name}.{i}.weight"] = w

@@ -342,18 +342,31 @@ class Model(EnergySampling, ABC):
                         "Use a fixed-step sampler for trajectories.")
         t0, t1 = self.interval(entry)
         ops = self.ops
-        k_start, k_noise = ops.random(ops.key(seed)).split(2)
-        if x0 is None:
-            role = kind.start(entry)
-            start = densities.sampler(ops, self.spec.role(role), self.shape,
-                                      self._density_array(role))(k_start, n)
-        else:
-            start = ops.asarray(np.asarray(x0, dtype=np.float32))
         key = ("sample", entry.name, entry.method, repr(entry.args), trajectory, t0, t1)
-        program = self.program(key, lambda w, x, k: kind.run(self, entry, w, x, k, t0, t1,
-                                                              trajectory))
+
+        def run(w, x, k):
+            return kind.run(self, entry, w, x, k, t0, t1, trajectory)
+
+        role = kind.start(entry)
+        data = self._density_array(role) if x0 is None else None
+        if x0 is None and data is None:
+            # the start points drawn inside the compiled program: on a GPU the draw and the key
+            # splits, run eagerly, took as long as the solve (docs/benchmarks.md)
+            draw = densities.sampler(ops, self.spec.role(role), self.shape)
+
+            def drawn(w, k):
+                k_start, k_noise = ops.random(k).split(2)
+                return run(w, draw(k_start, n), k_noise.key())
+            program, args = self.program(key + ("drawn", n), drawn), (ops.key(seed),)
+        else:
+            k_start, k_noise = ops.random(ops.key(seed)).split(2)
+            if x0 is None:
+                start = densities.sampler(ops, self.spec.role(role), self.shape, data)(k_start, n)
+            else:
+                start = ops.asarray(np.asarray(x0, dtype=np.float32))
+            program, args = self.program(key, run), (start, k_noise.key())
         with step_limit(entry):  # the conversion waits for the device, where a GPU raises
-            result = program(self.weights, start, k_noise.key())
+            result = program(self.weights, *args)
             if trajectory:
                 result = (ops.numpy(result[0]), ops.numpy(result[1]))
             else:

@@ -5,7 +5,8 @@ with ``ops.xp`` and the backend's ``Layers``. Field networks (t, x) -> field:
 - ``mlp``: t concatenated to the flattened x, ``depth`` hidden layers of ``width``;
 - ``resmlp``: t and its sinusoidal features, then ``blocks`` residual blocks of two layers;
 - ``convnet``: image-shaped x (C, H, W), t and its features as extra constant channels,
-  ``depth`` 3x3 convolutions of ``channels`` and a 3x3 convolution back to C channels.
+  ``depth`` 3x3 convolutions of ``channels`` and a 3x3 convolution back to C channels;
+- ``unet`` (``unet.py``): the time-conditioned U-Net of image diffusion models.
 
 Normalizing flows (``flows/``: no time, no field output; an invertible map z -> x of the sample
 shape with its exact log-determinant both ways, ``push`` and ``pull``):
@@ -20,8 +21,9 @@ both alternate the transformed coordinates by ``mask`` (``alternating``, ``check
 and end in a learned elementwise affine layer; their last layers (and mixing layers) start at
 zero, so a flow starts as the identity.
 
-A backend's ``Layers`` applies layer i of a network (``layer(i, h)``: a dense layer, or a 3x3
-convolution with padding 1, on the weights named ``<network>.<i>.weight|bias``), its
+A backend's ``Layers`` applies layer i of a network (``layer(i, h)``: a dense layer, or a k x k
+convolution with "same" padding where the weight is 4-D, on the weights named
+``<network>.<i>.weight|bias``), its
 activation (``act``), casts (``cast(h, dtype)``; ``dtype`` the compute dtype) and places
 constants (``constant(array)``); ``weight(i)`` and ``bias(i)`` give layer i's float32 weights
 as stored (a flow's mixing layers), ``matmul(a, b)`` a float32 product in full precision (not
@@ -64,6 +66,9 @@ class NetworkKind:
     convolution: bool = False
     flow: FlowPasses | None = None
     zero: Callable[[dict, tuple], tuple[int, ...]] = _no_zero_layers
+    # plan(args, shape, scalar): each layer's kind where they are not all of one
+    # (``layer_plan``); None: all dense, or all 3x3 convolutions with ``convolution``
+    plan: Callable | None = None
 
 
 NETWORKS: Registry[NetworkKind] = Registry("network")
@@ -71,6 +76,15 @@ NETWORKS: Registry[NetworkKind] = Registry("network")
 
 def layer_sizes(kind: str, args: dict, shape: tuple[int, ...], scalar: bool) -> list[tuple[int, int]]:
     return NETWORKS[kind].sizes(args, tuple(shape), scalar)
+
+
+def layer_plan(kind: NetworkKind, args: dict, shape: tuple[int, ...], scalar: bool) -> list[tuple]:
+    """Each layer's kind and size, in order: ("dense", in, out), ("conv", in, out, k) (a k x k
+    convolution, stride 1, "same" padding) or ("norm", channels) (a scale and a shift)."""
+    if kind.plan is not None:
+        return kind.plan(args, tuple(shape), scalar)
+    sizes = kind.sizes(args, tuple(shape), scalar)
+    return [("conv", a, b, 3) if kind.convolution else ("dense", a, b) for a, b in sizes]
 
 
 FREQUENCIES = np.arange(1, TIME_FEATURES + 1, dtype=np.float32) * np.float32(math.pi)
@@ -175,5 +189,7 @@ def flow_matching(xp, layers, net, shape, t, z, x):
     return matching(xp, layers, net.args, tuple(shape), t, z, x)
 
 
-# the flow kinds register themselves into NETWORKS (they import this module, complete by now)
+# the flow kinds and the U-Net register themselves into NETWORKS (they import this module,
+# complete by now)
 from . import flows  # noqa: E402,F401
+from . import unet  # noqa: E402,F401

@@ -21,12 +21,11 @@ class Layers:
     def __init__(self, net, params: dict, dtype):
         self.name, self.params, self.dtype = net.name, params, dtype
         self.act = ACTIVATIONS[net.args["activation"]]
-        self.convolution = networks.NETWORKS[net.kind].convolution
 
     def layer(self, i: int, h):
         w = self.params[f"{self.name}.{i}.weight"].astype(self.dtype)
         b = self.params[f"{self.name}.{i}.bias"].astype(self.dtype)
-        if self.convolution:
+        if w.ndim == 4:  # a convolution (out, in, kh, kw)
             return conv.conv2d(h, w) + b[None, :, None, None]
         return h @ w.T + b
 

@@ -25,13 +25,9 @@ class Network(nn.ModuleList):
 
     def __init__(self, net, shape: tuple[int, ...], dtype: torch.dtype):
         kind = networks.NETWORKS[net.kind]
-        sizes = kind.sizes(net.args, tuple(shape), net.scalar)
-        if kind.convolution:
-            super().__init__(nn.Conv2d(a, b, 3, padding=1) for a, b in sizes)
-        else:
-            super().__init__(nn.Linear(a, b) for a, b in sizes)
+        super().__init__(_module(layer) for layer in
+                         networks.layer_plan(kind, net.args, tuple(shape), net.scalar))
         self.net, self.kind, self.shape, self.dtype = net, kind, tuple(shape), dtype
-        self.convolution = kind.convolution
         self.act = ACTIVATIONS[net.args["activation"]]
 
     def layer(self, i: int, h):
@@ -39,8 +35,8 @@ class Network(nn.ModuleList):
         w, b = layer.weight, layer.bias
         if self.dtype != torch.float32:
             w, b = w.to(self.dtype), b.to(self.dtype)
-        if self.convolution:
-            return F.conv2d(h, w, b, padding=1)
+        if w.ndim == 4:  # a convolution (out, in, kh, kw), "same" padding
+            return F.conv2d(h, w, b, padding=w.shape[-1] // 2)
         return F.linear(h, w, b)
 
     def weight(self, i: int):
@@ -113,6 +109,25 @@ class Network(nn.ModuleList):
         if time is not None:  # a cnf's flow-matching pair at (time, latents x, samples data)
             return networks.flow_matching(xp, self, self.net, self.shape, time, x, data)
         return self.pull(x, probe) if inverse else self.push(x)
+
+
+class _Norm(nn.Module):
+    """A norm layer's scale and shift (the normalisation itself is in runtime/unet.py)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+
+def _module(layer: tuple) -> nn.Module:
+    """The module holding one layer of ``networks.layer_plan`` (its weights are set from
+    runtime/init.py)."""
+    if layer[0] == "conv":
+        return nn.Conv2d(layer[1], layer[2], layer[3], padding=layer[3] // 2)
+    if layer[0] == "norm":
+        return _Norm(layer[1])
+    return nn.Linear(layer[1], layer[2])
 
 
 def compute_dtype(spec) -> torch.dtype:
