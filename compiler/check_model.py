@@ -310,7 +310,7 @@ def _check_unet(net, shape: tuple[int, ...], error) -> None:
               f"times, so its height and width must divide by {factor}; the images are "
               f"{shape[1]} x {shape[2]}.", span,
               "Use fewer multipliers, or pad the images.")
-    channels = sorted({arg("channels") * m for m in multipliers})
+    channels = sorted({arg("channels")} | {arg("channels") * m for m in multipliers})
     bad = [c for c in channels if c % groups]
     if bad:
         error(f"unet's group norms split the channels into {groups} groups, but {bad[0]} "

@@ -177,14 +177,10 @@ def test_energies_take_their_matrix_products_in_full_float32(backend_ops):
     array namespace otherwise."""
     _, ops = backend_ops
     a, b = np.random.default_rng(0).standard_normal((2, 256, 256)).astype(np.float32)
-    got = _numpy_of(ops, ops.exact_xp.matmul(ops.asarray(a), ops.asarray(b)))
+    got = np.asarray(ops.numpy(ops.exact_xp.matmul(ops.asarray(a), ops.asarray(b))), np.float64)
     want = a.astype(np.float64) @ b.astype(np.float64)
     assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-6
     assert ops.exact_xp.sum is ops.xp.sum
-
-
-def _numpy_of(ops, value):
-    return np.asarray(ops.numpy(value), np.float64)
 
 
 def _central_gradient(f, x, h=1e-6):

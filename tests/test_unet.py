@@ -97,6 +97,7 @@ def test_every_planned_layer_is_used_once(tmp_path):
 @pytest.mark.parametrize("args, message", [
     ("channels = 8, multipliers = [1, 2, 2, 2], groups = 4", "its height and width must divide by 8"),
     ("channels = 6, multipliers = [1, 2], groups = 4", "6 channels do not divide by 4"),
+    ("channels = 6, multipliers = [2, 4], groups = 4", "6 channels do not divide by 4"),
     ("channels = 8, multipliers = [1, 2], attention = [2], groups = 4",
      "the resolution 2, which no level has"),
     ("channels = 8, multipliers = [], groups = 4", "multipliers is empty"),

@@ -30,6 +30,7 @@ loops. Layer kinds: ("dense", in, out), ("conv", in, out, k), ("norm", channels)
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from .networks import NETWORKS, TIME_FEATURES, NetworkKind, time_features
@@ -138,7 +139,7 @@ def _upsample(xp, h):
 def _forward(xp, layers, args, shape, scalar, t, x):
     ch, blocks, attend, groups = args["channels"], args["blocks"], set(args["attention"]), \
         args["groups"]
-    counter = iter(range(len(_plan(args, shape, scalar))))
+    counter = itertools.count()
 
     def at() -> int:
         return next(counter)

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from ...runtime import networks
 from . import conv
+from .ops import exact_matmul
 
 ACTIVATIONS = {"silu": jax.nn.silu, "relu": jax.nn.relu, "gelu": jax.nn.gelu,
                "tanh": jnp.tanh, "selu": jax.nn.selu, "elu": jax.nn.elu}
@@ -57,10 +58,7 @@ class Layers:
     def stop_gradient(h):
         return jax.lax.stop_gradient(h)
 
-    @staticmethod
-    def matmul(a, b):
-        """a @ b in full float32 precision (JAX's default on a GPU is TF32)."""
-        return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
+    matmul = staticmethod(exact_matmul)  # a @ b in full float32 precision
 
     @staticmethod
     def cast(h, dtype):

@@ -58,15 +58,18 @@ def _assignment(cost: np.ndarray) -> np.ndarray:
     return host_assignment(cost).astype(np.int32)
 
 
+def exact_matmul(a, b):
+    """a @ b in full float32 precision (JAX's default on a GPU is TF32)."""
+    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
+
+
 class _ExactProducts:
-    """jax.numpy with ``matmul`` at full float32 precision (JAX's default on a GPU is TF32)."""
+    """jax.numpy with ``matmul`` at full float32 precision."""
+
+    matmul = staticmethod(exact_matmul)
 
     def __getattr__(self, name):
         return getattr(jnp, name)
-
-    @staticmethod
-    def matmul(a, b):
-        return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
 
 
 class Ops:

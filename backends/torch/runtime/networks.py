@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...runtime import networks
+from .ops import exact_matmul
 
 ACTIVATIONS = {"silu": F.silu, "relu": F.relu, "gelu": lambda h: F.gelu(h, approximate="tanh"),
                "tanh": torch.tanh, "selu": F.selu, "elu": F.elu}  # gelu: jax.nn.gelu's default
@@ -66,13 +67,7 @@ class Network(nn.ModuleList):
     def stop_gradient(h):
         return h.detach()
 
-    @staticmethod
-    def matmul(a, b):
-        """a @ b in full float32 precision: on CUDA through float64, which TF32 (set by a float32
-        TorchModel on CUDA) never touches."""
-        if a.is_cuda:
-            return (a.double() @ b.double()).float()
-        return a @ b
+    matmul = staticmethod(exact_matmul)  # a @ b in full float32 precision
 
     @staticmethod
     def cast(h, dtype):

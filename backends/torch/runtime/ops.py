@@ -113,18 +113,21 @@ def _rms_norm(y):
                       / sum(leaf.numel() for leaf in leaves))
 
 
+def exact_matmul(a, b):
+    """a @ b in full float32 precision: on CUDA through float64, which TF32 (set by a float32
+    TorchModel on CUDA) never touches."""
+    if a.is_cuda:
+        return xp.matmul(a.double(), b.double()).float()
+    return xp.matmul(a, b)
+
+
 class _ExactProducts:
-    """The array API namespace with ``matmul`` at full float32 precision: on CUDA, where a float32
-    TorchModel allows TF32 products, through float64 (as ``Network.matmul``)."""
+    """The array API namespace with ``matmul`` at full float32 precision."""
+
+    matmul = staticmethod(exact_matmul)
 
     def __getattr__(self, name):
         return getattr(xp, name)
-
-    @staticmethod
-    def matmul(a, b):
-        if a.is_cuda and a.dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32:
-            return xp.matmul(a.double(), b.double()).float()
-        return xp.matmul(a, b)
 
 
 class Ops:
