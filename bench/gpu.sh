@@ -27,7 +27,7 @@ export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 IDLE_WAI
 # section NAME SECONDS COMMAND...: its output in $WORK/NAME.log, its time and exit status in
 # summary.txt, the end of its log on stdout (the reply carries the end of the output)
 section() {
-    case " ${SECTIONS:-env torch_bench jax_bench bf16 moons conv rerun tests profile} " in
+    case " ${SECTIONS:-env torch_bench jax_bench bf16 moons conv sharded unet rerun tests profile} " in
         *" $1 "*) ;;
         *) return 0 ;;
     esac
@@ -75,6 +75,10 @@ section moons 70 bash -c "timeout 55 $PYTHON -m tfm.driver.cli run examples/moon
     echo == \$b; tail -n 8 $WORK/moons_\$b.txt; head -c 1500 $WORK/moons_\$b/metrics.json; \
     rm -f $WORK/moons_\$b/*.safetensors $WORK/moons_\$b/*.npy; done"
 section conv 40 env OUT="$WORK" STEPS=256 ROUNDS=3 N=10000 "$PYTHON" bench/conv.py
+# the data-parallel code path (a mesh of one GPU; a NCCL process group of one) against the plain
+# one; tfm's U-Net against torchcfm's
+section sharded "${SHARDED_LIMIT:-110}" env OUT="$WORK" "$PYTHON" bench/sharded.py
+section unet "${UNET_LIMIT:-160}" env OUT="$WORK" "$PYTHON" bench/unet.py
 # the CUDA paths of the tests: torch on the card (compiled losses, TF32), JAX on the card;
 # TESTS (pytest arguments) and TESTS_LIMIT (seconds) choose others; RERUN: node ids run again
 # with their tracebacks

@@ -25,6 +25,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # (for worker processes)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -103,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="summarise a model",
                        description="Summarise the model: shape, densities, coupling, "
                        "interpolant, networks, objective, samplers, training settings.")
-    i.add_argument("file", metavar="FILE")
+    i.add_argument("file", metavar="FILE", help="a .tfm file, or a run folder (also says how it "
+                   "was trained)")
     i.add_argument("--json", action="store_true", help="machine-readable JSON")
     i.set_defaults(run=_info)
 
@@ -156,6 +158,17 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true",
                    help="replace the run DIR already holds (without it, such a DIR is an error)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    par = r.add_argument_group("several devices (docs/distributed.md)")
+    par.add_argument("--devices", type=_positive, metavar="N",
+                     help="train data parallel on N devices: JAX a mesh of N devices in this "
+                     "process (on a CPU, N host devices); torch N processes, one per device")
+    par.add_argument("--coordinator", metavar="HOST:PORT",
+                     help="JAX on several machines: the address of process 0 (default: "
+                     "JAX_COORDINATOR_ADDRESS or the cluster's variables)")
+    par.add_argument("--processes", type=_positive, metavar="P",
+                     help="JAX on several machines: how many processes take part")
+    par.add_argument("--process-id", type=_natural, metavar="K",
+                     help="JAX on several machines: this process's index, 0 .. P-1")
     r.set_defaults(run=_run)
 
     sa = sub.add_parser("sample", help="draw samples from a trained run",
@@ -221,14 +234,40 @@ def _compile_command(args) -> int:
 
 
 def _run(args) -> int:
-    from .run import run
+    from .run import default_out, run
 
     compilation = compile_model(args.file)
-    _warn(compilation)
+    several = args.coordinator is not None or args.processes is not None \
+        or args.process_id is not None
+    if several and args.backend != "jax":
+        parser_error = "--coordinator, --processes and --process-id are JAX's; with torch, "\
+            "start the processes with torchrun (docs/distributed.md)."
+        print(f"tfmc run: error: {parser_error}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.backend == "torch" and (args.devices or 1) > 1 and "WORLD_SIZE" not in os.environ:
+        from .launch import kept, launch  # torch: one worker process per device
+
+        _warn(compilation)
+        out = Path(args.out) if args.out else default_out(Path(args.file))
+        return launch(args.argv, args.devices, lambda: kept(out))
+    if args.backend == "jax" and args.devices:  # N devices of a CPU (before JAX starts)
+        flag = "--xla_force_host_platform_device_count"
+        if flag not in os.environ.get("XLA_FLAGS", ""):
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                                       + f" {flag}={args.devices}").strip()
+    devices, main = args.devices, os.environ.get("RANK", "0") == "0"
+    if several:  # JAX on several machines: every process's devices, by default
+        from ..backends.jax.runtime.sharding import initialize
+
+        devices, main = initialize(args.coordinator, args.processes, args.process_id, devices)
+    if main:
+        _warn(compilation)
     result = run(args.file, args.backend, args.out, steps=args.steps, seed=args.seed,
                  resume=args.resume, force=args.force, progress=not args.quiet,
-                 log=lambda m: print(m, file=sys.stderr), compilation=compilation)
-    print(json.dumps(result, indent=1))
+                 log=lambda m: print(m, file=sys.stderr), compilation=compilation,
+                 devices=devices)
+    if result is not None:  # (None: a process other than the first, which writes nothing)
+        print(json.dumps(result, indent=1))
     return EXIT_OK
 
 
@@ -399,8 +438,16 @@ def _derive(args) -> int:
 
 
 def _info(args) -> int:
-    model = load_model(args.file)
+    trained, folder = None, args.file
+    if Path(args.file).is_dir():  # a run folder: its model, and how it was trained
+        from .run import run_record
+
+        model, trained = run_record(args.file)
+    else:
+        model = load_model(args.file)
     summary = model_summary(model)
+    if trained is not None:
+        summary["run"] = trained
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
         return EXIT_OK
@@ -436,6 +483,16 @@ def _info(args) -> int:
     train = ", ".join(f"{k} {_call_text(v) if isinstance(v, dict) else v}"
                       for k, v in summary["train"].items())
     print(f"  train        {train}")
+    if trained is not None:
+        print(f"run {folder}: {trained['backend']} backend, seed {trained['seed']}, "
+              f"step {trained['step']} of {trained['steps']}")
+        for entry in trained["layouts"]:
+            how = (f"{entry['devices']} device{'s' * (entry['devices'] > 1)}"
+                   + (f" in {entry['processes']} processes" if entry["processes"] > 1 else "")
+                   + (f" ({entry['platform']})" if "platform" in entry else "")
+                   + (f", {entry['batch_per_device']} points per device"
+                      if entry["devices"] > 1 else ""))
+            print(f"  from step {entry['from_step']:<6} {how}")
     return EXIT_OK
 
 

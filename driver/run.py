@@ -12,6 +12,8 @@ import importlib
 import importlib.util
 import json
 import math
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,35 +84,60 @@ def _build(compilation: Compilation, source: Path, text: str, backend: str, fold
 def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
         steps: int | None = None, seed: int | None = None, resume: bool = False,
         progress: bool = True, log=print, compilation: Compilation | None = None,
-        force: bool = False) -> dict:
+        force: bool = False, devices: int | None = None) -> dict | None:
     """Train the model of ``path`` and write a complete run folder; returns the metrics. A
     folder that already holds a run is continued with ``resume``, replaced with ``force``, and
-    otherwise left alone (an error)."""
+    otherwise left alone (an error). ``devices``: data parallel on that many devices
+    (docs/distributed.md); of several processes, the first alone writes the run folder and
+    returns the metrics (the others return None)."""
     path = Path(path)
     out = Path(out) if out is not None else default_out(path)
     compilation = compilation or compile_model(path)
-    if not resume:
+    main = backend_module(backend).process_rank() == 0
+    if not main:  # another process of the run: computes its share, writes nothing
+        log, progress = (lambda message: None), False
+    if not resume and main:
         _claim(out, force)
     if compilation.model.sampling and not compilation.model.flow:
+        if devices is not None:
+            raise TfmSemanticError(Diagnostic(
+                "Semantic", f"Model {compilation.model.name} trains nothing; its samplers run "
+                "on one device.", suggestion="Leave out --devices."))
         return _run_samplers(path, backend, out, seed, resume, log, compilation)
     spec_name = compilation.model.name
     total = int(steps if steps is not None else compilation.model.train["steps"])
     train = spec_of(compilation.model).train
     meta = _resumable(out, spec_name, seed, total, checkpoint.optimizer_id(train), backend) \
         if resume else None
-    _make_folder(out)
-    model = build(path, backend, out, compilation)
+    if main:
+        _make_folder(out)
+    own = out if main else Path(tempfile.mkdtemp(prefix="tfm_worker_"))  # what it writes
+    try:
+        result = _train_and_evaluate(path, backend, out, own, compilation, total, seed, meta,
+                                     resume, progress, log, devices)
+    finally:
+        if not main:
+            shutil.rmtree(own, ignore_errors=True)
+    return result if main else None
+
+
+def _train_and_evaluate(path: Path, backend: str, out: Path, own: Path, compilation, total: int,
+                        seed, meta, resume: bool, progress: bool, log, devices) -> dict:
+    """``run``'s work once the run folder is claimed; ``own``: where this process writes
+    (the run folder, or a scratch folder for processes other than the first)."""
+    options = {} if devices is None else {"devices": devices}
+    model = build(path, backend, own, compilation, **options)
     if model.energy_samplers:  # a target without an energy fails now, not after training
         model.target_energy  # noqa: B018
     if meta is not None:
         model.seed = int(meta.get("seed", model.seed))
     elif seed is not None:
         model.reset(seed)
-    (out / "model.tfm").write_text(model.source_text)
-    checkpoint.write_json(out / "config.json", {
+    (own / "model.tfm").write_text(model.source_text)
+    checkpoint.write_json(own / "config.json", {
         "model": model.spec.model, "source": str(model.source_path), "backend": backend,
         "tfm_version": __version__, "steps": total, "seed": model.seed,
-        "spec": model.spec.to_json()})
+        "layouts": _layouts(out, resume, model), "spec": model.spec.to_json()})
     started = time.perf_counter()
     if model.spec.objective != "forward_kl":  # (a flow_mcmc sampler trains such a flow)
         model.fit(steps=total, out=out, resume=resume, progress=progress, log=log)
@@ -125,27 +152,27 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
         if model.spec.flows:
             from .flows import evaluate_flow
 
-            result = evaluate_flow(model, out, progress=progress, log=log) | result
+            result = evaluate_flow(model, own, progress=progress, log=log) | result
             if model.spec.objective == "forward_kl":  # trained by its flow_mcmc sampler
                 result |= {"steps": model.step, "train_seconds": None,
                            "final_loss": float(np.mean(model.history[-100:]))
                            if model.history else None}
-            model.save(out / checkpoint.NAME)
+            model.save(own / checkpoint.NAME)
         elif model.energy_samplers:  # after training, the samplers of the target's energy
             from .sampling import run_samplers
 
-            transport = evaluate(model, out, prefix="transport_", log=log)
-            result = run_samplers(model, out, log, progress=progress) | result
+            transport = evaluate(model, own, prefix="transport_", log=log)
+            result = run_samplers(model, own, log, progress=progress) | result
             result["transport"] = transport
         else:
-            result = evaluate(model, out, log=log) | result
-        plots.loss(out / "loss.png", np.asarray(model.history), f"{model.spec.model}: loss")
+            result = evaluate(model, own, log=log) | result
+        plots.loss(own / "loss.png", np.asarray(model.history), f"{model.spec.model}: loss")
     except TfmError as err:  # e.g. non-finite samples: the checkpoint and the loss stay
-        checkpoint.write_json(out / "metrics.json", result | {"error": str(err)})
+        checkpoint.write_json(own / "metrics.json", result | {"error": str(err)})
         raise
-    checkpoint.write_json(out / "metrics.json", result)
-    written = sorted(p.name for p in out.iterdir() if p.is_file())
-    log(f"wrote {out}/: {', '.join(written)}")
+    checkpoint.write_json(own / "metrics.json", result)
+    written = sorted(p.name for p in own.iterdir() if p.is_file())
+    log(f"wrote {own}/: {', '.join(written)}")
     return result
 
 
@@ -172,6 +199,25 @@ def _run_samplers(path: Path, backend: str, out: Path, seed, resume: bool, log,
     written = sorted(p.name for p in out.iterdir() if p.is_file())
     log(f"wrote {out}/: {', '.join(written)}")
     return result
+
+
+def _layouts(out: Path, resume: bool, model) -> list[dict]:
+    """How the run was laid out on devices, one entry per start or resume (``tfmc info``)."""
+    earlier = []
+    if resume and (out / "config.json").is_file():
+        try:
+            earlier = json.loads((out / "config.json").read_text()).get("layouts", [])
+        except (OSError, ValueError):
+            earlier = []
+    batch = int(model.spec.train.batch)
+    return earlier + [{"from_step": int(model.step) if not resume else _step_of(out),
+                       **model.layout.describe(),
+                       "batch_per_device": batch // model.layout.devices}]
+
+
+def _step_of(out: Path) -> int:
+    tensors, _ = checkpoint.load(out / checkpoint.NAME)
+    return int(tensors["step"][0]) if "step" in tensors else 0
 
 
 def default_out(path: Path) -> Path:
@@ -313,20 +359,40 @@ def path_energy(model, path: np.ndarray, sampler) -> float:
     return float(np.trapezoid(speeds, times))
 
 
-def open_run(run_dir: str | Path, backend: str | None = None):
-    """The model object of a run folder, with its trained weights; ``backend`` may differ from
-    the one that trained it (weights are shared)."""
+def run_record(run_dir: str | Path):
+    """(the IR of a run folder's model, how it was trained: backend, seed, steps asked for,
+    the checkpoint's step and the device layout of each start and resume)."""
     run_dir = Path(run_dir)
+    config, compilation = _run_config(run_dir)
+    step = _step_of(run_dir) if (run_dir / checkpoint.NAME).exists() else 0
+    layouts = config.get("layouts") or [{"from_step": 0, "devices": 1, "processes": 1}]
+    return compilation.model, {"backend": config.get("backend"), "seed": config.get("seed"),
+                               "steps": config.get("steps"), "step": step,
+                               "tfm_version": config.get("tfm_version"), "layouts": layouts}
+
+
+def _run_config(run_dir: Path):
+    """A run folder's config.json and its model compiled from the copy it keeps."""
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise TfmDataError(Diagnostic("Data", f"'{run_dir}' is not a run folder (no config.json).",
                                       suggestion="Give the folder `tfmc run` wrote (--out)."))
     config = json.loads(config_path.read_text())
-    backend = backend or config["backend"]
     source = Path(config["source"])
     text = (run_dir / "model.tfm").read_text()
     compilation = compile_text(text, file=source.name, folder=source.parent)
     compilation.raise_errors()
+    return config, compilation
+
+
+def open_run(run_dir: str | Path, backend: str | None = None):
+    """The model object of a run folder, with its trained weights; ``backend`` may differ from
+    the one that trained it (weights are shared)."""
+    run_dir = Path(run_dir)
+    config, compilation = _run_config(run_dir)
+    backend = backend or config["backend"]
+    source = Path(config["source"])
+    text = (run_dir / "model.tfm").read_text()
     model = _build(compilation, source, text, backend, run_dir / f"build_{backend}")
     if model.spec.sampling:
         model.seed = int(config.get("seed", model.seed))

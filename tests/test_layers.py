@@ -57,6 +57,7 @@ RULES: tuple[Rule, ...] = (
     Rule("tfm.backends.torch.runtime", 3, RUNTIME_MUST_NOT_IMPORT),
     # layer 4: command line, run folders
     Rule("tfm.driver", 4),
+    Rule("tfm.__main__", 4),  # python -m tfm: the command line, for launchers such as torchrun
 )
 
 # the package's files: these folders (all of them) and the .py files at the root

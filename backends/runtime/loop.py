@@ -33,7 +33,8 @@ FIRST_CHUNK = 8  # the first chunk's steps where chunk lengths cost nothing (no 
 
 
 def train(run_chunk, state, first: int, total: int, log_every: int, checkpoint_every: int,
-          on_chunk, on_checkpoint, pipelined: bool = True, free_lengths: bool = False):
+          on_chunk, on_checkpoint, pipelined: bool = True, free_lengths: bool = False,
+          agree=None):
     """Steps ``first`` .. ``total``; chunks end at every multiple of log_every and of
     checkpoint_every. ``run_chunk(state, length) -> (state, losses)``; ``on_chunk(state,
     losses)`` after each good chunk, ``on_checkpoint(state)`` at each checkpoint step and at the
@@ -41,7 +42,8 @@ def train(run_chunk, state, first: int, total: int, log_every: int, checkpoint_e
     ``pipelined=False`` finishes each chunk before the next starts: for a backend whose chunks
     update the model in place (torch), where the state a checkpoint saves is the live one.
     ``free_lengths``: a chunk of any length runs without compiling (torch), so the first chunk
-    is short (FIRST_CHUNK steps) and times the steps at once."""
+    is short (FIRST_CHUNK steps) and times the steps at once. ``agree(length)``: the length
+    every process of a run takes (they time their steps apart, and must run the same chunks)."""
     dispatched, latest, pending = first, state, None
     clock = _Clock(None if free_lengths else math.gcd(log_every, checkpoint_every))
     while True:
@@ -51,6 +53,8 @@ def train(run_chunk, state, first: int, total: int, log_every: int, checkpoint_e
                          checkpoint_every - dispatched % checkpoint_every, total - dispatched,
                          clock.steps_within(CHUNK_SECONDS),
                          FIRST_CHUNK if free_lengths and dispatched == first else total)
+            if agree is not None:
+                length = agree(length)
             latest, losses = run_chunk(latest, length)
             current = (latest, losses, dispatched + length)
             dispatched += length

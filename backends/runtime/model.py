@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import Diagnostic, TfmRuntimeError, TfmSemanticError
-from . import checkpoint, data as data_files, densities, likelihood, loop, time_laws
+from . import checkpoint, data as data_files, densities, likelihood, loop, parallel, time_laws
 from .energy_sampling import TRANSPORTS, EnergySampling
 from .objectives import OBJECTIVES
 from .ops import all_finite
@@ -84,6 +84,7 @@ class Model(EnergySampling, ABC):
         self._compiled: dict[tuple, object] = {}  # compiled samplers, likelihoods, training chunks
         self._intervals: dict[tuple, tuple[float, float]] = {}
         self.last_fit_steps = 0
+        self.layout = parallel.Layout()  # the devices each batch is split over (one by default)
 
     # --- backend hooks ----------------------------------------------------------------------
     @abstractmethod
@@ -180,7 +181,7 @@ class Model(EnergySampling, ABC):
             log(f"resuming {self.spec.model} at step {self.step} of {total}")
         first = self.step
         run_chunk = self._chunk_runner(total, data)
-        bar = _progress(total, self.step, progress)
+        bar = _progress(total, self.step, progress and self.layout.main)
 
         def on_chunk(state, losses):
             self.history.extend(float(v) for v in losses)
@@ -189,17 +190,21 @@ class Model(EnergySampling, ABC):
             bar.set_postfix(loss=f"{np.mean(losses):.4g}")
 
         def on_checkpoint(state):
-            if out is not None:
+            if out is not None and self.layout.main:  # one process writes the run folder
                 self.save(Path(out) / checkpoint.NAME)
 
         try:
             loop.train(run_chunk, self._state(), self.step, total, tr.log_every,
                        tr.checkpoint_every, on_chunk, on_checkpoint, self.pipelined,
-                       self.free_chunk_lengths)
+                       self.free_chunk_lengths,
+                       self.layout.agree if self.layout.processes > 1 else None)
+        except parallel.WorkerLost as err:
+            raise TfmRuntimeError(Diagnostic(
+                "Runtime", f"{err.diagnostics[0].message} Training stopped at step {self.step}"
+                + _kept(out) + ".", suggestion="Continue with --resume, on any number of "
+                "devices.")) from None
         except loop.NonFiniteLoss as err:
-            where = (f"; the last good checkpoint (step {_checkpoint_step(out)}) is kept "
-                     f"in {out}" if out is not None and (Path(out) / checkpoint.NAME).exists()
-                     else "")
+            where = _kept(out, "good ")
             raise TfmRuntimeError(Diagnostic(
                 "Runtime", f"The loss became non-finite (NaN or inf) at step {err.step}{where}.",
                 suggestion="Lower the learning rate, add `clip 1.0` to the train block, or "
@@ -349,6 +354,7 @@ class Model(EnergySampling, ABC):
 
         role = kind.start(entry)
         data = self._density_array(role) if x0 is None else None
+        layout = self.layout  # the points split over the devices, gathered back in order
         if x0 is None and data is None:
             # the start points drawn inside the compiled program: on a GPU the draw and the key
             # splits, run eagerly, took as long as the solve (docs/benchmarks.md)
@@ -356,7 +362,7 @@ class Model(EnergySampling, ABC):
 
             def drawn(w, k):
                 k_start, k_noise = ops.random(k).split(2)
-                return run(w, draw(k_start, n), k_noise.key())
+                return run(w, layout.points(draw(k_start, n)), layout.stream(k_noise.key()))
             program, args = self.program(key + ("drawn", n), drawn), (ops.key(seed),)
         else:
             k_start, k_noise = ops.random(ops.key(seed)).split(2)
@@ -364,13 +370,16 @@ class Model(EnergySampling, ABC):
                 start = densities.sampler(ops, self.spec.role(role), self.shape, data)(k_start, n)
             else:
                 start = ops.asarray(np.asarray(x0, dtype=np.float32))
-            program, args = self.program(key, run), (start, k_noise.key())
+                n = start.shape[0]
+            program = self.program(key, run)
+            args = (layout.points(start), layout.stream(k_noise.key()))
         with step_limit(entry):  # the conversion waits for the device, where a GPU raises
             result = program(self.weights, *args)
             if trajectory:
-                result = (ops.numpy(result[0]), ops.numpy(result[1]))
+                result = (ops.numpy(layout.gather(result[0], n)),
+                          ops.numpy(layout.gather(result[1], n, axis=1)))
             else:
-                result = ops.numpy(result)
+                result = ops.numpy(layout.gather(result, n))
         samples = result[0] if trajectory else result
         _finite(samples, f"The samples of '{entry.name}'")
         return result
@@ -412,15 +421,19 @@ class Model(EnergySampling, ABC):
                                        integrate, exact, key)
         program = self.program(("log_prob", entry.name, entry.method, repr(entry.args), exact,
                                 t0, t1), one)
-        # equal batches (the last padded by at most one point per batch): one compiled shape
+        # equal batches (the last padded by at most one point per batch): one compiled shape,
+        # split evenly over the devices
+        layout = self.layout
         batch = -(-len(x) // max(1, -(-len(x) // batch))) if len(x) else 1
+        batch = parallel.padded(batch, layout.devices)
         parts = []
         for i in range(0, len(x), batch):
             chunk = x[i:i + batch]
             padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
             with step_limit(entry):  # converted inside: a GPU raises when it is waited for
-                values = program(self.weights, ops.asarray(padded), ops.key(seed, i))
-                parts.append(ops.numpy(values)[:len(chunk)])
+                values = program(self.weights, layout.points(ops.asarray(padded)),
+                                 layout.stream(ops.key(seed, i)))
+                parts.append(ops.numpy(layout.gather(values, len(chunk))))
         values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         _finite(values, "The log-densities")
         return values
@@ -497,6 +510,13 @@ def step_limit(entry: Sampler):
             "Runtime", f"The sampler '{entry.name}' ({entry.method}) took more than its "
             "4096 steps.", suggestion="Loosen rtol and atol, use a fixed-step sampler, or "
             "restrict the time law away from singular ends.")) from None
+
+
+def _kept(out, what: str = "") -> str:
+    """Where the last checkpoint of a stopped fit is kept (empty without one)."""
+    if out is None or not (Path(out) / checkpoint.NAME).exists():
+        return ""
+    return f"; the last {what}checkpoint (step {_checkpoint_step(out)}) is kept in {out}"
 
 
 def _checkpoint_step(out) -> int:

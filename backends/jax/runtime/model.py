@@ -14,7 +14,8 @@ import numpy as np
 from ...runtime import model as shared
 from ...runtime.init import init_params
 from .energy_model import JaxEnergyModel
-from . import networks, optim, train, user_networks
+from ...runtime import parallel
+from . import networks, optim, sharding, train, user_networks
 from .ops import OPS
 
 BACKEND = "jax"
@@ -25,9 +26,13 @@ class JaxModel(shared.Model):
     backend = BACKEND
     ops = OPS
 
-    def __init__(self, module, root: str | Path = ".", networks: dict | None = None):
+    def __init__(self, module, root: str | Path = ".", networks: dict | None = None,
+                 devices: int | None = None):
         super().__init__(module, root)
         tr = self.spec.train
+        if devices is not None:  # data parallel over a mesh of devices (sharding.py)
+            parallel.check_batch(tr.batch, devices)
+            self.layout = sharding.MeshLayout(devices)
         self.dtype = jnp.bfloat16 if tr.precision == "bfloat16" else jnp.float32
         self.optimizer = optim.optimizer(tr, tr.steps)
         self.user = user_networks.install(self.spec, self.shape,
@@ -53,8 +58,8 @@ class JaxModel(shared.Model):
         return self.ema if self.ema else self.params
 
     def _state(self) -> dict:
-        return {"params": self.params, "opt": self.opt_state, "ema": self.ema,
-                "step": jnp.asarray(self.step, jnp.int32)}
+        return self.layout.state({"params": self.params, "opt": self.opt_state, "ema": self.ema,
+                                  "step": jnp.asarray(self.step, jnp.int32)})
 
     def _set_state(self, state: dict) -> None:
         self.params, self.opt_state, self.ema = state["params"], state["opt"], state["ema"]
@@ -90,8 +95,10 @@ class JaxModel(shared.Model):
         run_chunk = self._compiled.get(key) if data is None else None  # arrays are not cached
         if run_chunk is None:
             step_fn = train.make_step(self.spec, self.objective.draw(self, data),
-                                      self._update(), jax.random.PRNGKey(self.seed))
-            run_chunk = train.chunk_runner(step_fn)
+                                      self._update(), jax.random.PRNGKey(self.seed),
+                                      self.layout)
+            run_chunk = train.chunk_runner(step_fn, self.layout.out_sharding()
+                                           if self.layout.sharded else None)
             if data is None:
                 self._compiled[key] = run_chunk
         return run_chunk

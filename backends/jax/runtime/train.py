@@ -37,25 +37,29 @@ def make_update(spec, loss, opt: optax.GradientTransformation):
     return update
 
 
-def make_step(spec, draw, update, root_key):
-    """One training step as a function state -> (state, loss), for ``lax.scan``: the batch is
-    drawn with the key ``fold_in(root_key, step)``."""
+def make_step(spec, draw, update, root_key, layout):
+    """One training step as a function state -> (state, loss), for ``lax.scan``: the global
+    batch is drawn with the key ``fold_in(root_key, step)``, then laid out over the devices
+    (``layout.batch``: sharded by rows over a mesh; unchanged on one device)."""
     batch = spec.train.batch
 
     def step(state, _):
         rng = OPS.random(jax.random.fold_in(root_key, state["step"]))
-        return update(state, *draw(rng, batch, state["step"]))
+        return update(state, *layout.batch(draw(rng, batch, state["step"]), batch))
 
     return step
 
 
-def chunk_runner(step):
-    """A compiled function (state, length) -> (state, losses); one compilation per length."""
+def chunk_runner(step, out_sharding=None):
+    """A compiled function (state, length) -> (state, losses); one compilation per length.
+    ``out_sharding``: where the outputs live (a mesh: replicated on every device)."""
     cache = {}
+    options = {} if out_sharding is None else {"out_shardings": out_sharding}
 
     def run(state, length: int):
         if length not in cache:
-            cache[length] = jax.jit(lambda s: jax.lax.scan(step, s, None, length=length))
+            cache[length] = jax.jit(lambda s: jax.lax.scan(step, s, None, length=length),
+                                    **options)
         return cache[length](state)
     return run
 

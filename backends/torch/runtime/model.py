@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...runtime import model as shared
+from ...runtime import model as shared, parallel
 from ...runtime.init import init_params
 from ...runtime.model import error
 from .energy_model import TorchEnergyModel
-from . import optim, train
+from . import distributed, optim, train
 from .ops import Ops, device as _device, default_device
 
 BACKEND = "torch"
@@ -33,10 +33,14 @@ class TorchModel(shared.Model):
     free_chunk_lengths = True  # a chunk is a Python loop of steps: any length, nothing compiled
 
     def __init__(self, module, root: str | Path = ".", device=None, compile: bool | None = None,
-                 networks: dict | None = None):
+                 networks: dict | None = None, devices: int | None = None):
         super().__init__(module, root)
         given = shared.user_networks(self.spec, networks)
         self.device = _device(device) if device is not None else default_device()
+        if devices is not None or distributed.launched() > 1:  # one process of several
+            parallel.check_batch(self.spec.train.batch, devices or distributed.launched())
+            self.device = distributed.device_of_rank(_device(device) if device else None)
+            self.layout = distributed.ProcessLayout(devices, self.device)
         self.ops = Ops(self.device)
         # training's loss through torch.compile (default: on CUDA, where it also captures CUDA
         # graphs; on a CPU compiling costs more than it saves on small models)
@@ -167,7 +171,9 @@ class TorchModel(shared.Model):
         # the same total to repeat an uninterrupted one)
         rate = optim.schedule(self.spec.train, total)
         ema = [self.ema[k] for k in self.params] if self.ema else []
-        return train.make_update(self.spec, self._loss(), self.net, self.optimizer, rate, ema)
+        average = self.layout.average_gradients if self.layout.sharded else None
+        return train.make_update(self.spec, self._loss(), self.net, self.optimizer, rate, ema,
+                                 average)
 
     def _loss(self):
         """The objective's loss on the live weights, compiled once per model when ``compile``
@@ -181,8 +187,8 @@ class TorchModel(shared.Model):
     def _chunk_runner(self, total: int, data):
         update = self._update(total)
         step = train.make_step(self.spec, self.objective.draw(self, data), update,
-                               self.ops.random(self.generator))
-        run = train.chunk_runner(step)
+                               self.ops.random(self.generator), self.layout)
+        run = train.chunk_runner(step, self.layout)
 
         def guarded(first: int, length: int):
             """A chunk whose losses are not all finite, or that is interrupted (Ctrl-C), leaves

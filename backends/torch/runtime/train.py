@@ -42,10 +42,11 @@ def compiled(loss, device: torch.device):
 
 
 def make_update(spec: dict, loss, net: torch.nn.Module, opt: torch.optim.Optimizer, rate,
-                ema: list[torch.Tensor]):
+                ema: list[torch.Tensor], average_gradients=None):
     """One optimiser step on a given batch: (step, *batch) -> loss (a 0-d tensor on the
     device), updating the weights, the optimiser state and the EMA ``ema`` in place; ``loss``
-    is ``loss_function``'s (or its compiled form)."""
+    is ``loss_function``'s (or its compiled form). ``average_gradients(grads)``: the gradients
+    averaged over the processes of a data-parallel run, in place, before clipping."""
     decay, limit = float(spec.train.ema), float(spec.train.clip)
     params = list(net.parameters())
     for p in params:  # gradients live in place; a weight the loss does not reach (the last bias
@@ -55,6 +56,8 @@ def make_update(spec: dict, loss, net: torch.nn.Module, opt: torch.optim.Optimiz
         value = loss(*batch)
         opt.zero_grad(set_to_none=False)
         value.backward()
+        if average_gradients is not None:
+            average_gradients([p.grad for p in params])
         if limit > 0:
             optim.clip([p.grad for p in params], limit)
         for group in opt.param_groups:
@@ -68,21 +71,21 @@ def make_update(spec: dict, loss, net: torch.nn.Module, opt: torch.optim.Optimiz
     return update
 
 
-def make_step(spec, draw, update, rng):
-    """One training step: step -> loss, its batch drawn by ``draw`` from ``rng`` (the model's
-    training generator)."""
+def make_step(spec, draw, update, rng, layout):
+    """One training step: step -> loss, its global batch drawn by ``draw`` from ``rng`` (the
+    model's training generator), of which this process computes its rows (``layout.batch``)."""
     batch = spec.train.batch
 
     def step(k: int):
-        return update(k, *draw(rng, batch, k))
+        return update(k, *layout.batch(draw(rng, batch, k), batch))
 
     return step
 
 
-def chunk_runner(step):
+def chunk_runner(step, layout):
     """(first step, length) -> (next step, losses): ``length`` steps, their losses gathered on
-    the device and handed to the host once."""
+    the device (averaged over the processes) and handed to the host once."""
     def run(first: int, length: int):
         losses = [step(first + i) for i in range(length)]
-        return first + length, torch.stack(losses).cpu().numpy()
+        return first + length, layout.average(torch.stack(losses)).cpu().numpy()
     return run

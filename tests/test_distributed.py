@@ -1,0 +1,382 @@
+"""Data parallelism on this CPU (docs/distributed.md): JAX over a mesh of 2 forced host devices,
+and over 2 processes (jax.distributed); torch over 2 gloo processes started by ``tfmc run
+--devices 2``. A run on 2 devices equals the 1-device run of the same seed and global batch
+(losses of the first 50 steps and final weights within 1e-5 relative), with the minibatch OT
+coupling solved over the global batch; a checkpoint is written by one process and resumes on
+another number of devices; a process that dies stops the run with a clear message and the last
+checkpoint intact."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfm.backends.runtime import checkpoint, parallel
+from tfm.errors import TfmSemanticError
+
+ROOT = Path(__file__).resolve().parent.parent
+RTOL = 1e-5
+
+MODEL = """import stdlib.toy2d
+import stdlib.interpolants
+
+model Parallel {
+    base x0 ~ normal(0, 1)
+    target x1 ~ moons(noise = 0.05)
+    coupling minibatch_ot
+    interpolant x_t = linear
+    network b = mlp(width = 32, depth = 2)
+    objective { b ~ velocity }
+    sampler ode = heun(steps = 8)
+    train { steps 50  batch 64  optimizer adam(lr = 1e-3)  ema 0.99
+            log_every 10  checkpoint_every 10  seed 3 }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("parallel") / "parallel.tfm"
+    path.write_text(MODEL)
+    return path
+
+
+def _env(**extra) -> dict:
+    """These tests run on the CPU, also on a machine with a GPU: JAX's host devices, gloo."""
+    env = os.environ | {"PYTHONUNBUFFERED": "1", "JAX_PLATFORMS": "cpu",
+                        "CUDA_VISIBLE_DEVICES": ""} | extra
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def _tfmc(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tfm.driver.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env or _env(), timeout=timeout)
+
+
+def _close(a, b) -> float:
+    """Largest difference relative to the largest magnitude."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-30))
+
+
+def _run_state(folder: Path) -> tuple[np.ndarray, dict]:
+    tensors, _ = checkpoint.load(folder / checkpoint.NAME)
+    return tensors["loss"], {k: v for k, v in tensors.items() if k.startswith("params/")}
+
+
+def _assert_same_run(one: tuple, many: tuple) -> None:
+    (loss_a, weights_a), (loss_b, weights_b) = one, many
+    assert len(loss_a) == len(loss_b) >= 50
+    assert _close(loss_a, loss_b) < RTOL
+    assert set(weights_a) == set(weights_b)
+    for k in weights_a:
+        assert _close(weights_a[k], weights_b[k]) < RTOL, k
+
+
+# --- the rule, without devices ----------------------------------------------------------------
+def test_a_global_batch_splits_into_equal_slices_that_keep_the_global_pairing(model_file):
+    """Each process's slice of a step's batch is rows of the batch drawn and paired (minibatch
+    OT over all 64 rows) as on one device: the pairing is the exact optimum of the global cost,
+    not of each slice's."""
+    import tfm
+    from scipy.optimize import linear_sum_assignment
+
+    model = tfm.load(model_file, backend="torch", device="cpu")
+    draw = model.objective.draw(model)
+    whole = draw(model.ops.random(model.ops.key(5)), 64)
+    t, x0, x1, z = (np.asarray(a) for a in whole)
+
+    class Slice(parallel.Layout):
+        devices = 2
+
+        def __init__(self, rank):
+            self.rank = rank
+
+        def batch(self, arrays, n):
+            return parallel.split_rows(arrays, n, parallel.rows_of(n, self.rank, self.devices))
+
+    parts = [Slice(r).batch(draw(model.ops.random(model.ops.key(5)), 64), 64) for r in (0, 1)]
+    for k, a in enumerate(whole):
+        if np.ndim(np.asarray(a)):
+            joined = np.concatenate([np.asarray(p[k]) for p in parts])
+            np.testing.assert_array_equal(joined, np.asarray(a))
+    cost = ((x0[:, None, :] - x1[None, :, :]) ** 2).sum(-1)
+    rows, cols = linear_sum_assignment(cost)
+    assert np.isclose(np.trace(cost), cost[rows, cols].sum(), rtol=1e-6)  # x1 already paired
+    across = cost[:32, 32:].min(axis=1) < np.diag(cost)[:32]  # pairs cross the slices' border
+    assert across.any()
+
+
+def test_a_batch_that_does_not_split_and_bad_devices_are_errors(model_file):
+    with pytest.raises(TfmSemanticError, match="batch of 64 does not split over 3 devices"):
+        parallel.check_batch(64, 3)
+    parallel.check_batch(64, 2)
+    import tfm
+
+    with pytest.raises(TfmSemanticError, match="whole number of devices"):
+        tfm.load(model_file, backend="jax", devices=0)
+
+
+# --- JAX: a mesh of 2 host devices, in a process of its own ------------------------------------
+JAX_SCRIPT = """
+import json, os, sys
+import numpy as np
+import jax
+import tfm
+from tfm.backends.runtime import checkpoint
+
+path, out = sys.argv[1], sys.argv[2]
+assert len(jax.devices()) == 2, jax.devices()
+report = {}
+
+one = tfm.load(path, backend="jax")
+one.fit(steps=50, progress=False)
+np.savez(out + "/one.npz", loss=np.asarray(one.history),
+         **{f"params/{k}": np.asarray(v) for k, v in one.params.items()})
+two = tfm.load(path, backend="jax", devices=2)
+two.fit(steps=50, progress=False)
+report["devices"] = sorted(str(d) for d in next(iter(two.params.values())).sharding.device_set)
+report["loss"] = float(np.max(np.abs(np.subtract(one.history, two.history))
+                             / np.max(np.abs(one.history))))
+report["weights"] = max(float(np.max(np.abs(np.asarray(one.params[k]) - np.asarray(v)))
+                              / np.max(np.abs(np.asarray(one.params[k]))))
+                        for k, v in two.params.items())
+
+# the step's batch under the mesh: drawn and paired over all 64 rows, then split by rows
+layout = two.layout
+draw = two.objective.draw(two)
+def batch(key):
+    return layout.batch(draw(two.ops.random(key), 64), 64)
+laid = jax.jit(batch)(jax.random.PRNGKey(7))
+whole = jax.jit(lambda key: draw(one.ops.random(key), 64))(jax.random.PRNGKey(7))
+report["batch_sharded"] = [len(a.sharding.device_set) for a in laid if a.ndim]
+report["batch_equal"] = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                            for a, b in zip(laid, whole))
+
+# sampling and log-densities: points split over the devices, gathered in order (101 points:
+# padded to 102 and cut)
+x1, x2 = one.sample(101, seed=4), two.sample(101, seed=4)
+report["samples"] = float(np.max(np.abs(x1 - x2)))
+report["log_prob"] = float(np.max(np.abs(one.log_prob(x1[:33]) - two.log_prob(x1[:33]))))
+
+# resumed on another number of devices: 30 steps on 1 device, then to 50 on 2
+os.makedirs(out + "/resumed")
+a = tfm.load(path, backend="jax")
+a.fit(steps=30, out=out + "/resumed", progress=False)
+b = tfm.load(path, backend="jax", devices=2)
+b.fit(steps=50, out=out + "/resumed", resume=True, progress=False)
+report["resumed"] = float(np.max(np.abs(np.subtract(one.history, b.history))
+                                 / np.max(np.abs(one.history))))
+report["resumed_weights"] = max(float(np.max(np.abs(np.asarray(one.params[k]) - np.asarray(v)))
+                                      / np.max(np.abs(np.asarray(one.params[k]))))
+                                for k, v in b.params.items())
+print(json.dumps(report))
+"""
+
+
+@pytest.fixture(scope="module")
+def jax_report(model_file, tmp_path_factory) -> dict:
+    pytest.importorskip("jax")
+    out = tmp_path_factory.mktemp("jax_resume")
+    done = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT, str(model_file), str(out)], capture_output=True,
+        text=True, timeout=600,
+        env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]) | {"folder": out}
+
+
+def test_jax_on_a_mesh_of_two_devices_equals_one_device(jax_report):
+    assert len(jax_report["devices"]) == 2  # the weights live on both devices
+    assert jax_report["loss"] < RTOL
+    assert jax_report["weights"] < RTOL
+
+
+def test_jax_couples_the_global_batch_and_shards_it(jax_report):
+    assert jax_report["batch_equal"] < 1e-6
+    assert jax_report["batch_sharded"] and all(n == 2 for n in jax_report["batch_sharded"])
+
+
+def test_jax_samples_and_log_densities_over_two_devices_equal_one(jax_report):
+    assert jax_report["samples"] < 1e-5
+    assert jax_report["log_prob"] < 1e-4
+
+
+def test_jax_resumes_on_another_number_of_devices(jax_report):
+    assert jax_report["resumed"] < RTOL
+    assert jax_report["resumed_weights"] < RTOL
+
+
+def test_jax_over_two_processes_equals_one_process(model_file, tmp_path, jax_report):
+    """Two processes of one device each (jax.distributed over gloo on a CPU), as on two
+    machines: the same run, written once, by process 0."""
+    pytest.importorskip("jax")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "two"
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "tfm.driver.cli", "run", str(model_file), "--out", str(out),
+         "--quiet", "--coordinator", f"127.0.0.1:{port}", "--processes", "2",
+         "--process-id", str(k)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=_env()) for k in (0, 1)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    # (gloo prints a line of its own on stdout, in C++)
+    first, second = (text[text.find("{"):] if "{" in text else "" for text, _ in outputs)
+    assert json.loads(first)["w2"] > 0 and second == ""  # one process reports and writes
+    one = np.load(jax_report["folder"] / "one.npz")  # the 1-device run, on the CPU
+    _assert_same_run((one["loss"], {k: one[k] for k in one.files if k != "loss"}),
+                     _run_state(out))
+    layouts = json.loads((out / "config.json").read_text())["layouts"]
+    assert layouts[-1]["devices"] == 2 and layouts[-1]["processes"] == 2
+
+
+# --- torch: 2 gloo processes ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def torch_runs(model_file, tmp_path_factory) -> dict:
+    """``tfmc run --devices 2`` (2 processes, 50 steps, evaluated), the same run in this
+    process on one device, and both continued here on one process to 80 steps."""
+    pytest.importorskip("torch")
+    import tfm
+    from tfm.driver.run import evaluate
+
+    two = tmp_path_factory.mktemp("torch_runs") / "two"
+    done = _tfmc("run", model_file, "--backend", "torch", "--out", two, "--quiet",
+                 "--devices", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    one = tfm.load(model_file, backend="torch", device="cpu")
+    one.fit(progress=False)
+    runs = {"two": two, "two_50": _run_state(two),
+            "two_metrics": json.loads(done.stdout[done.stdout.find("{"):]),
+            "one_metrics": evaluate(one), "one_50": (np.asarray(one.history), _weights(one))}
+    one.fit(steps=80, progress=False)
+    runs["one_80"] = (np.asarray(one.history), _weights(one))
+    resumed = tfm.load(model_file, backend="torch", device="cpu")
+    resumed.fit(steps=80, out=two, resume=True, progress=False)
+    runs["two_80"] = (np.asarray(resumed.history), _weights(resumed))
+    return runs
+
+
+def _weights(model) -> dict:
+    return {f"params/{k}": np.array(v) for k, v in model._numpy_state()[0].items()}  # copies
+
+
+def test_torch_on_two_processes_equals_one_process(torch_runs):
+    _assert_same_run(torch_runs["one_50"], torch_runs["two_50"])
+    assert torch_runs["two_metrics"]["w2"] == pytest.approx(torch_runs["one_metrics"]["w2"],
+                                                            rel=1e-4)
+
+
+def test_torch_writes_the_run_once_and_resumes_on_another_count(torch_runs):
+    two = torch_runs["two"]
+    assert sorted(p.name for p in two.iterdir()) == sorted(
+        ["checkpoint.safetensors", "config.json", "loss.png", "metrics.json", "model.tfm",
+         "parallel_torch.py", "samples.npy", "samples.png", "trajectories.png"])
+    layouts = json.loads((two / "config.json").read_text())["layouts"]
+    assert [(e["from_step"], e["devices"], e["processes"]) for e in layouts] == [(0, 2, 2)]
+    assert layouts[0]["batch_per_device"] == 32 and layouts[0]["collectives"] == "gloo"
+    _assert_same_run(torch_runs["one_80"], torch_runs["two_80"])  # 50 on 2, then 30 on 1
+
+
+def test_info_of_a_run_folder_says_how_it_was_trained(torch_runs, capsys):
+    from tfm.driver.cli import main
+
+    assert main(["info", str(torch_runs["two"])]) == 0
+    text = capsys.readouterr().out
+    assert "torch backend, seed 3, step " in text
+    assert "from step 0      2 devices in 2 processes (cpu), 32 points per device" in text
+
+
+def test_the_torchrun_form_runs_the_same_training(model_file, tmp_path):
+    pytest.importorskip("torch")
+    import tfm
+
+    out = tmp_path / "torchrun"
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "tfm",
+         "run", str(model_file), "--backend", "torch", "--out", str(out), "--quiet",
+         "--steps", "20"], capture_output=True, text=True, env=_env(), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    one = tfm.load(model_file, backend="torch", device="cpu")
+    one.fit(steps=20, progress=False)
+    loss, weights = _run_state(out)
+    assert _close(one.history, loss) < RTOL
+    assert max(_close(v, weights[k]) for k, v in _weights(one).items()) < RTOL
+    assert json.loads((out / "config.json").read_text())["layouts"][0]["processes"] == 2
+
+
+def test_a_worker_that_dies_stops_the_run_and_keeps_the_checkpoint(model_file, tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "dies"
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "tfm.driver.cli", "run", str(model_file), "--backend", "torch",
+         "--out", str(out), "--quiet", "--devices", "2", "--steps", "1000000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / checkpoint.NAME).exists():
+            assert launcher.poll() is None, launcher.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "no checkpoint within 240 s"
+            time.sleep(0.2)
+        workers = _children(launcher.pid)
+        assert len(workers) == 2
+        time.sleep(1.0)
+        os.kill(workers[1], signal.SIGKILL)
+        _, err = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode not in (0, None)
+    assert "Worker 1 of 2 stopped (killed by SIGKILL)" in err
+    assert "Another process of this run stopped" in err  # worker 0's own words
+    assert "is kept in" in err and "--resume" in err
+    tensors, _ = checkpoint.load(out / checkpoint.NAME)  # intact, and it resumes on 1 device
+    step = int(tensors["step"][0])
+    assert step >= 10 and step % 10 == 0
+    done = _tfmc("run", model_file, "--backend", "torch", "--out", out, "--quiet", "--resume",
+                 "--steps", str(step + 10))
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid``, in the order they were started."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(c) for c in text]
+    return sorted(found)
+
+
+def test_torch_in_one_process_refuses_more_devices(model_file):
+    pytest.importorskip("torch")
+    import tfm
+
+    with pytest.raises(TfmSemanticError, match="2 devices asked for, but this process is one "
+                       "of 1"):
+        tfm.load(model_file, backend="torch", devices=2)
+
+
+def test_the_command_line_refuses_jax_options_with_torch(model_file):
+    done = _tfmc("run", model_file, "--backend", "torch", "--processes", "2")
+    assert done.returncode == 2
+    assert "torchrun" in done.stderr
+
+
+def test_distributed_docs_give_the_commands():
+    text = (ROOT / "docs" / "distributed.md").read_text()
+    for command in ("--devices 2", "torchrun --nproc-per-node", "--coordinator",
+                    "xla_force_host_platform_device_count"):
+        assert command in text
+    assert "--devices" in (ROOT / "README.md").read_text()
