@@ -99,11 +99,7 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
     if not resume and main:
         _claim(out, force)
     if compilation.model.sampling and not compilation.model.flow:
-        if devices is not None:
-            raise TfmSemanticError(Diagnostic(
-                "Semantic", f"Model {compilation.model.name} trains nothing; its samplers run "
-                "on one device.", suggestion="Leave out --devices."))
-        return _run_samplers(path, backend, out, seed, resume, log, compilation)
+        return _run_samplers(path, backend, out, seed, resume, log, compilation, devices)
     spec_name = compilation.model.name
     total = int(steps if steps is not None else compilation.model.train["steps"])
     train = spec_of(compilation.model).train
@@ -177,8 +173,9 @@ def _train_and_evaluate(path: Path, backend: str, out: Path, own: Path, compilat
 
 
 def _run_samplers(path: Path, backend: str, out: Path, seed, resume: bool, log,
-                  compilation: Compilation) -> dict:
-    """A model without networks: its samplers run into the run folder (driver/sampling.py)."""
+                  compilation: Compilation, devices: int | None = None) -> dict:
+    """A model without networks: its samplers run into the run folder (driver/sampling.py),
+    their chains or particles split over ``devices`` (JAX)."""
     from .sampling import run_samplers
 
     if resume:
@@ -187,7 +184,8 @@ def _run_samplers(path: Path, backend: str, out: Path, seed, resume: bool, log,
             "resume.", suggestion="Run it again without --resume; `tfmc sample RUN -n N` "
             "continues its chains."))
     _make_folder(out)
-    model = build(path, backend, out, compilation)
+    model = build(path, backend, out, compilation,
+                  **({} if devices is None else {"devices": devices}))
     if seed is not None:
         model.seed = int(seed)
     (out / "model.tfm").write_text(model.source_text)

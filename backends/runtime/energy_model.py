@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 
 from ...errors import Diagnostic, TfmRuntimeError, TfmSemanticError
-from . import checkpoint, data as data_files, densities
+from . import checkpoint, data as data_files, densities, parallel
 from .mcmc import KERNELS, potential
 from .mcmc.chains import ChainResult, run_chains
 from .mcmc.tempering import SMCResult, smc
@@ -77,6 +77,7 @@ class EnergyModel(ABC):
         # a model with flows: each flow's FlowProposal, and the weights runs pass them
         self.proposals: dict[str, object] = {}
         self.context = None
+        self.layout = parallel.Layout()  # JAX: chains and particles split over a mesh
 
     # --- backend hooks ----------------------------------------------------------------------
     @abstractmethod
@@ -202,6 +203,7 @@ class EnergyModel(ABC):
             x0, warmup = self.ops.asarray(state), 0
         else:
             x0 = self.base_draws(chains, seed)
+        x0 = self.layout.rows(x0)
         result = run_chains(self.ops, self.program, kernels, potential(self.ops, self.energy),
                             x0, key, warmup, int(draws if draws is not None else args["draws"]),
                             thin, steps, [k.target_accept(a) for k, a in kernels],
@@ -236,6 +238,7 @@ class EnergyModel(ABC):
                               .sample(z)[0])(self.context, z)
         else:
             x0 = self.base_draws(replicas * n, seed)
+        x0 = self.layout.rows(x0)
         result = smc(self.ops, self.program, kernels, base_log_prob, self.energy, x0, key,
                      replicas, temperatures, float(entry.args.get("ess", 0.5)),
                      int(entry.args["moves"]), entry.method in ("smc", "flow_smc"),

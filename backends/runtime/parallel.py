@@ -56,6 +56,12 @@ class Layout:
         the last point) and laid out by rows; ``gather`` undoes it."""
         return x
 
+    def rows(self, x):
+        """MCMC chains or SMC particles (n, ...) laid out by rows without padding (their
+        number must split over the devices): JAX shards them over the mesh; torch processes
+        each run every chain."""
+        return x
+
     def gather(self, values, n: int, axis: int = 0):
         """Every device's rows of ``values`` back in order on the host's side, cut to ``n``
         along ``axis`` (the points' axis)."""
@@ -77,15 +83,18 @@ class Layout:
         return losses
 
 
-def check_devices(devices, sampling_only: bool) -> None:
-    """``devices=`` of ``tfm.load``: a whole number, for a model that trains."""
+def check_devices(devices, sampling_only: bool = False) -> None:
+    """``devices=`` of ``tfm.load``: a whole number; ``sampling_only``: the model trains
+    nothing, and the backend cannot split its chains (torch)."""
     if not isinstance(devices, int) or isinstance(devices, bool) or devices < 1:
         raise TfmSemanticError(Diagnostic(
             "Semantic", f"devices= takes a whole number of devices (1 or more), not {devices!r}."))
     if sampling_only:
         raise TfmSemanticError(Diagnostic(
-            "Semantic", "This model trains nothing; its samplers of the energy run on one device.",
-            suggestion="Leave out devices= (chains and particles are not yet split over devices)."))
+            "Semantic", "This model trains nothing, and the torch backend runs the chains and "
+            "particles of a sampler on one device.",
+            suggestion="Leave out devices=, or use the JAX backend, which splits them over "
+            "its devices."))
 
 
 def check_batch(batch: int, devices: int) -> None:

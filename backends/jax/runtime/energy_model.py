@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 
 from ...runtime import energy_model as shared
+from . import sharding
 from .ops import OPS
 
 
@@ -12,9 +13,11 @@ class JaxEnergyModel(shared.EnergyModel):
     backend = "jax"
     ops = OPS
 
-    def __init__(self, module, root="."):
+    def __init__(self, module, root=".", devices: int | None = None):
         self._compiled: dict[tuple, object] = {}
         super().__init__(module, root)
+        if devices is not None:  # chains and particles split over a mesh of devices
+            self.layout = sharding.MeshLayout(devices)
 
     def program(self, key: tuple, fn):
         if key not in self._compiled:

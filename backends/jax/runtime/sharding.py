@@ -59,7 +59,7 @@ class MeshLayout(parallel.Layout):
         self.platform = available[0].platform
         self.mesh = Mesh(np.asarray(available[:devices]), (AXIS,))
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
-        self.rows = NamedSharding(self.mesh, PartitionSpec(AXIS))
+        self.rows_sharding = NamedSharding(self.mesh, PartitionSpec(AXIS))
 
     def describe(self) -> dict:
         return super().describe() | {"platform": self.platform,
@@ -72,14 +72,25 @@ class MeshLayout(parallel.Layout):
         # drawn whole on every device (replicated: the draw, and a coupling's assignment or
         # plan, see the global batch as on one device), then each device keeps its rows
         return tuple(jax.lax.with_sharding_constraint(
-            jax.lax.with_sharding_constraint(a, self.replicated), self.rows)
+            jax.lax.with_sharding_constraint(a, self.replicated), self.rows_sharding)
             if getattr(a, "ndim", 0) and a.shape[0] == n else a for a in arrays)
 
     def points(self, x):
-        x = parallel.pad_rows(jax.numpy, x, parallel.padded(x.shape[0], self.devices))
+        return self._by_rows(parallel.pad_rows(jax.numpy, x,
+                                               parallel.padded(x.shape[0], self.devices)))
+
+    def rows(self, x):
+        if x.shape[0] % self.devices:
+            raise TfmSemanticError(Diagnostic(
+                "Semantic", f"{x.shape[0]} chains or particles do not split over "
+                f"{self.devices} devices.", suggestion=f"Use a multiple of {self.devices} (chains, "
+                "or particles times replicas), or another number of devices."))
+        return self._by_rows(x)
+
+    def _by_rows(self, x):
         if isinstance(x, jax.core.Tracer):  # inside a compiled program
-            return jax.lax.with_sharding_constraint(x, self.rows)
-        return jax.device_put(x, self.rows)
+            return jax.lax.with_sharding_constraint(x, self.rows_sharding)
+        return jax.device_put(x, self.rows_sharding)
 
     def gather(self, values, n: int, axis: int = 0):
         if self.processes > 1 and not getattr(values, "is_fully_addressable", True):
