@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-GRACE = 5.0  # seconds the other workers get to stop after one fails, before they are killed
+GRACE = 5.0  # seconds the other workers get to stop by themselves after one fails, and then
+# after SIGTERM, before they are killed
 TAIL = 15  # lines of a failed worker's error output shown
 
 
@@ -48,7 +49,13 @@ def launch(argv: list[str], devices: int, describe_kept) -> int:
         raise
     if failed is None:
         return 0
-    rank, code = failed
+    deadline = time.monotonic() + GRACE  # the others' next collective fails: let them say so
+    while any(w.poll() is None for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # the worker to name: one that a signal killed (its peers then fail in their collectives)
+    killed = [(r, w.returncode) for r, w in enumerate(workers)
+              if w.returncode is not None and w.returncode < 0]
+    rank, code = killed[0] if killed else failed
     _reap(workers)
     if rank > 0:
         logs[rank].seek(0)

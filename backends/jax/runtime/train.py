@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ...runtime import ema as ema_rule
+from ...runtime import ema as ema_rule, parallel
 from .ops import OPS
 
 
@@ -37,11 +37,12 @@ def make_update(spec, loss, opt: optax.GradientTransformation):
     return update
 
 
-def make_step(spec, draw, update, root_key, layout):
+def make_step(spec, draw, update, root_key, layout=None):
     """One training step as a function state -> (state, loss), for ``lax.scan``: the global
     batch is drawn with the key ``fold_in(root_key, step)``, then laid out over the devices
-    (``layout.batch``: sharded by rows over a mesh; unchanged on one device)."""
+    (``layout.batch``: sharded by rows over a mesh; unchanged on one device, the default)."""
     batch = spec.train.batch
+    layout = layout or parallel.Layout()
 
     def step(state, _):
         rng = OPS.random(jax.random.fold_in(root_key, state["step"]))
