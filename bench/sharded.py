@@ -105,8 +105,8 @@ def main() -> None:
             print(f"{backend:<6} w={width:<4} b={batch:<5} fit: plain "
                   f"{result['plain']['steps_per_s']:9.1f} steps/s, sharded "
                   f"{result['sharded']['steps_per_s']:9.1f} ({result['fit_ratio']:.2f}x)   "
-                  f"sample {N}: plain {result['plain']['samples_per_s'] / 1e6:7.2f} M/s, "
-                  f"sharded {result['sharded']['samples_per_s'] / 1e6:7.2f} M/s "
+                  f"sample {N}: plain {result['plain']['samples_per_s']:10.4g}/s, "
+                  f"sharded {result['sharded']['samples_per_s']:10.4g}/s "
                   f"({result['sample_ratio']:.2f}x)", flush=True)
     if os.environ.get("OUT"):
         Path(os.environ["OUT"], "bench_sharded.json").write_text(json.dumps(

@@ -55,3 +55,18 @@ def in_root(monkeypatch):
     """Run from the repository root, so that diagnostics name files as the goldens do."""
     monkeypatch.chdir(ROOT)
     return ROOT
+
+
+# The slowest modules first (longest-first scheduling): pytest-xdist's workers then end on short
+# tests instead of one worker finishing a long one alone. Whole modules move, so that their
+# module-scoped fixtures are still built once. Alphabetical order put tests/test_unet.py's
+# 70-second digits test last.
+FIRST = ("test_unet.py", "test_flow_cnf.py", "test_distributed.py", "test_flow_models.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = Path(str(item.fspath)).name
+        return FIRST.index(name) if name in FIRST else len(FIRST)
+
+    items.sort(key=rank)  # stable: the order within each module is kept
