@@ -67,8 +67,11 @@ def _interrupted(args) -> str:
         return (f"Interrupted before a checkpoint was written: nothing in '{out}' can be "
                 "resumed; run it again (the train block's checkpoint_every sets how often a "
                 "checkpoint is written).")
+    same = "".join(f" --{name} {value}" for name, value in (
+        ("backend", None if args.backend == "jax" else args.backend),
+        ("devices", args.devices)) if value is not None)  # the run's own options
     return (f"Interrupted. The checkpoint of step {step} is kept in '{out}'; continue with "
-            f"`tfmc run {args.file} --out {out} --resume`.")
+            f"`tfmc run {args.file}{same} --out {out} --resume`.")
 
 
 def _parser() -> argparse.ArgumentParser:

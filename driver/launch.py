@@ -19,6 +19,7 @@ from pathlib import Path
 GRACE = 5.0  # seconds the other workers get to stop by themselves after one fails, and then
 # after SIGTERM, before they are killed
 TAIL = 15  # lines of a failed worker's error output shown
+INTERRUPTED = 130  # the exit status of an interrupted run (128 + SIGINT)
 
 
 def launch(argv: list[str], devices: int, describe_kept) -> int:
@@ -46,7 +47,7 @@ def launch(argv: list[str], devices: int, describe_kept) -> int:
         while any(w.poll() is None for w in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
         _reap(workers, signal.SIGINT)  # (a SIGINT sent to this process alone)
-        raise
+        return INTERRUPTED  # worker 0 has said what the run folder keeps
     if failed is None:
         return 0
     deadline = time.monotonic() + GRACE  # the others' next collective fails: let them say so

@@ -366,6 +366,11 @@ def test_interrupted_run_says_exactly_what_is_kept(tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     assert f"The checkpoint of step 700 is kept in '{out}'; continue with `tfmc run {path} " \
         f"--out {out} --resume`." in err
+    # the command keeps the run's backend and devices
+    assert cli.main(["run", str(path), "--out", str(out), "--quiet", "--resume", "--backend",
+                     "torch", "--devices", "1"]) == 130
+    assert f"continue with `tfmc run {path} --backend torch --devices 1 --out {out} " \
+        "--resume`." in capsys.readouterr().err
 
 
 def test_a_run_folder_is_not_overwritten_without_force(tmp_path, backend):
