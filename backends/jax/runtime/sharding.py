@@ -5,9 +5,11 @@ A mesh has one axis, ``batch``. The training state (weights, optimiser state, EM
 replicated on every device; each step draws its global batch as one device would and constrains
 it to be sharded along its rows, and XLA's partitioner splits the step's work by rows and turns
 the mean over the batch, and so the gradient, into an all-reduce. The fused ``lax.scan`` chunk
-stays one compiled program. Couplings are computed on the whole global batch (XLA gathers what
-an assignment or a Sinkhorn plan needs), and random draws do not depend on the layout
-(``jax_threefry_partitionable``, JAX's default), so a run on N devices equals the 1-device run.
+stays one compiled program. The draw, and with it a coupling's assignment or Sinkhorn plan,
+runs replicated on every device over the whole global batch before the split, and random draws
+do not depend on the layout (``jax_threefry_partitionable``, JAX's default), so a run on N
+devices equals the 1-device run. MCMC chains and SMC particles are sharded by rows the same way
+(``rows``).
 
 On several machines (``jax.distributed.initialize``, called by ``initialize`` here) the mesh
 holds every process's devices; each process runs the same program, and results sharded over
