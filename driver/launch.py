@@ -26,7 +26,7 @@ def launch(argv: list[str], devices: int, describe_kept) -> int:
     """Runs ``tfmc`` with ``argv`` in ``devices`` worker processes; returns the exit status
     (the first failed worker's, else 0). ``describe_kept()`` says what the run folder keeps,
     for the message after a failure."""
-    from ..backends.torch.runtime.distributed import free_port
+    from ..backends.runtime.parallel import free_port  # (not torch: this process trains nothing)
 
     env = os.environ | {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
                         "WORLD_SIZE": str(devices), "LOCAL_WORLD_SIZE": str(devices)}
@@ -118,10 +118,9 @@ def kept(out: Path) -> str:
     from ..backends.runtime import checkpoint
 
     try:
-        tensors, _ = checkpoint.load(out / checkpoint.NAME)
+        step = checkpoint.step_of(out / checkpoint.NAME)
     except Exception:  # noqa: BLE001 - none yet, or unreadable
         return (f"No checkpoint was written in '{out}' yet: nothing can be resumed; run it "
                 "again.")
-    step = int(tensors["step"][0])
     return (f"The checkpoint of step {step} is kept in '{out}'; continue with --resume (on "
             "any number of devices).")

@@ -98,23 +98,31 @@ def run(path: str | Path, backend: str = "jax", out: str | Path | None = None,
         log, progress = (lambda message: None), False
     if not resume and main:
         _claim(out, force)
-    if compilation.model.sampling and not compilation.model.flow:
-        return _run_samplers(path, backend, out, seed, resume, log, compilation, devices)
+    own = out if main else Path(tempfile.mkdtemp(prefix="tfm_worker_"))  # what it writes
+    try:
+        if compilation.model.sampling and not compilation.model.flow:
+            result = _run_samplers(path, backend, own, seed, resume, log, compilation, devices)
+        else:
+            result = _train(path, backend, out, own, compilation, steps, seed, resume, progress,
+                            log, devices)
+    finally:
+        if not main:
+            shutil.rmtree(own, ignore_errors=True)
+    return result if main else None
+
+
+def _train(path: Path, backend: str, out: Path, own: Path, compilation, steps, seed,
+           resume: bool, progress: bool, log, devices) -> dict:
+    """A model that trains: its checkpoint checked before anything is written, then trained and
+    evaluated."""
     spec_name = compilation.model.name
     total = int(steps if steps is not None else compilation.model.train["steps"])
     train = spec_of(compilation.model).train
     meta = _resumable(out, spec_name, seed, total, checkpoint.optimizer_id(train), backend) \
         if resume else None
-    if main:
-        _make_folder(out)
-    own = out if main else Path(tempfile.mkdtemp(prefix="tfm_worker_"))  # what it writes
-    try:
-        result = _train_and_evaluate(path, backend, out, own, compilation, total, seed, meta,
-                                     resume, progress, log, devices)
-    finally:
-        if not main:
-            shutil.rmtree(own, ignore_errors=True)
-    return result if main else None
+    _make_folder(own)
+    return _train_and_evaluate(path, backend, out, own, compilation, total, seed, meta, resume,
+                               progress, log, devices)
 
 
 def _train_and_evaluate(path: Path, backend: str, out: Path, own: Path, compilation, total: int,
@@ -208,14 +216,10 @@ def _layouts(out: Path, resume: bool, model) -> list[dict]:
         except (OSError, ValueError):
             earlier = []
     batch = int(model.spec.train.batch)
-    return earlier + [{"from_step": int(model.step) if not resume else _step_of(out),
+    start = checkpoint.step_of(out / checkpoint.NAME) if resume else int(model.step)
+    return earlier + [{"from_step": start,
                        **model.layout.describe(),
                        "batch_per_device": batch // model.layout.devices}]
-
-
-def _step_of(out: Path) -> int:
-    tensors, _ = checkpoint.load(out / checkpoint.NAME)
-    return int(tensors["step"][0]) if "step" in tensors else 0
 
 
 def default_out(path: Path) -> Path:
@@ -362,7 +366,8 @@ def run_record(run_dir: str | Path):
     the checkpoint's step and the device layout of each start and resume)."""
     run_dir = Path(run_dir)
     config, compilation = _run_config(run_dir)
-    step = _step_of(run_dir) if (run_dir / checkpoint.NAME).exists() else 0
+    step = checkpoint.step_of(run_dir / checkpoint.NAME) \
+        if (run_dir / checkpoint.NAME).exists() else 0
     layouts = config.get("layouts") or [{"from_step": 0, "devices": 1, "processes": 1}]
     return compilation.model, {"backend": config.get("backend"), "seed": config.get("seed"),
                                "steps": config.get("steps"), "step": step,

@@ -58,6 +58,12 @@ def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     return tensors, metadata
 
 
+def step_of(path: str | Path) -> int:
+    """The training step a checkpoint holds (0 for one written before any step)."""
+    tensors, _ = load(path)
+    return int(tensors["step"][0]) if "step" in tensors else 0
+
+
 def optimizer_id(train) -> str:
     """The optimiser settings of a train block (a spec Train) that a resumed run must share, as
     JSON."""

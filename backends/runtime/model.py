@@ -516,12 +516,8 @@ def _kept(out, what: str = "") -> str:
     """Where the last checkpoint of a stopped fit is kept (empty without one)."""
     if out is None or not (Path(out) / checkpoint.NAME).exists():
         return ""
-    return f"; the last {what}checkpoint (step {_checkpoint_step(out)}) is kept in {out}"
-
-
-def _checkpoint_step(out) -> int:
-    tensors, _ = checkpoint.load(Path(out) / checkpoint.NAME)
-    return int(tensors["step"][0])
+    step = checkpoint.step_of(Path(out) / checkpoint.NAME)
+    return f"; the last {what}checkpoint (step {step}) is kept in {out}"
 
 
 def _finite(values: np.ndarray, what: str) -> None:

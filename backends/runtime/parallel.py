@@ -15,6 +15,7 @@ layout: the points are split over the devices and gathered back in order.
 from __future__ import annotations
 
 import math
+import socket
 
 from ...errors import Diagnostic, TfmRuntimeError, TfmSemanticError
 
@@ -130,3 +131,10 @@ def rows_of(n: int, rank: int, world: int) -> slice:
 def split_rows(arrays: tuple, n: int, part: slice) -> tuple:
     """The ``part`` rows of each array whose leading axis has ``n`` rows; the others whole."""
     return tuple(a[part] if getattr(a, "ndim", 0) and a.shape[0] == n else a for a in arrays)
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now (a process group's rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -68,7 +68,7 @@ class ProcessLayout(parallel.Layout):
             if device.type == "cuda":
                 torch.cuda.set_device(device)
             alone = {} if "MASTER_ADDR" in os.environ else {  # a group of one (devices=1)
-                "init_method": f"tcp://127.0.0.1:{free_port()}", "rank": 0, "world_size": 1}
+                "init_method": f"tcp://127.0.0.1:{parallel.free_port()}", "rank": 0, "world_size": 1}
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                                     timeout=TIMEOUT, **alone)
         self.devices = self.processes = dist.get_world_size()
@@ -132,15 +132,6 @@ def _collective(op, *args):
             "Runtime", "Another process of this run stopped (a collective failed: "
             f"{(str(err).splitlines() or [''])[0][:200]}).",
             suggestion="See the other processes' messages.")) from None
-
-
-def free_port() -> int:
-    """A TCP port free on this machine now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def leave() -> None:
