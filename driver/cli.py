@@ -61,8 +61,7 @@ def _interrupted(args) -> str:
 
     out = Path(args.out) if args.out else default_out(Path(args.file))
     try:
-        tensors, _ = checkpoint.load(out / checkpoint.NAME)
-        step = int(tensors["step"][0])
+        step = checkpoint.step_of(out / checkpoint.NAME)
     except Exception:  # noqa: BLE001 - no checkpoint, or one being written when interrupted
         return (f"Interrupted before a checkpoint was written: nothing in '{out}' can be "
                 "resumed; run it again (the train block's checkpoint_every sets how often a "
