@@ -534,6 +534,9 @@ class Lowering:
         if call is not None and call.func in kinds.FLOWS:
             return self._flow_term(item)
         if isinstance(item.value, (S.Name, S.Call)) and \
+                as_call(item.value).func in kinds.MAP_OBJECTIVES:
+            return self._map_term(item, seen)
+        if isinstance(item.value, (S.Name, S.Call)) and \
                 (as_call(item.value).func in kinds.FLOW_OBJECTIVES):
             raise ExprError(f"'{as_call(item.value).func}' trains a normalizing flow; "
                             f"'{item.lhs}' is a {call.func if call else 'network'}.",
@@ -547,6 +550,23 @@ class Lowering:
                 item.value.span, (did_you_mean(shown, OBJECTIVE_TARGETS) if shown else None)
                 or "Targets: " + ", ".join(OBJECTIVE_TARGETS) + ".")
         return ir.ObjectiveTerm(item.lhs, item.value.id, span=item.span)
+
+    def _map_term(self, item: S.ObjectiveTerm, seen) -> ir.ObjectiveTerm:
+        """A flow map's objective (docs/fewstep.md): lagrangian(teacher = b),
+        eulerian(teacher = b) or self_distillation; the last also regresses the map's velocity
+        on the velocity target, so its term's target is velocity."""
+        ctor = self._constructor(item.value, "objective", "objective")
+        if any(t.objective is not None and t.objective.name in kinds.MAP_OBJECTIVES
+               for t in seen):
+            raise ExprError("The model trains a second flow map; one is allowed.", item.span,
+                            "Train one network as the flow map.")
+        teacher = dict(ctor.args).get("teacher")
+        if isinstance(teacher, ir.Reference) and teacher.name == item.lhs:
+            raise ExprError(f"'{item.lhs}' cannot be its own teacher.", item.value.span,
+                            f"Write {item.lhs} ~ self_distillation to learn the map without a "
+                            "teacher.")
+        target = "velocity" if ctor.name == "self_distillation" else "map"
+        return ir.ObjectiveTerm(item.lhs, target, span=item.span, objective=ctor)
 
     def _flow_term(self, item: S.ObjectiveTerm) -> ir.ObjectiveTerm:
         """A flow's objective: likelihood, reverse_kl(...), forward_kl or flow_matching."""

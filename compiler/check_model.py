@@ -115,6 +115,32 @@ def check_model(model: ir.Model, statements: dict, declarations: dict) -> list[D
         if f.is_noise and f.name not in used:
             warn(f"The noise schedule '{f.name}' is not used by any sampler.", f.span,
                  f"Use it as sampler sde = euler_maruyama(eps = {f.name}).")
+    out.extend(check_flow_map(model))
+    return out
+
+
+def check_flow_map(model: ir.Model) -> list[Diagnostic]:
+    """A flow map's teacher is trained on a regression target in the same run, and a fewstep
+    sampler has a flow map to step."""
+    out = []
+    term = model.objective.flow_map
+    if term is not None:
+        teacher = dict(term.objective.args).get("teacher")
+        if isinstance(teacher, ir.Reference):
+            trained = {t.network for t in model.objective.regressions}
+            if teacher.name not in trained:
+                out.append(Diagnostic(
+                    "Semantic", f"The teacher '{teacher.name}' of the flow map '{term.network}' "
+                    "is not trained on a regression target, so it knows no velocity.",
+                    term.span, f"Add {teacher.name} ~ velocity to the objective, or learn the "
+                    f"map without a teacher: {term.network} ~ self_distillation."))
+    for sampler in model.samplers:
+        if _family(sampler) == "map" and term is None:
+            out.append(Diagnostic(
+                "Semantic", f"The sampler '{sampler.name}' ({sampler.constructor.name}) steps a "
+                "flow map, but the objective trains none.", sampler.span,
+                "Train a network as a flow map, e.g. X ~ lagrangian(teacher = b) or "
+                "X ~ self_distillation, with network X = mlp() declared."))
     return out
 
 

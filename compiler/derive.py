@@ -122,7 +122,7 @@ def derive(model: ir.Model) -> tuple[ir.Derivation, list[Diagnostic]]:
     derivatives = tuple((f.name, tidy(f.body.diff(f.symbols()[0])))
                         for f in model.functions if len(f.params) == 1)
     targets = tuple((term.network, term.target, regression_target(term.target, model, velocity, form))
-                    for term in model.objective.terms)
+                    for term in model.objective.regressions)
     weight = model.objective.weight
     losses = []
     for network, target, y in targets:
@@ -144,10 +144,58 @@ def derive(model: ir.Model) -> tuple[ir.Derivation, list[Diagnostic]]:
                 "Semantic", f"The ODE sampler '{s.name}' needs the velocity, which the trained "
                 f"networks do not determine: {_field(fields, 'velocity').reason}", s.span,
                 "Train a network on velocity, or on a target the velocity can be derived from."))
+    term = model.objective.flow_map
+    if term is not None and _missing(fields, "velocity"):
+        diags.append(Diagnostic(
+            "Semantic", f"The flow map '{term.network}' is trained on the model's velocity, which "
+            f"the trained networks do not determine: {_field(fields, 'velocity').reason}",
+            term.span, "Train a network on velocity, or on a target the velocity can be derived "
+            "from."))
     diags.extend(_singular_conversions(model, fields))
     derivation = ir.Derivation(form is not None, expr, form, velocity, derivatives, targets,
-                               tuple(losses), fields, drifts, model.objective.time_law, weight)
+                               tuple(losses), fields, drifts, model.objective.time_law, weight,
+                               flow_map_loss(model, expr, fields))
     return derivation, diags
+
+
+S_TIME = sympy.Symbol("s", real=True)  # a flow map's start time
+
+
+def flow_map_loss(model: ir.Model, interpolant: sympy.Expr, fields) -> ir.FlowMapLoss | None:
+    """The flow map's loss (docs/fewstep.md) at x_s (the interpolant at s), with X_{s,t}(x) =
+    x + (t - s) v(s, t, x), the network's output v: lagrangian (and self_distillation)
+    |d/dt X_{s,t}(x_s) - b(t, X)|^2,
+    eulerian |d/ds X_{s,t}(x_s) + (grad_x X_{s,t}(x_s)) b(s, x_s)|^2, b the model's velocity with
+    its networks' outputs taken at the point it is evaluated at. One point's coordinate stands
+    for the vector: d/dx X times b is the Jacobian-vector product."""
+    term = model.objective.flow_map
+    velocity = _field(fields, "velocity").expr
+    if term is None or velocity is None:
+        return None
+    s, t, x = S_TIME, ir.t, ir.x
+    v = sympy.Function(f"v_{term.network}")
+    start = interpolant.xreplace({t: s})
+
+    def flow(a, b_, y):
+        return y + (b_ - a) * v(a, b_, y)
+
+    def teacher(time, point):
+        outputs = {sym: v(time, time, point) if sym.name == term.network else
+                   sympy.Function(sym.name)(time, point)
+                   for sym in velocity.free_symbols if sym not in (t, x)}
+        return velocity.xreplace(outputs).xreplace({t: time, x: point})
+
+    xs = sympy.Symbol("x_s", real=True)
+    if term.objective.name == "eulerian":
+        mapped = flow(s, t, xs)
+        residual = mapped.diff(s) + mapped.diff(xs) * teacher(s, xs)
+    else:
+        mapped = flow(s, t, xs)
+        residual = mapped.diff(t) - teacher(t, mapped)
+    teacher_name = dict(term.objective.args).get("teacher")
+    return ir.FlowMapLoss(term.network, term.objective.name,
+                          getattr(teacher_name, "name", None), flow(s, t, x), start,
+                          residual ** 2)
 
 
 def _singular_conversions(model: ir.Model, fields) -> list[Diagnostic]:
@@ -191,7 +239,7 @@ def _missing(fields, name) -> bool:
 def conversions(model: ir.Model, form: ir.LinearForm | None, diags) -> tuple[ir.Field, ...]:
     """Every field in terms of x and the network outputs, solved from the linear relations among
     the conditional expectations E[x0|x], E[x1|x], E[z|x] (docs/maths.md §3.1, Conversions)."""
-    terms = model.objective.terms
+    terms = model.objective.regressions
     if form is None:
         reason = ("the interpolant is not affine in x0, x1 and z, so conditional expectations "
                   "cannot be related linearly")

@@ -151,6 +151,7 @@ def _json(model, d, findings) -> dict:
                              if f.generic is not None else None}
                             if f.expr is not None else {"reason": f.reason})
                    for f in d.fields},
+        "flow_map": _flow_map_json(d),
         "drifts": [{"sampler": s, "direction": direction, "drift": _expr(e)}
                    for s, direction, e in d.drifts],
         "cse": _cse(d),
@@ -189,6 +190,7 @@ def _text(model, d, findings, sources) -> str:
     for (network, target, y), (_, loss) in zip(d.targets, d.losses):
         out.append(f"  {network} ~ {target}: Y = {y}")
         out.append(f"  {'':<{len(network) + len(target) + 3}}  loss = {loss}")
+    out += _flow_map_text(d)
     out += ["", "fields (x is the state; network names stand for their outputs)"]
     for f in d.fields:
         if f.expr is None:
@@ -213,6 +215,24 @@ def _text(model, d, findings, sources) -> str:
     return "\n".join(out)
 
 
+def _flow_map_text(d) -> list[str]:
+    m = d.flow_map
+    if m is None:
+        return []
+    by = f"teacher {m.teacher}" if m.teacher else "its own velocity v(t, t, x) as teacher"
+    return ["", f"flow map {m.network} ({m.form}, {by}; s <= t both from the time law; one "
+            "coordinate stands for the vector)",
+            f"  X_{{s,t}}(x) = {m.map}", f"  x_s = {m.start}", f"  loss = {m.loss}"]
+
+
+def _flow_map_json(d) -> dict | None:
+    m = d.flow_map
+    if m is None:
+        return None
+    return {"network": m.network, "form": m.form, "teacher": m.teacher, "map": _expr(m.map),
+            "start": _expr(m.start), "loss": _expr(m.loss)}
+
+
 def _latex(model, d, findings) -> str:
     L = sympy.latex
     rows = [rf"x_t &= {L(d.interpolant)}"]
@@ -226,6 +246,9 @@ def _latex(model, d, findings) -> str:
         rows.append(rf"Y_{{\mathrm{{{_tex_name(network)}}}}} &= {L(y)}"
                     rf"\quad(\text{{{target}}})")
         rows.append(rf"\ell_{{\mathrm{{{_tex_name(network)}}}}} &= {L(loss)}")
+    if d.flow_map is not None:
+        rows.append(rf"X_{{s,t}}(x) &= {L(d.flow_map.map)}")
+        rows.append(rf"\ell_{{\mathrm{{{_tex_name(d.flow_map.network)}}}}} &= {L(d.flow_map.loss)}")
     for f in d.fields:
         if f.expr is not None:
             rows.append(rf"\text{{{f.name}}} &= {L(f.expr)}")

@@ -14,6 +14,7 @@ import attrs
 import sympy
 
 from ..errors import Span
+from . import kinds
 
 t = sympy.Symbol("t", real=True)
 x0 = sympy.Symbol("x0", real=True)
@@ -144,9 +145,9 @@ class Network:
 @attrs.frozen
 class ObjectiveTerm:
     network: str
-    target: str  # a regression target (velocity, ...) or a flow objective (likelihood, ...)
+    target: str  # a regression target (velocity, ...), a flow objective (likelihood, ...) or map
     span: Span | None = _span
-    objective: "Constructor | None" = None  # a flow objective with its arguments
+    objective: "Constructor | None" = None  # a flow or flow-map objective with its arguments
 
 
 @attrs.frozen
@@ -155,6 +156,19 @@ class Objective:
     time_law: Constructor
     weight: sympy.Expr
     span: Span | None = _span
+
+    @property
+    def regressions(self) -> tuple[ObjectiveTerm, ...]:
+        """The terms that regress a network on a target along the interpolant (all but a flow
+        map distilled from a teacher, whose term's target is ``map``)."""
+        return tuple(term for term in self.terms if term.target != "map")
+
+    @property
+    def flow_map(self) -> ObjectiveTerm | None:
+        """The term that trains a flow map (``lagrangian``, ``eulerian``, ``self_distillation``),
+        if any."""
+        return next((term for term in self.terms if term.objective is not None
+                     and term.objective.name in kinds.MAP_OBJECTIVES), None)
 
 
 @attrs.frozen
@@ -252,6 +266,20 @@ class Field:
 
 
 @attrs.frozen
+class FlowMapLoss:
+    """A flow map's loss as ``tfmc derive`` shows it: the map X_{s,t}(x) in its network's output
+    v(s, t, x), the point x_s where it starts (the interpolant at s), and the loss at
+    (s, t, x_s), with the teacher's velocity (the model's velocity field) at the map's point."""
+
+    network: str
+    form: str  # lagrangian, eulerian or self_distillation
+    teacher: str | None
+    map: sympy.Expr
+    start: sympy.Expr
+    loss: sympy.Expr
+
+
+@attrs.frozen
 class Derivation:
     """Everything the compiler derives from a model (``tfmc derive``)."""
 
@@ -266,6 +294,7 @@ class Derivation:
     drifts: tuple[tuple[str, str, sympy.Expr], ...]  # (sampler, direction, drift)
     time_law: Constructor
     weight: sympy.Expr
+    flow_map: "FlowMapLoss | None" = None
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)

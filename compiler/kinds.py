@@ -13,6 +13,7 @@ A sampler kind belongs to a family:
   target's energy, in a model without networks;
 - ``smc``: sequential Monte Carlo or annealed importance sampling from the base to the target
   along the geometric path, with MCMC moves by a kernel of the model; it estimates log Z;
+- ``map``: K steps of the model's flow map X_{s,t} (``fewstep``): K network calls, no ODE;
 - ``flow``: a sampler that draws from a normalizing flow of the model (``flow = T``): importance
   sampling, SMC started from the flow, the adaptive flow-assisted MCMC loop. (``flow_mh``, the
   independence kernel, is an ``mcmc`` kernel that names its flow.) In a model with an
@@ -39,7 +40,7 @@ import attrs
 
 @attrs.frozen
 class SamplerSignature:
-    family: str  # "ode", "sde", "mcmc", "smc" or "flow"
+    family: str  # "ode", "sde", "mcmc", "smc", "flow" or "map"
     adaptive: bool = False  # an ODE solver that chooses its steps (for the whole batch)
 
     @property
@@ -64,6 +65,7 @@ SAMPLERS: dict[str, SamplerSignature] = {
     "smc": SMC, "ais": SMC,
     "flow_mh": MCMC, "importance": FLOW, "flow_smc": FLOW, "flow_ais": FLOW,
     "flow_mcmc": FLOW,
+    "fewstep": SamplerSignature("map"),
 }
 
 # network kinds that are normalizing flows, and what each flow objective needs of the target
@@ -71,6 +73,11 @@ FLOWS = ("realnvp", "spline", "cnf")
 FLOW_OBJECTIVES = {"likelihood": "samples", "reverse_kl": "energy", "forward_kl": "energy",
                    "flow_matching": "samples"}
 VELOCITY_FLOWS = ("cnf",)  # flows with a velocity, which flow_matching trains
+
+# the objectives of a flow map X_{s,t} (a field network of two times, docs/fewstep.md): distilled
+# from the model's velocity (lagrangian, eulerian: the teacher named), or self-distilled
+# (self_distillation: its own velocity regressed on the velocity target, and the map on it)
+MAP_OBJECTIVES = ("lagrangian", "eulerian", "self_distillation")
 
 
 def sampler(name: str) -> SamplerSignature | None:

@@ -119,7 +119,7 @@ def value(expr: S.Expr, param: S.Param, decl: S.PrimitiveDecl, scope: Scope, ref
         wanted = {"schedule": "a noise schedule declared with noise NAME(t) = ...",
                   "energy": "an energy declared with energy NAME(x) = ...",
                   "sampler": "an MCMC kernel declared with sampler NAME = mala(...)",
-                  "network": "a flow declared with network NAME = realnvp(...)"}[kind]
+                  "network": "a network declared with network NAME = ..."}[kind]
         pool = [n for n, k in refs.items() if k == ("noise" if kind == "schedule" else kind)]
         shown = expr.id if isinstance(expr, S.Name) else None
         raise ExprError(f"{what} must be {wanted}" + (f"; '{shown}' is not." if shown else "."),

@@ -474,8 +474,9 @@ def _info(args) -> int:
     objective = summary["objective"]
     if objective is not None:
         for term in objective["terms"]:
-            args = ", ".join(f"{k} = {v}" for k, v in term.get("args", {}).items())
-            print(f"  objective    {term['network']} ~ {term['target']}"
+            args = ", ".join(f"{k} = {v['name'] if isinstance(v, dict) and 'ref' in v else v}"
+                             for k, v in term.get("args", {}).items())
+            print(f"  objective    {term['network']} ~ {term.get('objective', term['target'])}"
                   + (f"({args})" if args else ""))
         if not model.flow:  # (a flow's objective has no time law or weight)
             print(f"  time law     {_call_text(objective['time_law'])}, "
@@ -534,7 +535,8 @@ def model_summary(model: ir.Model) -> dict:
                      for n in model.networks],
         "objective": None if model.objective is None else {
             "terms": [{"network": t.network, "target": t.target}
-                      | ({"args": dict(t.objective.to_json()["args"])} if t.objective else {})
+                      | ({"args": dict(t.objective.to_json()["args"]),
+                          "objective": t.objective.name} if t.objective else {})
                       for t in model.objective.terms],
             "time_law": model.objective.time_law.to_json(),
             "weight": str(model.objective.weight)},

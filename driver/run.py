@@ -78,6 +78,12 @@ def _build(compilation: Compilation, source: Path, text: str, backend: str, fold
             suggestion=f"Its options: {', '.join(module.OPTIONS) or 'none'}."))
     model = module.build(compilation.model, folder, root=source.parent, **options)
     model.source_path, model.source_text = source, text
+    if model.spec.coupling.name == "reflow":  # drawn when training asks for them
+        from functools import partial
+
+        from .reflow import draw_pairs
+
+        model.reflow_pairs = partial(draw_pairs, model, source.parent)
     return model
 
 
@@ -333,6 +339,13 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
             result["normalized_path_energy"] = abs(result["path_energy"] - w2_ends**2) / w2_ends**2
         if out is not None:
             plots.trajectories(out / f"{prefix}trajectories.png", path, f"{name}: trajectories")
+    if model.spec.coupling.name == "reflow" and getattr(model, "source_path", None):
+        from .reflow import teacher_metrics
+
+        result["reflow"] = teacher_metrics(model, Path(model.source_path).parent)
+    if any(s.kind == "map" for s in model.spec.samplers):
+        log("evaluating: the ODE and flow-map samplers side by side")
+        result["samplers"] = compare_samplers(model, n, reference, seed)
     if reference is not None and model.has_density and ode:
         log(f"evaluating: the negative log-likelihood of {NLL_POINTS} target draws (the "
             "probability-flow ODE with its divergence)")
@@ -342,6 +355,36 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
             result["nll_bits_per_dim"] = result["nll"] / (math.prod(model.shape) * math.log(2))
             result["dequantisation"] = DEQUANTISATION
     return result
+
+
+def compare_samplers(model, n: int, reference, seed: int = 0) -> dict:
+    """Each deterministic transport sampler (ODE solvers and flow-map steps) on the same n
+    points: network calls, samples per second (its program compiled by a first call, then
+    timed) and W2 to ``reference`` (docs/fewstep.md)."""
+    out = {}
+    for entry in model.spec.samplers:
+        if entry.kind not in ("ode", "map"):
+            continue
+        model.sample(n, sampler=entry.name, seed=seed)  # compiles
+        started = time.perf_counter()
+        samples = model.sample(n, sampler=entry.name, seed=seed)
+        seconds = time.perf_counter() - started
+        row = {"method": entry.method, "network_calls": _calls(entry),
+               "samples_per_second": round(n / seconds, 1)}
+        if reference is not None:
+            row["w2"] = metric_fns.w2(samples, reference)
+        out[entry.name] = row
+    return out
+
+
+def _calls(entry) -> int | None:
+    """Network evaluations of a fixed-step sampler (None for an adaptive one)."""
+    from ..backends.runtime.tableaus import TABLEAUS
+
+    steps = entry.args.get("steps")
+    if steps is None:
+        return None
+    return int(steps) * (1 if entry.kind == "map" else len(TABLEAUS[entry.method][1]))
 
 
 def _reference(model, n: int):

@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 GOOD = ROOT / "tests" / "golden" / "good"
 # digits_unet: its U-Net is compared across the backends at a small size in tests/test_unet.py
 # (here its exact 64-dimensional log-densities and JAX's compilation of it would take minutes)
+# and digits_flowmap: its convolutional flow map is compared in tests/test_fewstep.py
 MODELS = ([p for p in sorted((ROOT / "examples").glob("*.tfm"))
-           if trains(p) and p.stem != "digits_unet"]
+           if trains(p) and p.stem not in ("digits_unet", "digits_flowmap")]
           + sorted(GOOD.glob("*.tfm")) + ["potential"])
 SOLVERS = {"euler": {"steps": 10}, "midpoint": {"steps": 10}, "heun": {"steps": 10},
            "rk4": {"steps": 10}, "dopri5": {"rtol": 1e-5, "atol": 1e-5}}
@@ -78,10 +79,13 @@ def _batch(model, rng):
     """A batch as the training loop would draw it, from numpy: t in the time law's interval."""
     lo, hi = model.interval()
     shape = (N,) + model.shape
-    return (rng.uniform(lo, hi, N).astype(np.float32),
-            rng.standard_normal(shape).astype(np.float32),
-            (rng.standard_normal(shape) * 0.5 + 1).astype(np.float32),
-            rng.standard_normal(shape).astype(np.float32))
+    batch = (rng.uniform(lo, hi, N).astype(np.float32),
+             rng.standard_normal(shape).astype(np.float32),
+             (rng.standard_normal(shape) * 0.5 + 1).astype(np.float32),
+             rng.standard_normal(shape).astype(np.float32))
+    if model.spec.objective == "flow_map":  # and the second time of the map's pair
+        batch += (rng.uniform(lo, hi, N).astype(np.float32),)
+    return batch
 
 
 def test_same_initial_weights_and_step_zero_loss(pair):

@@ -29,12 +29,17 @@ def spec(model: ir.Model) -> Spec:
     targets = {term.network: term.target for term in terms}
     keys = output_keys(model)
     networks = []
+    flow_map = model.objective.flow_map if model.objective is not None else None
     for n in model.networks:
         target = targets.get(n.name)
+        is_map = flow_map is not None and flow_map.network == n.name
         networks.append({"name": identifier(n.name), "kind": n.constructor.name,
-                         "args": dict(n.constructor.to_json()["args"]),
+                         # a flow map takes two times (runtime/networks.py, ``times``)
+                         "args": dict(n.constructor.to_json()["args"]) | ({"times": 2}
+                                                                          if is_map else {}),
                          "target": target,
                          "output": "flow" if n.constructor.name in kinds.FLOWS else
+                         "map" if is_map else
                          "scalar" if target == "potential" else "vector",
                          "key": keys[n.name]})
     samplers = []
@@ -71,13 +76,20 @@ def _objective(model: ir.Model) -> str:
     objective (one for all the model's flows), or ``none`` (a model without networks)."""
     if model.flow:
         return model.objective.terms[0].target
-    return "none" if model.sampling else "regression"
+    if model.sampling:
+        return "none"
+    return "flow_map" if model.objective.flow_map is not None else "regression"
 
 
 def _objective_args(model: ir.Model) -> dict:
-    if not model.flow:
+    if model.flow:
+        return dict(model.objective.terms[0].objective.to_json()["args"])
+    term = None if model.sampling else model.objective.flow_map
+    if term is None:
         return {}
-    return dict(model.objective.terms[0].objective.to_json()["args"])
+    teacher = dict(term.objective.args).get("teacher")
+    return {"network": identifier(term.network), "form": term.objective.name,
+            "teacher": teacher.name if isinstance(teacher, ir.Reference) else None}
 
 
 # the time law of a model without networks (which trains nothing): the default, for the record

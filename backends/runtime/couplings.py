@@ -4,6 +4,7 @@ prelude names (docs/maths.md §2.3):
 - ``independent``: x0 from the base and x1 from the target, drawn apart;
 - ``paired``: x0 and x1 from the same rows of the base's and the target's data files (or
   x0 = x1 when base and target are the same density);
+- ``reflow``: rows of the pairs (x0, X_1(x0)) a trained model drew (rectified flow);
 - ``minibatch_ot``: the exact assignment minimising sum |x0_i - x1_pi(i)|^2 (OT-CFM), solved by
   scipy's ``linear_sum_assignment`` on the host (``ops.assignment``; a callback inside JAX's
   compiled loop);
@@ -96,6 +97,29 @@ class Paired(Coupling):
                 "Semantic", "The paired coupling reads x0 and x1 together: base and target must "
                 "be data files with the same number of samples, or the same density."))
         b, tg = ops.asarray(base_data), ops.asarray(target_data)
+
+        def rows(rng, n):
+            i = rng.randint(b.shape[0], (n,))
+            return b[i], tg[i]
+        return rows
+
+
+@COUPLINGS.register("reflow")
+class Reflow(Coupling):
+    """Rows of the pairs (x0, X_1(x0)) that a trained model drew (``Model.reflow_pairs``: the
+    arrays, or a function that draws them, set by the driver from the run folder the coupling
+    names)."""
+
+    def pairs(self, model, data=None):
+        if model.reflow_pairs is None:
+            raise TfmSemanticError(Diagnostic(
+                "Semantic", "The reflow coupling trains on the pairs of a trained model, which "
+                "were not drawn.", suggestion="Build the model with tfm.load or tfmc run, which "
+                "draw them from the run folder the coupling names."))
+        if callable(model.reflow_pairs):  # drawn on first use (driver/reflow.py)
+            model.reflow_pairs = model.reflow_pairs()
+        ops = model.ops
+        b, tg = (ops.asarray(a) for a in model.reflow_pairs)
 
         def rows(rng, n):
             i = rng.randint(b.shape[0], (n,))

@@ -24,7 +24,7 @@ from . import importance
 from .energy_model import Run
 from .flow_density import FlowProposal
 
-TRANSPORTS = ("ode", "sde")  # the sampler families that integrate a learned field
+TRANSPORTS = ("ode", "sde", "map")  # the sampler families that transport by what was learned
 
 
 class EnergySampling:

@@ -24,7 +24,7 @@ from . import checkpoint, data as data_files, densities, likelihood, loop, paral
 from .energy_sampling import TRANSPORTS, EnergySampling
 from .objectives import OBJECTIVES
 from .ops import all_finite
-from .samplers import kind_of, no_density
+from .samplers import kind_of
 from .spec import DEFAULT_SAMPLER, Sampler, Spec
 
 END_STEP = 1e-3  # how far a sampler's interval moves inside from an end where its field is not finite
@@ -49,6 +49,10 @@ def user_networks(spec: Spec, given: dict | None) -> dict:
         if spec.network(name).output == "flow":
             raise error(f"'{name}' is a normalizing flow; networks= replaces networks of (t, x) "
                         "only.", "Declare it as a network of (t, x), e.g. mlp(), in the file.")
+        if spec.network(name).map:
+            raise error(f"'{name}' is a flow map, a network of two times (s, t, x); networks= "
+                        "replaces networks of (t, x) only.",
+                        "Pass the teacher's network, or use a built-in network for the map.")
     return given
 
 
@@ -85,6 +89,7 @@ class Model(EnergySampling, ABC):
         self._intervals: dict[tuple, tuple[float, float]] = {}
         self.last_fit_steps = 0
         self.layout = parallel.Layout()  # the devices each batch is split over (one by default)
+        self.reflow_pairs = None  # a reflow coupling's (x0, x1), or what draws them (driver/reflow.py)
 
     # --- backend hooks ----------------------------------------------------------------------
     @abstractmethod
@@ -405,7 +410,7 @@ class Model(EnergySampling, ABC):
                         "Log-densities come from an ODE sampler: log_prob(x, sampler = ...).")
         kind = kind_of(entry)
         if not kind.density:
-            raise no_density(entry)
+            raise kind.no_density(entry)
         x = np.asarray(x, dtype=np.float32)
         if x.shape[1:] != self.shape:
             raise TfmRuntimeError(Diagnostic("Runtime", f"Points of shape {x.shape[1:]} given; "

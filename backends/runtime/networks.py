@@ -8,6 +8,11 @@ with ``ops.xp`` and the backend's ``Layers``. Field networks (t, x) -> field:
   ``depth`` 3x3 convolutions of ``channels`` and a 3x3 convolution back to C channels;
 - ``unet`` (``unet.py``): the time-conditioned U-Net of image diffusion models.
 
+A field network trained as a flow map (docs/fewstep.md; the spec's ``times`` argument is 2)
+takes two times (s, t) wherever it otherwise takes t: ``mlp`` concatenates both to x, the others
+take each time's features; ``flow_map`` gives X_{s,t}(x) = x + (t - s) v(s, t, x), and the
+network's output at (t, x) is its velocity v(t, t, x).
+
 Normalizing flows (``flows/``: no time, no field output; an invertible map z -> x of the sample
 shape with its exact log-determinant both ways, ``push`` and ``pull``):
 
@@ -90,8 +95,23 @@ def layer_plan(kind: NetworkKind, args: dict, shape: tuple[int, ...], scalar: bo
 FREQUENCIES = np.arange(1, TIME_FEATURES + 1, dtype=np.float32) * np.float32(math.pi)
 
 
+def times(args: dict) -> int:
+    """How many times a network takes: 1 for a field of (t, x), 2 for a flow map's (s, t, x)
+    (the spec's ``times`` argument, set by the compiler for a network trained as a flow map)."""
+    return int(args.get("times", 1))
+
+
+def time_columns(xp, t):
+    """t (B,) or the times of a flow map (B, 2) -> (B, 1) or (B, 2)."""
+    return t[:, None] if t.ndim == 1 else t
+
+
 def time_features(xp, layers, t):
-    """(B,) -> (B, 1 + 2 K): t, sin(pi k t), cos(pi k t) for k = 1..K."""
+    """(B,) -> (B, 1 + 2 K): t, sin(pi k t), cos(pi k t) for k = 1..K; a flow map's (B, 2)
+    times -> (B, 2 (1 + 2 K)), each time's features in turn."""
+    if t.ndim == 2:
+        return xp.concat([time_features(xp, layers, t[:, i]) for i in range(t.shape[1])],
+                         axis=-1)
     k = t[:, None] * layers.constant(FREQUENCIES)
     return xp.concat([t[:, None], xp.sin(k), xp.cos(k)], axis=-1)
 
@@ -103,12 +123,12 @@ def _dense_out(xp, layers, y, shape, scalar):
 
 def _mlp_sizes(args, shape, scalar):
     dim, w, depth = math.prod(shape), args["width"], args["depth"]
-    return [(dim + 1, w)] + [(w, w)] * (depth - 1) + [(w, 1 if scalar else dim)]
+    return [(dim + times(args), w)] + [(w, w)] * (depth - 1) + [(w, 1 if scalar else dim)]
 
 
 def _mlp(xp, layers, args, shape, scalar, t, x):
     flat = xp.reshape(x, (x.shape[0], math.prod(shape)))
-    h = layers.cast(xp.concat([flat, t[:, None]], axis=-1), layers.dtype)
+    h = layers.cast(xp.concat([flat, time_columns(xp, t)], axis=-1), layers.dtype)
     n = args["depth"] + 1
     for i in range(n - 1):
         h = layers.act(layers.layer(i, h))
@@ -117,7 +137,8 @@ def _mlp(xp, layers, args, shape, scalar, t, x):
 
 def _resmlp_sizes(args, shape, scalar):
     dim, w, blocks = math.prod(shape), args["width"], args["blocks"]
-    return [(dim + 1 + 2 * TIME_FEATURES, w)] + [(w, w)] * (2 * blocks) + [(w, 1 if scalar else dim)]
+    return [(dim + times(args) * (1 + 2 * TIME_FEATURES), w)] + [(w, w)] * (2 * blocks) + \
+        [(w, 1 if scalar else dim)]
 
 
 def _resmlp(xp, layers, args, shape, scalar, t, x):
@@ -133,7 +154,7 @@ def _resmlp(xp, layers, args, shape, scalar, t, x):
 
 def _convnet_sizes(args, shape, scalar):
     c, depth, channels = args["channels"], args["depth"], shape[0]
-    sizes = [(channels + 1 + 2 * TIME_FEATURES, c)] + [(c, c)] * (depth - 1)
+    sizes = [(channels + times(args) * (1 + 2 * TIME_FEATURES), c)] + [(c, c)] * (depth - 1)
     return sizes + [(c, 1 if scalar else channels)]
 
 
@@ -160,12 +181,25 @@ def is_flow(net) -> bool:
 
 
 def forward(xp, layers, net, shape, t, x):
-    """The output of network ``net`` (a spec Network) at (t, x), t broadcast to (B,) float32."""
+    """The output of network ``net`` (a spec Network) at (t, x), t broadcast to (B,) float32;
+    a flow map's output at (t, x) is its velocity, the tangent of X_{t,u} at u = t."""
     kind = NETWORKS[net.kind]
     if kind.forward is None:
         raise TypeError(f"network '{net.name}' is a {net.kind} flow: it has push and pull, "
                         "no output at (t, x)")
+    if net.map:
+        t = xp.stack([t, t], axis=1)
     return kind.forward(xp, layers, net.args, tuple(shape), net.scalar, t, x)
+
+
+def flow_map(xp, layers, net, shape, s, t, x):
+    """A flow map's X_{s,t}(x) = x + (t - s) v(s, t, x) (``net`` a spec Network trained as a
+    flow map; s, t (B,) float32, x (B, *shape)): the identity at s = t for any weights, with
+    velocity v(t, t, x) there."""
+    v = NETWORKS[net.kind].forward(xp, layers, net.args, tuple(shape), False,
+                                   xp.stack([s, t], axis=1), x)
+    step = xp.reshape(t - s, (-1,) + (1,) * len(shape))
+    return x + step * v
 
 
 def push(xp, layers, net, shape, z):

@@ -38,7 +38,8 @@ class Call:
 class Network:
     """A network of the model: its prelude kind and arguments, what it is trained on
     (``target``; None for an untrained one), its output (``vector``, ``scalar`` for a
-    potential whose gradient is the field, or ``flow`` for a normalizing flow) and the key of
+    potential whose gradient is the field, ``flow`` for a normalizing flow, or ``map`` for a
+    flow map X_{s,t}(x), whose output at (t, x) is its velocity) and the key of
     its output in the emitted functions' ``out`` mapping (``grad_<name>`` for a potential)."""
 
     name: str
@@ -55,6 +56,11 @@ class Network:
     @property
     def flow(self) -> bool:
         return self.output == "flow"
+
+    @property
+    def map(self) -> bool:
+        """A two-time network trained as a flow map X_{s,t} (docs/fewstep.md)."""
+        return self.output == "map"
 
     @classmethod
     def from_json(cls, data: dict) -> "Network":

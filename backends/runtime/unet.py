@@ -33,7 +33,7 @@ from __future__ import annotations
 import itertools
 import math
 
-from .networks import NETWORKS, TIME_FEATURES, NetworkKind, time_features
+from .networks import NETWORKS, TIME_FEATURES, NetworkKind, time_features, times
 
 NORM_EPS = 1e-5
 
@@ -54,7 +54,7 @@ def _plan(args, shape, scalar) -> list[tuple]:
     def attention(c):
         specs.extend([("norm", c), ("conv", c, 3 * c, 1), ("conv", c, c, 1)])
 
-    specs.extend([("dense", 1 + 2 * TIME_FEATURES, emb), ("dense", emb, emb),
+    specs.extend([("dense", times(args) * (1 + 2 * TIME_FEATURES), emb), ("dense", emb, emb),
                   ("conv", shape[0], ch, 3)])
     cur, res, kept = ch, shape[1], []
     levels = _levels(args)

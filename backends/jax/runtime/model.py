@@ -110,26 +110,33 @@ class JaxModel(shared.Model):
     def _update(self):
         return train.make_update(self.spec, self._loss(), self.optimizer)
 
-    def loss(self, t, x0, x1, z=0.0) -> float:
-        """The training loss at the current weights on a given batch (numpy arrays)."""
-        return float(self._loss()(self.params, *map(self.ops.asarray, (t, x0, x1, z))))
+    def loss(self, t, x0, x1, z=0.0, *more) -> float:
+        """The training loss at the current weights on a given batch (numpy arrays; ``more``:
+        what else the objective draws, a flow map's second time)."""
+        return float(self._loss()(self.params, *map(self.ops.asarray, (t, x0, x1, z) + more)))
 
-    def step_on(self, t, x0, x1, z=0.0, total: int | None = None) -> float:
-        """One optimiser step on a given batch (numpy arrays); returns its loss. The schedule
-        spans ``total`` steps (default: the train block's)."""
+    def step_on(self, t, x0, x1, z=0.0, *more, total: int | None = None) -> float:
+        """One optimiser step on a given batch (numpy arrays; ``more`` as in ``loss``);
+        returns its loss. The schedule spans ``total`` steps (default: the train block's)."""
         total = int(total if total is not None else self.spec.train.steps)
         key = ("step_on", total)
         if key not in self._compiled:
             self.optimizer = optim.optimizer(self.spec.train, total)
             self._compiled[key] = jax.jit(self._update())
-        state, value = self._compiled[key](self._state(), *map(self.ops.asarray, (t, x0, x1, z)))
+        state, value = self._compiled[key](self._state(), *map(self.ops.asarray, (t, x0, x1, z) + more))
         self._set_state(state)
         self.history.append(float(value))
         return float(value)
 
     # --- networks and programs ---------------------------------------------------------------
     def network(self, weights):
-        return lambda t, x: networks.outputs(self.spec, weights, t, x, self.dtype, self.user)
+        return networks.Outputs(self.spec, weights, self.dtype, self.user)
+
+    def flow_map(self, network, name: str):
+        """(s, t, x) -> X_{s,t}(x) of the flow map ``name`` on the weights of ``network``
+        (what ``network(weights)`` returned)."""
+        net, shape, dtype = self.spec.network(name), self.shape, self.dtype
+        return lambda s, t, x: networks.flow_map(net, network.weights, s, t, x, shape, dtype)
 
     def program(self, key: tuple, fn):
         if key not in self._compiled:

@@ -75,6 +75,23 @@ def apply(net, params: dict, t, x, shape, dtype=jnp.float32):
     return networks.forward(jnp, Layers(net, params, dtype), net, shape, t, x)
 
 
+def flow_map(net, params: dict, s, t, x, shape, dtype=jnp.float32):
+    """A flow map's X_{s,t}(x) for a batch: s, t (B,) or numbers, x (B, *shape)."""
+    s, t = (jnp.broadcast_to(jnp.asarray(v, jnp.float32), (x.shape[0],)) for v in (s, t))
+    return networks.flow_map(jnp, Layers(net, params, dtype), net, tuple(shape), s, t, x)
+
+
+class Outputs:
+    """Every network's output at (t, x) on ``weights`` (``outputs``), called as a function;
+    ``weights`` is kept for what else the objective evaluates (a flow map at two times)."""
+
+    def __init__(self, spec, weights: dict, dtype=jnp.float32, user=None):
+        self.spec, self.weights, self.dtype, self.user = spec, weights, dtype, user
+
+    def __call__(self, t, x) -> dict:
+        return outputs(self.spec, self.weights, t, x, self.dtype, self.user)
+
+
 def push(net, params: dict, z, shape, dtype=jnp.float32):
     """Flow ``net``'s map of base points z (B, *shape): (x, log|det dx/dz|) with logdet (B,)."""
     return networks.push(jnp, Layers(net, params, dtype), net, tuple(shape), z)

@@ -55,7 +55,11 @@ class SamplerKind(ABC):
     def integrate(self, model, entry, f, y0, t0: float, t1: float):
         """y(t0) of dy/dt = f(t, y) integrated from y(t1) = y0 (the likelihood's backward run).
         A kind that transports deterministically defines it, and so gives log-densities."""
-        raise no_density(entry)
+        raise self.no_density(entry)
+
+    def no_density(self, entry) -> TfmSemanticError:
+        """The error for log-densities asked of a sampler of this kind, which gives none."""
+        return no_density(entry)
 
 
 def no_density(entry) -> TfmSemanticError:

@@ -219,17 +219,18 @@ class TorchModel(shared.Model):
                 v.copy_(ema[k])
         self.optimizer.load_state_dict(opt)
 
-    def loss(self, t, x0, x1, z=0.0) -> float:
-        """The training loss at the current weights on a given batch (numpy arrays)."""
+    def loss(self, t, x0, x1, z=0.0, *more) -> float:
+        """The training loss at the current weights on a given batch (numpy arrays; ``more``:
+        what else the objective draws, a flow map's second time)."""
         fn = self.objective.loss(self, self.net)
         with torch.no_grad():  # torch.func.grad (potentials) works inside
-            return float(fn(*map(self.ops.asarray, (t, x0, x1, z))).detach())
+            return float(fn(*map(self.ops.asarray, (t, x0, x1, z) + more)).detach())
 
-    def step_on(self, t, x0, x1, z=0.0, total: int | None = None) -> float:
-        """One optimiser step on a given batch (numpy arrays); returns its loss. The schedule
-        spans ``total`` steps (default: the train block's)."""
+    def step_on(self, t, x0, x1, z=0.0, *more, total: int | None = None) -> float:
+        """One optimiser step on a given batch (numpy arrays; ``more`` as in ``loss``);
+        returns its loss. The schedule spans ``total`` steps (default: the train block's)."""
         total = int(total if total is not None else self.spec.train.steps)
-        value = float(self._update(total)(self.step, *map(self.ops.asarray, (t, x0, x1, z))))
+        value = float(self._update(total)(self.step, *map(self.ops.asarray, (t, x0, x1, z) + more)))
         self.step += 1
         self.history.append(value)
         return value
@@ -240,8 +241,15 @@ class TorchModel(shared.Model):
 
     def network(self, weights: dict):
         """(t, x) -> every network's output with ``weights`` (the EMA or the parameters)."""
-        named = {f"nets.{k}": v for k, v in weights.items()}
-        return lambda t, x: torch.func.functional_call(self.net, named, (t, x))
+        return _Functional(self.net, weights)
+
+    def flow_map(self, network, name: str):
+        """(s, t, x) -> X_{s,t}(x) of the flow map ``name`` on ``network``: the live module
+        (training) or what ``network(weights)`` returned."""
+        if isinstance(network, _Functional):
+            return lambda s, t, x: network.flow_map(name, s, t, x)
+        module = network.nets[name]
+        return lambda s, t, x: module(t, x, s=s)
 
     def program(self, key: tuple, fn):
         """``fn`` under no_grad (torch.func.grad of a potential works inside)."""
@@ -249,6 +257,22 @@ class TorchModel(shared.Model):
             with torch.no_grad():
                 return fn(*args)
         return run
+
+
+class _Functional:
+    """The networks on other weights than the live ones (the EMA for sampling): called as
+    (t, x) for every network's output, and ``flow_map`` for a flow map's X_{s,t}(x)."""
+
+    def __init__(self, net: nn.Module, weights: dict):
+        self.net, self.weights = net, weights
+        self.named = {f"nets.{k}": v for k, v in weights.items()}
+
+    def __call__(self, t, x):
+        return torch.func.functional_call(self.net, self.named, (t, x))
+
+    def flow_map(self, name: str, s, t, x):
+        own = {k[len(name) + 1:]: v for k, v in self.weights.items() if k.startswith(name + ".")}
+        return torch.func.functional_call(self.net.nets[name], own, (t, x), {"s": s})
 
 
 class _Batched(nn.Module):

@@ -85,17 +85,19 @@ class Network(nn.ModuleList):
         (estimated with Hutchinson's ``probe`` where a cnf flow is given one)."""
         return networks.pull(xp, self, self.net, self.shape, x, probe)
 
-    def forward(self, *inputs):
-        """``forward(t, x)``: a field network's output; ``forward(x, inverse=False)``: a flow's
-        ``pull(x)`` if inverse else its ``push(x)`` (so ``torch.func.functional_call(module,
-        weights, (x, inverse))`` runs either pass on other weights)."""
+    def forward(self, *inputs, s=None):
+        """``forward(t, x)``: a field network's output (a flow map's: its velocity);
+        ``forward(t, x, s=s)``: a flow map's X_{s,t}(x); ``forward(x, inverse=False)``: a
+        flow's ``pull(x)`` if inverse else its ``push(x)`` (so
+        ``torch.func.functional_call(module, weights, (x, inverse))`` runs either pass on other
+        weights)."""
         if self.kind.flow is not None:
             return self._flow(*inputs)
         t, x = inputs
-        batch = x.shape[0]
-        if not (isinstance(t, torch.Tensor) and t.shape == (batch,) and t.dtype == torch.float32):
-            t = torch.as_tensor(t, dtype=torch.float32, device=x.device).reshape(-1).expand(batch)
-        return self.kind.forward(xp, self, self.net.args, self.shape, self.net.scalar, t, x)
+        t = _batch_times(t, x)
+        if s is not None:
+            return networks.flow_map(xp, self, self.net, self.shape, _batch_times(s, x), t, x)
+        return networks.forward(xp, self, self.net, self.shape, t, x)
 
     def _flow(self, x, inverse: bool = False, probe=None, time=None, data=None):
         if not isinstance(inverse, bool):
@@ -104,6 +106,14 @@ class Network(nn.ModuleList):
         if time is not None:  # a cnf's flow-matching pair at (time, latents x, samples data)
             return networks.flow_matching(xp, self, self.net, self.shape, time, x, data)
         return self.pull(x, probe) if inverse else self.push(x)
+
+
+def _batch_times(t, x):
+    """A time (a number, or (B,)) as a float32 tensor of shape (B,)."""
+    batch = x.shape[0]
+    if isinstance(t, torch.Tensor) and t.shape == (batch,) and t.dtype == torch.float32:
+        return t
+    return torch.as_tensor(t, dtype=torch.float32, device=x.device).reshape(-1).expand(batch)
 
 
 class _Norm(nn.Module):
