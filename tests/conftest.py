@@ -61,7 +61,8 @@ def in_root(monkeypatch):
 # tests instead of one worker finishing a long one alone. Whole modules move, so that their
 # module-scoped fixtures are still built once. Alphabetical order put tests/test_unet.py's
 # 70-second digits test last.
-FIRST = ("test_unet.py", "test_flow_cnf.py", "test_distributed.py", "test_flow_models.py")
+FIRST = ("test_unet.py", "test_flow_cnf.py", "test_distributed.py", "test_fewstep.py",
+         "test_flow_models.py")
 
 
 def pytest_collection_modifyitems(config, items):
