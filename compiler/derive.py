@@ -186,11 +186,10 @@ def flow_map_loss(model: ir.Model, interpolant: sympy.Expr, fields) -> ir.FlowMa
         return velocity.xreplace(outputs).xreplace({t: time, x: point})
 
     xs = sympy.Symbol("x_s", real=True)
+    mapped = flow(s, t, xs)
     if term.objective.name == "eulerian":
-        mapped = flow(s, t, xs)
         residual = mapped.diff(s) + mapped.diff(xs) * teacher(s, xs)
     else:
-        mapped = flow(s, t, xs)
         residual = mapped.diff(t) - teacher(t, mapped)
     teacher_name = dict(term.objective.args).get("teacher")
     return ir.FlowMapLoss(term.network, term.objective.name,

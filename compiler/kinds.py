@@ -57,6 +57,7 @@ SDE = SamplerSignature("sde")
 MCMC = SamplerSignature("mcmc")
 SMC = SamplerSignature("smc")
 FLOW = SamplerSignature("flow")
+MAP = SamplerSignature("map")
 
 SAMPLERS: dict[str, SamplerSignature] = {
     "euler": ODE, "midpoint": ODE, "heun": ODE, "rk4": ODE, "dopri5": ADAPTIVE_ODE,
@@ -65,7 +66,7 @@ SAMPLERS: dict[str, SamplerSignature] = {
     "smc": SMC, "ais": SMC,
     "flow_mh": MCMC, "importance": FLOW, "flow_smc": FLOW, "flow_ais": FLOW,
     "flow_mcmc": FLOW,
-    "fewstep": SamplerSignature("map"),
+    "fewstep": MAP,
 }
 
 # network kinds that are normalizing flows, and what each flow objective needs of the target

@@ -101,7 +101,7 @@ def times(args: dict) -> int:
     return int(args.get("times", 1))
 
 
-def time_columns(xp, t):
+def time_columns(t):
     """t (B,) or the times of a flow map (B, 2) -> (B, 1) or (B, 2)."""
     return t[:, None] if t.ndim == 1 else t
 
@@ -128,7 +128,7 @@ def _mlp_sizes(args, shape, scalar):
 
 def _mlp(xp, layers, args, shape, scalar, t, x):
     flat = xp.reshape(x, (x.shape[0], math.prod(shape)))
-    h = layers.cast(xp.concat([flat, time_columns(xp, t)], axis=-1), layers.dtype)
+    h = layers.cast(xp.concat([flat, time_columns(t)], axis=-1), layers.dtype)
     n = args["depth"] + 1
     for i in range(n - 1):
         h = layers.act(layers.layer(i, h))
@@ -178,6 +178,13 @@ NETWORKS.register("convnet")(NetworkKind(_convnet_sizes, _convnet, convolution=T
 def is_flow(net) -> bool:
     """Whether network ``net`` (a spec Network) is a flow (no field output at (t, x))."""
     return NETWORKS[net.kind].flow is not None
+
+
+def has_output(net) -> bool:
+    """Whether network ``net`` (a spec Network) has an output at (t, x) that the emitted
+    functions read: not a flow, nor a flow map distilled from a teacher (target ``map``: the
+    model's fields come from the other networks; a self-distilled map's velocity is read)."""
+    return not is_flow(net) and net.target != "map"
 
 
 def forward(xp, layers, net, shape, t, x):

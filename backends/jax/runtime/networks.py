@@ -111,12 +111,13 @@ def flow_matching(net, params: dict, t, z, x, shape, dtype=jnp.float32):
 
 def outputs(spec, params: dict, t, x, dtype=jnp.float32, user=None) -> dict:
     """Every network's output keyed as the emitted functions expect (``grad_NAME`` for a
-    potential network: the gradient in x of its scalar output); flows have none. ``user``:
-    the networks passed through the API, by name (user_networks.py)."""
+    potential network: the gradient in x of its scalar output); flows and distilled flow maps
+    have none (``networks.has_output``). ``user``: the networks passed through the API, by name
+    (user_networks.py)."""
     out = {}
     shape, user = tuple(spec.shape), user or {}
     for net in spec.networks:
-        if networks.is_flow(net):
+        if not networks.has_output(net):
             continue
         if net.name in user:
             def call(y, own=user[net.name]):

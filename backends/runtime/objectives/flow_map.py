@@ -28,9 +28,6 @@ from __future__ import annotations
 from .. import time_laws
 from . import OBJECTIVES, Objective
 
-FORMS = ("lagrangian", "eulerian", "self_distillation")
-
-
 @OBJECTIVES.register("flow_map")
 class FlowMap(Objective):
     def draw(self, model, data=None):
@@ -52,9 +49,8 @@ class FlowMap(Objective):
 
         def teacher(t, x):
             """The model's velocity at per-point times t (B,), its gradient stopped."""
-            out = {k: ops.stop_gradient(v) for k, v in network(t, x).items()}
-            return ops.stop_gradient(ops.full(velocity(xp.reshape(t, (-1,) + trailing), x, out),
-                                              x))
+            field = velocity(xp.reshape(t, (-1,) + trailing), x, network(t, x))
+            return ops.stop_gradient(ops.full(field, x))
 
         def loss(t, x0, x1, z, u):
             s, later = xp.minimum(t, u), xp.maximum(t, u)

@@ -246,9 +246,11 @@ class TorchModel(shared.Model):
     def flow_map(self, network, name: str):
         """(s, t, x) -> X_{s,t}(x) of the flow map ``name`` on ``network``: the live module
         (training) or what ``network(weights)`` returned."""
+        module = self.nets[name]
         if isinstance(network, _Functional):
-            return lambda s, t, x: network.flow_map(name, s, t, x)
-        module = network.nets[name]
+            own = {k[len(name) + 1:]: v for k, v in network.weights.items()
+                   if k.startswith(name + ".")}
+            return lambda s, t, x: torch.func.functional_call(module, own, (t, x), {"s": s})
         return lambda s, t, x: module(t, x, s=s)
 
     def program(self, key: tuple, fn):
@@ -260,8 +262,8 @@ class TorchModel(shared.Model):
 
 
 class _Functional:
-    """The networks on other weights than the live ones (the EMA for sampling): called as
-    (t, x) for every network's output, and ``flow_map`` for a flow map's X_{s,t}(x)."""
+    """The networks on other weights than the live ones (the EMA for sampling), called as
+    (t, x) for every network's output; ``weights`` for a flow map's (``flow_map``)."""
 
     def __init__(self, net: nn.Module, weights: dict):
         self.net, self.weights = net, weights
@@ -269,10 +271,6 @@ class _Functional:
 
     def __call__(self, t, x):
         return torch.func.functional_call(self.net, self.named, (t, x))
-
-    def flow_map(self, name: str, s, t, x):
-        own = {k[len(name) + 1:]: v for k, v in self.weights.items() if k.startswith(name + ".")}
-        return torch.func.functional_call(self.net.nets[name], own, (t, x), {"s": s})
 
 
 class _Batched(nn.Module):

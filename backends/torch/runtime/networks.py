@@ -149,11 +149,11 @@ def build(spec) -> nn.ModuleDict:
 def outputs(spec, nets: nn.ModuleDict, t, x) -> dict:
     """Every network's output keyed as the emitted functions expect (``grad_NAME`` for a
     potential network: the gradient in x of its scalar output, by ``torch.func.grad``, which
-    composes with training's backward pass and with the likelihood's ``jacfwd``); flows have
-    none."""
+    composes with training's backward pass and with the likelihood's ``jacfwd``); flows and
+    distilled flow maps have none (``networks.has_output``)."""
     out = {}
     for net in spec.networks:
-        if networks.is_flow(net):
+        if not networks.has_output(net):
             continue
         module = nets[net.name]
         if net.scalar:
