@@ -738,3 +738,36 @@ def test_payloads_anywhere_run_nothing(slot, payload, where, folder):
         before = _listing(folder)
         outcome(text, folder)
         assert _listing(folder) == before
+
+
+def test_a_sympy_time_limit_that_expires_inside_a_finalizer_is_not_reported(monkeypatch):
+    """compiler/deadline.py: once its time is up, the alarm repeats until the block exits. An
+    alarm that lands in a finalizer (__del__, a weakref callback: sympy's caches have them)
+    raises Expired where Python cannot propagate it, so Python hands it to
+    sys.unraisablehook, which pytest turns into a failure of whatever test runs (a
+    test_roundtrip failure in CI). The expiry must reach the block, and nothing the
+    unraisable hook sees."""
+    import sys
+
+    from tfm.compiler.deadline import Expired, deadline
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", seen.append)
+
+    class Slow:
+        def __del__(self):
+            time.sleep(0.3)  # the alarm fires in here
+
+    with pytest.raises(Expired):
+        with deadline(0.05):
+            Slow()  # dropped at once: its finalizer runs inside the block
+            time.sleep(2)
+    assert [type(u.exc_value).__name__ for u in seen] == []
+    # another unraisable exception still reaches the hook
+    class Failing:
+        def __del__(self):
+            raise ValueError("not ours")
+
+    with deadline(5):
+        Failing()
+    assert [type(u.exc_value).__name__ for u in seen] == ["ValueError"]
