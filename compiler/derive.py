@@ -191,10 +191,10 @@ def flow_map_loss(model: ir.Model, interpolant: sympy.Expr, fields) -> ir.FlowMa
         residual = mapped.diff(s) + mapped.diff(xs) * teacher(s, xs)
     else:
         residual = mapped.diff(t) - teacher(t, mapped)
-    teacher_name = dict(term.objective.args).get("teacher")
+    args = dict(term.objective.args)
     return ir.FlowMapLoss(term.network, term.objective.name,
-                          getattr(teacher_name, "name", None), flow(s, t, x), start,
-                          residual ** 2)
+                          getattr(args.get("teacher"), "name", None), flow(s, t, x), start,
+                          residual ** 2, args.get("run") or None)
 
 
 def _singular_conversions(model: ir.Model, fields) -> list[Diagnostic]:

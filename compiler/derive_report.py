@@ -220,6 +220,8 @@ def _flow_map_text(d) -> list[str]:
     if m is None:
         return []
     by = f"teacher {m.teacher}" if m.teacher else "its own velocity v(t, t, x) as teacher"
+    if m.teacher_run:
+        by += f", its weights read from the run '{m.teacher_run}' and fixed"
     return ["", f"flow map {m.network} ({m.form}, {by}; s <= t both from the time law; one "
             "coordinate stands for the vector)",
             f"  X_{{s,t}}(x) = {m.map}", f"  x_s = {m.start}", f"  loss = {m.loss}"]
@@ -229,7 +231,8 @@ def _flow_map_json(d) -> dict | None:
     m = d.flow_map
     if m is None:
         return None
-    return {"network": m.network, "form": m.form, "teacher": m.teacher, "map": _expr(m.map),
+    return {"network": m.network, "form": m.form, "teacher": m.teacher,
+            "teacher_run": m.teacher_run, "map": _expr(m.map),
             "start": _expr(m.start), "loss": _expr(m.loss)}
 
 

@@ -277,6 +277,7 @@ class FlowMapLoss:
     map: sympy.Expr
     start: sympy.Expr
     loss: sympy.Expr
+    teacher_run: str | None = None  # the run folder the teacher's weights are read from
 
 
 @attrs.frozen

@@ -10,21 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import Diagnostic, TfmDataError, TfmSemanticError
+from ..errors import Diagnostic, TfmSemanticError
 from ..backends.runtime import densities
+from .teacher import run_folder
 
 REFLOW_SEED = 7919  # added to the model's seed for the pairs' draws
 
 
 def teacher_folder(model, root: Path) -> Path:
     """The run folder a reflow coupling names, relative to the model file's folder."""
-    folder = (Path(root) / model.spec.coupling.args["run"]).resolve()
-    if not (folder / "config.json").is_file():
-        raise TfmDataError(Diagnostic(
-            "Data", f"The reflow coupling names the run folder '{folder}', which holds no run "
-            "(no config.json).", suggestion="Train the first round there first (tfmc run "
-            "FILE --out FOLDER); the folder is named relative to the model file."))
-    return folder
+    return run_folder(root, model.spec.coupling.args["run"], "The reflow coupling")
 
 
 def draw_pairs(model, root: Path) -> tuple[np.ndarray, np.ndarray]:

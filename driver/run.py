@@ -15,6 +15,7 @@ import math
 import shutil
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -79,11 +80,13 @@ def _build(compilation: Compilation, source: Path, text: str, backend: str, fold
     model = module.build(compilation.model, folder, root=source.parent, **options)
     model.source_path, model.source_text = source, text
     if model.spec.coupling.name == "reflow":  # drawn when training asks for them
-        from functools import partial
-
         from .reflow import draw_pairs
 
         model.reflow_pairs = partial(draw_pairs, model, source.parent)
+    if model.spec.frozen:  # read when training starts from step 0 (driver/teacher.py)
+        from .teacher import teacher_weights
+
+        model.frozen_source = partial(teacher_weights, model, source.parent)
     return model
 
 

@@ -287,6 +287,86 @@ def test_reflow_without_a_run_is_a_clear_error(tmp_path):
         model.fit(steps=1, progress=False)
 
 
+TEACHER_RUN = 'X ~ lagrangian(teacher = b, run = "runs/teacher")'
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    """A short run of the Gaussian model's velocity b alone (torch), to be a teacher."""
+    from tfm.driver.run import run
+
+    folder = tmp_path_factory.mktemp("teacher")
+    text = _text("lagrangian", **{"\n        X ~ lagrangian(teacher = b)": "",
+                                  "network X = mlp(width = 32, depth = 2)\n": "",
+                                  "sampler one = fewstep(steps = 1)\n": "",
+                                  "sampler two = fewstep(steps = 2)\n": "",
+                                  "steps 100": "steps 60", "seed 0": "seed 0\n        ema 0.9"})
+    (folder / "teacher.tfm").write_text(text)
+    run(folder / "teacher.tfm", "torch", out=folder / "runs" / "teacher", progress=False,
+        log=lambda m: None)
+    return folder
+
+
+def _teacher_weights(folder: Path) -> dict:
+    from safetensors.numpy import load_file
+
+    saved = load_file(str(folder / "runs" / "teacher" / "checkpoint.safetensors"))
+    return {k[4:]: v for k, v in saved.items() if k.startswith("ema/b.")}
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_a_teacher_read_from_a_run_folder_is_fixed_while_the_map_trains(teacher_run, backend):
+    """lagrangian(teacher = b, run = ...): b takes the run's trained (EMA) weights when
+    training starts and keeps them through training and a resume, which does not read the run
+    again; the map trains."""
+    import shutil
+
+    from tfm.driver.run import open_run, run
+
+    folder = teacher_run / backend
+    (folder / "runs").mkdir(parents=True)
+    shutil.copytree(teacher_run / "runs" / "teacher", folder / "runs" / "teacher")
+    path = folder / "map.tfm"
+    path.write_text(_text("lagrangian", **{"X ~ lagrangian(teacher = b)": TEACHER_RUN}))
+    expected = _teacher_weights(teacher_run)
+    model = tfm.load(path, backend=backend, folder=folder / "build")
+    model.fit(steps=3, progress=False)
+    weights = {k: np.asarray(model.ops.numpy(v)) for k, v in model.weights.items()}
+    for k, v in expected.items():
+        np.testing.assert_array_equal(weights[k], v)
+    out = folder / "runs" / "map"
+    run(path, backend, out=out, steps=4, progress=False, log=lambda m: None)
+    shutil.rmtree(folder / "runs" / "teacher")  # a resume reads the checkpoint, not the run
+    run(path, backend, out=out, steps=8, resume=True, progress=False, log=lambda m: None)
+    trained = open_run(out)
+    got = {k: np.asarray(trained.ops.numpy(v)) for k, v in trained.weights.items()}
+    for k, v in expected.items():
+        np.testing.assert_array_equal(got[k], v)
+    initial = tfm.load(path, backend=backend, folder=folder / "fresh")
+    assert any(not np.allclose(got[k], np.asarray(initial.ops.numpy(v)))
+               for k, v in initial.weights.items() if k.startswith("X."))
+    assert trained.sample(5, sampler="one").shape == (5, 2)
+
+
+@pytest.mark.parametrize("replace, error, message", [
+    ({"runs/teacher": "nowhere"}, "TfmDataError", "names the run folder .*nowhere.*holds no run"),
+    ({"network b = mlp(width = 32, depth = 2)": "network b = mlp(width = 16, depth = 2)"},
+     "TfmSemanticError", r"trained 'b' as mlp\(width = 32, depth = 2.*declares mlp\(width = 16"),
+    ({"b ~ velocity": "b ~ data"}, "TfmSemanticError",
+     "to another velocity than this model gives it"),
+])
+def test_a_teacher_run_that_does_not_fit_is_a_clear_error(teacher_run, tmp_path, replace, error,
+                                                         message):
+    from tfm import errors
+
+    path = teacher_run / f"bad_{len(list(teacher_run.glob('bad_*')))}.tfm"
+    path.write_text(_text("lagrangian", **{"X ~ lagrangian(teacher = b)": TEACHER_RUN,
+                                           **replace}))
+    model = tfm.load(path, folder=tmp_path / "build")
+    with pytest.raises(getattr(errors, error), match=message):
+        model.fit(steps=1, progress=False)
+
+
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_a_convolutional_flow_map_of_digits(tmp_path, backend):
     """examples/digits_flowmap.tfm, quick: both backends' convolutional maps agree on the same

@@ -87,9 +87,11 @@ def _objective_args(model: ir.Model) -> dict:
     term = None if model.sampling else model.objective.flow_map
     if term is None:
         return {}
-    teacher = dict(term.objective.args).get("teacher")
+    args = dict(term.objective.args)
+    teacher = args.get("teacher")
     return {"network": identifier(term.network), "form": term.objective.name,
-            "teacher": teacher.name if isinstance(teacher, ir.Reference) else None}
+            "teacher": identifier(teacher.name) if isinstance(teacher, ir.Reference) else None,
+            "teacher_run": args.get("run") or None}
 
 
 # the time law of a model without networks (which trains nothing): the default, for the record

@@ -90,11 +90,43 @@ class Model(EnergySampling, ABC):
         self.last_fit_steps = 0
         self.layout = parallel.Layout()  # the devices each batch is split over (one by default)
         self.reflow_pairs = None  # a reflow coupling's (x0, x1), or what draws them (driver/reflow.py)
+        self.frozen_weights: dict[str, np.ndarray] = {}  # fixed weights (``freeze``)
+        self.frozen_source = None  # what reads them when training starts (driver/teacher.py)
 
     # --- backend hooks ----------------------------------------------------------------------
     @abstractmethod
     def reset(self, seed: int) -> None:
-        """Fresh weights (runtime/init.py) from ``seed``; step 0."""
+        """Fresh weights (runtime/init.py) from ``seed``, then ``frozen_weights``; step 0."""
+
+    def frozen_keys(self) -> frozenset[str]:
+        """The weights of the networks that are not trained (``Spec.frozen``)."""
+        return frozenset(k for k in self._param_shapes()
+                         if k.split(".", 1)[0] in self.spec.frozen)
+
+    def _load_frozen(self) -> None:
+        if self.frozen_source is None:
+            raise error(f"The weights of {', '.join(self.spec.frozen)} come from a run folder, "
+                        "which this model was built without.", "Load the model with tfm.load "
+                        "or train it with tfmc run, which read the run folder the file names.")
+        self.freeze(self.frozen_source())
+
+    def freeze(self, weights: dict[str, np.ndarray]) -> None:
+        """Sets the weights of the networks of ``Spec.frozen`` (a flow map's teacher read from
+        a run folder, driver/teacher.py) to ``weights``, keyed as checkpoints name them: now, on
+        a fresh state, and again by every ``reset``. Training never changes them (the backends
+        leave ``frozen_keys`` out of the optimiser's updates), so a resumed run keeps those its
+        checkpoint holds."""
+        shapes, keys = self._param_shapes(), self.frozen_keys()
+        wrong = sorted(k for k in keys if k not in weights or
+                       tuple(np.shape(weights[k])) != shapes[k])
+        if wrong or set(weights) - keys:
+            raise error(f"The fixed weights of {', '.join(self.spec.frozen)} do not fit the "
+                        f"network: {', '.join(wrong or sorted(set(weights) - keys))} "
+                        f"{'missing or of another shape' if wrong else 'unknown'}.",
+                        "Give the weights of the same network (kind and size) as the file's.")
+        self.frozen_weights = {k: np.asarray(weights[k], np.float32) for k in sorted(keys)}
+        self._compiled.clear()
+        self.reset(self.seed)
 
     @abstractmethod
     def _state(self):
@@ -184,6 +216,8 @@ class Model(EnergySampling, ABC):
                 raise error(f"The checkpoint is at step {self.step}, past the {total} steps "
                             "asked for.", "Ask for at least as many steps (--steps).")
             log(f"resuming {self.spec.model} at step {self.step} of {total}")
+        if self.spec.frozen and self.step == 0 and not self.frozen_weights:
+            self._load_frozen()
         first = self.step
         run_chunk = self._chunk_runner(total, data)
         bar = _progress(total, self.step, progress and self.layout.main)

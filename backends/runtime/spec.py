@@ -165,6 +165,13 @@ class Spec:
         """The normalizing flows among the networks (in a flow model: all of them)."""
         return tuple(n for n in self.networks if n.flow)
 
+    @property
+    def frozen(self) -> tuple[str, ...]:
+        """The networks whose weights are read from another run and not trained: a flow map's
+        teacher named with ``run = "..."`` (docs/fewstep.md)."""
+        args = self.objective_args
+        return (args["teacher"],) if args.get("teacher_run") and args.get("teacher") else ()
+
     def network(self, name: str) -> Network:
         return next(n for n in self.networks if n.name == name)
 

@@ -47,6 +47,7 @@ class JaxModel(shared.Model):
         self.params = {k: jnp.asarray(v) for k, v in init_params(own, self.shape, seed).items()}
         for net in self.user.values():  # a user network keeps its own initial weights
             self.params |= net.weights()
+        self.params |= {k: jnp.asarray(v) for k, v in self.frozen_weights.items()}
         self.opt_state = self.optimizer.init(self.params)
         self.ema = dict(self.params) if self.spec.train.ema > 0 else {}
         self.step = 0
@@ -108,7 +109,7 @@ class JaxModel(shared.Model):
         return lambda params, *batch: self.objective.loss(self, self.network(params))(*batch)
 
     def _update(self):
-        return train.make_update(self.spec, self._loss(), self.optimizer)
+        return train.make_update(self.spec, self._loss(), self.optimizer, self.frozen_keys())
 
     def loss(self, t, x0, x1, z=0.0, *more) -> float:
         """The training loss at the current weights on a given batch (numpy arrays; ``more``:

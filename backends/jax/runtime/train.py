@@ -19,14 +19,21 @@ from ...runtime import ema as ema_rule, parallel
 from .ops import OPS
 
 
-def make_update(spec, loss, opt: optax.GradientTransformation):
+def make_update(spec, loss, opt: optax.GradientTransformation, frozen=frozenset()):
     """One optimiser step on a given batch: (state, *batch) -> (state, loss), with the debiased
-    EMA of the weights; ``loss(params, *batch)``."""
+    EMA of the weights; ``loss(params, *batch)``. The weights named in ``frozen`` stay as they
+    are (no gradient flows to them, and their update is zero, weight decay included)."""
     decay = float(spec.train.ema)
 
+    def held(params, *batch):
+        return loss({k: jax.lax.stop_gradient(v) if k in frozen else v
+                     for k, v in params.items()}, *batch)
+
     def update(state, *batch):
-        value, grads = jax.value_and_grad(loss)(state["params"], *batch)
+        value, grads = jax.value_and_grad(held if frozen else loss)(state["params"], *batch)
         updates, opt_state = opt.update(grads, state["opt"], state["params"])
+        if frozen:
+            updates = {k: jnp.zeros_like(u) if k in frozen else u for k, u in updates.items()}
         params = optax.apply_updates(state["params"], updates)
         ema = state["ema"]
         if decay > 0:

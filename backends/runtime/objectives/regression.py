@@ -1,7 +1,7 @@
 """Regression of each trained network on its target along the interpolant (docs/maths.md §2): a
 batch is (t, x0, x1, z), x_t the emitted ``interpolant``, and the loss the mean over the batch
 and the elements of each network's emitted integrand w(t) |N(t, x_t) - Y|^2, summed over the
-networks."""
+networks (but those whose weights are fixed, ``Spec.frozen``)."""
 
 from __future__ import annotations
 
@@ -29,10 +29,12 @@ class Regression(Objective):
     def loss(self, model, network):
         ops, module, xp = model.ops, model.module, model.ops.xp
         trailing = (1,) * len(model.shape)
+        frozen = model.spec.frozen  # fixed weights: their regression is not trained
 
         def loss(t, x0, x1, z):
             tb = xp.reshape(t, (-1,) + trailing)
             xt = module.interpolant(tb, x0, x1, z)
             terms = module.losses(tb, x0, x1, z, network(t, xt))
-            return sum(xp.mean(ops.full(v, xt, xp.float32)) for v in terms.values())
+            return sum(xp.mean(ops.full(v, xt, xp.float32)) for name, v in terms.items()
+                       if name not in frozen)
         return loss

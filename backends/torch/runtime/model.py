@@ -89,7 +89,11 @@ class TorchModel(shared.Model):
             for name, initial in self.user.items():
                 for k, v in initial.items():
                     self.params[f"{name}.{k}"].copy_(v)
-        self.optimizer = optim.optimizer(self.spec.train, self.params.values())
+            for k in self.frozen_keys():  # fixed: no gradient, no optimiser state
+                self.params[k].requires_grad_(False)
+                if k in self.frozen_weights:
+                    self.params[k].copy_(torch.from_numpy(self.frozen_weights[k]))
+        self.optimizer = optim.optimizer(self.spec.train, self._trained())
         self.ema = ({k: p.detach().clone() for k, p in self.params.items()}
                     if self.spec.train.ema > 0 else {})
         self.generator = self.ops.key(seed)  # training's draws, saved with checkpoints
@@ -113,7 +117,7 @@ class TorchModel(shared.Model):
     def _numpy_state(self):
         leaves = []
         state = self.optimizer.state
-        for p in self.params.values():
+        for p in self._trained():
             for k in sorted(state.get(p, {})):
                 leaves.append(state[p][k].detach().cpu().numpy())
         return ({k: p.detach().cpu().numpy() for k, p in self.params.items()},
@@ -146,9 +150,14 @@ class TorchModel(shared.Model):
         else:
             self.ema = {}
 
+    def _trained(self) -> list[torch.Tensor]:
+        """The weights the optimiser updates: all but the fixed ones (``freeze``)."""
+        frozen = self.frozen_keys()
+        return [p for k, p in self.params.items() if k not in frozen]
+
     def _restore_optimizer(self, leaves: list) -> bool:
         keys = optim.state_keys(self.spec.train)
-        params = list(self.params.values())
+        params = self._trained()
         self.optimizer = optim.optimizer(self.spec.train, params)
         if not leaves:  # a fresh optimiser (a checkpoint written before the first step)
             return True

@@ -49,7 +49,8 @@ def make_update(spec: dict, loss, net: torch.nn.Module, opt: torch.optim.Optimiz
     averaged over the processes of a data-parallel run, in place, before clipping."""
     decay, limit = float(spec.train.ema), float(spec.train.clip)
     params = list(net.parameters())
-    for p in params:  # gradients live in place; a weight the loss does not reach (the last bias
+    trained = [p for p in params if p.requires_grad]  # not the fixed weights (Model.freeze)
+    for p in trained:  # gradients live in place; a weight the loss does not reach (the last bias
         p.grad = torch.zeros_like(p)  # of a potential) gets a zero gradient, as in JAX
 
     def update(step: int, *batch):
@@ -57,9 +58,9 @@ def make_update(spec: dict, loss, net: torch.nn.Module, opt: torch.optim.Optimiz
         opt.zero_grad(set_to_none=False)
         value.backward()
         if average_gradients is not None:
-            average_gradients([p.grad for p in params])
+            average_gradients([p.grad for p in trained])
         if limit > 0:
-            optim.clip([p.grad for p in params], limit)
+            optim.clip([p.grad for p in trained], limit)
         for group in opt.param_groups:
             group["lr"] = rate(step)
         opt.step()
