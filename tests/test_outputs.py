@@ -5,12 +5,15 @@ time so that the progress bar moves and Ctrl-C is answered within seconds."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tfm.backends.runtime import loop, plots
 from tfm.driver import cli
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_tile_lays_images_out_in_a_grid_with_gaps():
@@ -100,9 +103,34 @@ def test_where_lengths_are_free_the_first_chunk_is_short():
     assert lengths[0] == loop.FIRST_CHUNK and max(lengths[1:]) <= 256 and sum(lengths) == 1000
 
 
+def test_a_jax_chunk_of_any_length_runs_one_compiled_loop(tmp_path):
+    """JAX's chunk runner takes any length up to log_every with one compilation, so that the
+    first chunk is short (Ctrl-C is seen after FIRST_CHUNK steps, not log_every): 3 steps and
+    then 5 end where one chunk of 8 does, with the same losses."""
+    pytest.importorskip("jax")
+    import tfm
+
+    path = tmp_path / "m.tfm"
+    path.write_text((ROOT / "examples" / "gaussian_to_gaussian.tfm").read_text())
+    a = tfm.load(path, folder=tmp_path / "a")
+    run = a._chunk_runner(100, None)
+    state, first = run(a._state(), 3)
+    state, second = run(state, 5)
+    b = tfm.load(path, folder=tmp_path / "b")
+    state_b, together = b._chunk_runner(100, None)(b._state(), 8)
+    np.testing.assert_array_equal(np.concatenate([first, second]), np.asarray(together))
+    a._set_state(state)
+    b._set_state(state_b)
+    assert a.step == b.step == 8
+    for k, v in a.params.items():
+        np.testing.assert_array_equal(np.asarray(v), np.asarray(b.params[k]))
+    assert type(a).free_chunk_lengths  # so runtime/loop.py starts with FIRST_CHUNK steps
+
+
 def test_compiled_chunks_keep_one_length_aligned_to_the_log_steps():
-    """Where each new length compiles (JAX), slow steps give one chunk length, a divisor of
-    log_every, chosen once: the first chunk's and that one (and none other) compile."""
+    """Where each new length compiles (a runner compiled per length), slow steps give one chunk
+    length, a divisor of log_every, chosen once: the first chunk's and that one (and none
+    other) compile."""
     lengths = []
 
     def run_chunk(state, length):

@@ -7,11 +7,13 @@ a checkpoint write; a chunk dispatched after a bad one is discarded.
 
 Chunks are also sized by time: where steps are slow (a large network on a CPU), a chunk is cut
 to the power of two of steps that takes about ``CHUNK_SECONDS``, measured on the chunks run so
-far (not a chunk of a new length, which compiles), so that the progress bar moves and Ctrl-C is
-answered within a few seconds. Where lengths cost nothing (torch), the first chunk is short and
-times the steps at once; where each new length compiles (JAX), one length is chosen once, a
-divisor of the log and checkpoint steps, so that at most one more length compiles. The steps
-and their random draws do not depend on how they are chunked.
+far (not a chunk of a new length, where a new length compiles), so that the progress bar moves
+and Ctrl-C is answered within a few seconds. Where lengths cost nothing (torch's Python loop of
+steps; JAX's one compiled loop whose trip count is an argument), the first chunk is short
+(FIRST_CHUNK steps) and times the steps at once; where each new length compiles (a runner
+compiled per length), one length is chosen once, a divisor of the log and checkpoint steps, so
+that at most one more length compiles. The steps and their random draws do not depend on how
+they are chunked.
 """
 
 from __future__ import annotations

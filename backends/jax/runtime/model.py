@@ -25,6 +25,7 @@ class JaxModel(shared.Model):
     energy_model_class = JaxEnergyModel
     backend = BACKEND
     ops = OPS
+    free_chunk_lengths = True  # one compiled loop runs chunks of any length (train.chunk_runner)
 
     def __init__(self, module, root: str | Path = ".", networks: dict | None = None,
                  devices: int | None = None):
@@ -98,8 +99,10 @@ class JaxModel(shared.Model):
             step_fn = train.make_step(self.spec, self.objective.draw(self, data),
                                       self._update(), jax.random.PRNGKey(self.seed),
                                       self.layout)
+            tr = self.spec.train
             run_chunk = train.chunk_runner(step_fn, self.layout.out_sharding()
-                                           if self.layout.sharded else None)
+                                           if self.layout.sharded else None,
+                                           capacity=min(tr.log_every, tr.checkpoint_every))
             if data is None:
                 self._compiled[key] = run_chunk
         return run_chunk

@@ -58,11 +58,29 @@ def make_step(spec, draw, update, root_key, layout=None):
     return step
 
 
-def chunk_runner(step, out_sharding=None):
-    """A compiled function (state, length) -> (state, losses); one compilation per length.
+def chunk_runner(step, out_sharding=None, capacity: int | None = None):
+    """A compiled function (state, length) -> (state, losses). With ``capacity``, one
+    compilation runs any length up to it (a loop whose trip count is an argument, the losses
+    written into a buffer of ``capacity``), so that a chunk can be sized by time without
+    compiling again (runtime/loop.py); without, a ``lax.scan`` compiled per length.
     ``out_sharding``: where the outputs live (a mesh: replicated on every device)."""
-    cache = {}
     options = {} if out_sharding is None else {"out_shardings": out_sharding}
+    if capacity is not None:
+        def body(i, carry):
+            state, losses = carry
+            state, loss = step(state, None)
+            return state, losses.at[i].set(loss)
+
+        looped = jax.jit(lambda s, n: jax.lax.fori_loop(
+            0, n, body, (s, jnp.zeros((capacity,), jnp.float32))), **options)
+
+        def run_any(state, length: int):
+            if not 0 < length <= capacity:
+                raise ValueError(f"a chunk of {length} steps; this runner takes 1 to {capacity}")
+            state, losses = looped(state, jnp.asarray(length, jnp.int32))
+            return state, losses[:length]
+        return run_any
+    cache = {}
 
     def run(state, length: int):
         if length not in cache:
