@@ -323,7 +323,8 @@ def check_flows(model: ir.Model) -> list[Diagnostic]:
 
 
 def _check_unet(net, shape: tuple[int, ...], error) -> None:
-    """A U-Net's levels must halve the image exactly, and its group norms divide its channels."""
+    """A U-Net's levels must halve the image exactly, its group norms divide its channels, and
+    its dropout rate lie below 1."""
     arg, span = net.constructor.arg, net.constructor.span
     multipliers, groups = arg("multipliers"), arg("groups")
     if not multipliers:
@@ -348,3 +349,7 @@ def _check_unet(net, shape: tuple[int, ...], error) -> None:
         error(f"unet's attention lists the resolution {unused[0]}, which no level has (its "
               f"levels are {', '.join(str(s) for s in sorted(sizes, reverse=True))}).", span,
               "List resolutions the levels have, or attention = [] for none.")
+    if arg("dropout") >= 1:
+        error(f"unet's dropout is the fraction of activations dropped in training; it must be "
+              f"below 1, and is {arg('dropout'):g}.", span, "Use e.g. dropout = 0.1, or 0 for "
+              "none.")

@@ -73,6 +73,81 @@ def test_the_unet_is_one_function_in_both_backends(tmp_path, target):
     np.testing.assert_allclose(out["jax"], out["torch"], rtol=1e-4, atol=1e-5)
 
 
+class _Stub:
+    """What runtime/dropout.py asks of a backend's layers: cast and constant."""
+
+    def __init__(self, backend):
+        if backend == "jax":
+            import jax.numpy as jnp
+
+            self.xp, self.cast, self.constant = jnp, lambda h, d: h.astype(d), jnp.asarray
+        else:
+            import array_api_compat.torch as xp
+            import torch
+
+            self.xp, self.cast, self.constant = xp, lambda h, d: h.to(d), torch.as_tensor
+
+
+def test_dropout_masks_are_one_hash_in_both_backends():
+    """The masks are the same bits in JAX and torch, uniform, and differ between examples and
+    sites (runtime/dropout.py)."""
+    pytest.importorskip("jax")
+    pytest.importorskip("torch")
+    from tfm.backends.runtime import dropout
+
+    seeds = np.random.default_rng(0).integers(0, dropout.SEED_LIMIT, 64)
+    got = {}
+    for backend in ("jax", "torch"):
+        stub = _Stub(backend)
+        got[backend] = [to_numpy(dropout.uniform(stub.xp, stub, stub.constant(seeds), site,
+                                                 (64, 16, 8, 8))) for site in (3, 4)]
+    for a, b in zip(got["jax"], got["torch"]):
+        np.testing.assert_array_equal(a, b)
+    u, other = got["jax"]
+    assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() * 12 - 1) < 0.02
+    assert abs((u < 0.1).mean() - 0.1) < 0.005
+    counts = np.histogram(u, 10, (0, 1))[0]
+    assert counts.min() > 0.95 * counts.mean()
+    assert abs(np.corrcoef(u[0].ravel(), u[1].ravel())[0, 1]) < 0.15  # examples: 1/sqrt(1024)
+    assert abs(np.corrcoef(u.ravel(), other.ravel())[0, 1]) < 0.02  # sites
+
+
+def test_unet_dropout_acts_in_training_only_and_alike_in_both_backends(tmp_path):
+    """unet(dropout = 0.3): the training loss on a batch with dropout seeds is the same in both
+    backends; without seeds (sampling, evaluation) nothing is dropped; the batches training
+    draws carry one seed per example; torch trains a few steps."""
+    pytest.importorskip("jax")
+    pytest.importorskip("torch")
+    args = "channels = 8, multipliers = [1, 2], blocks = 1, attention = [4], groups = 4"
+    path = _model(tmp_path, args=args + ", dropout = 0.3")
+    models = {b: tfm.load(path, backend=b, folder=tmp_path / b) for b in ("jax", "torch")}
+    (tmp_path / "plain").mkdir()
+    plain = tfm.load(_model(tmp_path / "plain", args=args), backend="torch",
+                     folder=tmp_path / "plain_build")
+    weights = _perturbed(models["jax"])
+    for m in (*models.values(), plain):
+        _set(m, weights)
+    rng = np.random.default_rng(3)
+    t = rng.uniform(0, 1, 6).astype(np.float32)
+    x0, x1 = rng.standard_normal((2, 6, 1, 8, 8)).astype(np.float32)
+    z = np.zeros_like(x0)
+    seeds = rng.integers(0, 2**30, 6)
+    dropped = {b: m.loss(t, x0, x1, z, seeds) for b, m in models.items()}
+    assert dropped["jax"] == pytest.approx(dropped["torch"], rel=1e-4)
+    kept = models["torch"].loss(t, x0, x1, z)
+    assert kept == pytest.approx(plain.loss(t, x0, x1, z), rel=1e-6)  # no seeds: no dropout
+    assert abs(dropped["torch"] - kept) > 1e-4 * abs(kept)
+    x = rng.standard_normal((3, 1, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(models["torch"].evaluate("velocity", 0.4, x),
+                                  plain.evaluate("velocity", 0.4, x))
+    torch_model = models["torch"]
+    batch = torch_model.objective.draw(torch_model)(torch_model.ops.random(
+        torch_model.ops.key(0)), 4)
+    assert len(batch) == 5 and tuple(batch[4].shape) == (4,)
+    torch_model.fit(steps=2, progress=False)
+    assert np.isfinite(torch_model.history).all()
+
+
 def test_every_planned_layer_is_used_once(tmp_path):
     """The forward pass takes each layer of ``_plan`` (weights named by position), in order:
     a layer left out or taken twice would shift every later name."""
@@ -102,6 +177,8 @@ def test_every_planned_layer_is_used_once(tmp_path):
      "the resolution 2, which no level has"),
     ("channels = 8, multipliers = [], groups = 4", "multipliers is empty"),
     ("channels = 8, multipliers = [1, 0.5], groups = 4", "must be a list of whole numbers"),
+    ("channels = 8, multipliers = [1, 2], groups = 4, dropout = 1", "must be below 1, and is 1"),
+    ("channels = 8, multipliers = [1, 2], groups = 4, dropout = -0.1", "must be 0 or more"),
 ])
 def test_unet_arguments_are_checked(tmp_path, args, message):
     path = _model(tmp_path, args=args, shape=(1, 12, 12))

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Callable
 import attrs
 import numpy as np
 
+from . import dropout
 from .kinds import Registry
 
 if TYPE_CHECKING:
@@ -187,10 +188,13 @@ def has_output(net) -> bool:
     return not is_flow(net) and net.target != "map"
 
 
-def forward(xp, layers, net, shape, t, x):
+def forward(xp, layers, net, shape, t, x, seeds=None):
     """The output of network ``net`` (a spec Network) at (t, x), t broadcast to (B,) float32;
-    a flow map's output at (t, x) is its velocity, the tangent of X_{t,u} at u = t."""
+    a flow map's output at (t, x) is its velocity, the tangent of X_{t,u} at u = t. ``seeds``
+    (B,): a training pass's dropout seeds (runtime/dropout.py), for a network with dropout."""
     kind = NETWORKS[net.kind]
+    if seeds is not None and net.args.get("dropout", 0):
+        layers = dropout.Seeded(layers, seeds)
     if kind.forward is None:
         raise TypeError(f"network '{net.name}' is a {net.kind} flow: it has push and pull, "
                         "no output at (t, x)")

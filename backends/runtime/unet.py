@@ -18,8 +18,9 @@ For an image x (C, H, W) and a time t:
   over the pixels for a scalar output), starting at zero, so the network starts as the zero field.
 
 A residual block from c to c': group norm, activation, 3 x 3 convolution to c'; plus a dense layer
-of the activated time embedding, added per channel; group norm, activation, 3 x 3 convolution;
-added to the input (through a 1 x 1 convolution where c != c'). Self-attention at one resolution:
+of the activated time embedding, added per channel; group norm, activation, dropout at the rate
+``dropout`` (training only: runtime/dropout.py), 3 x 3 convolution; added to the input (through
+a 1 x 1 convolution where c != c'). Self-attention at one resolution:
 group norm, a 1 x 1 convolution to queries, keys and values, one head over the H * W positions
 (softmax in float32), a 1 x 1 convolution, added to the input. Group norm uses ``groups`` groups
 (every channel count must divide by it), eps 1e-5, float32 statistics, a learned scale and shift.
@@ -33,6 +34,7 @@ from __future__ import annotations
 import itertools
 import math
 
+from . import dropout
 from .networks import NETWORKS, TIME_FEATURES, NetworkKind, time_features, times
 
 NORM_EPS = 1e-5
@@ -117,11 +119,12 @@ def _attention(xp, layers, at, h, groups):
     return h + layers.layer(out_layer, xp.reshape(out, (b, c, height, width)))
 
 
-def _resblock(xp, layers, at, h, temb, cin, cout, groups):
+def _resblock(xp, layers, at, h, temb, cin, cout, groups, rate):
     norm1, conv1, dense, norm2, conv2 = at(), at(), at(), at(), at()  # _plan's order
     r = layers.layer(conv1, layers.act(group_norm(xp, layers, norm1, h, groups)))
     r = r + layers.layer(dense, temb)[:, :, None, None]
-    r = layers.layer(conv2, layers.act(group_norm(xp, layers, norm2, r, groups)))
+    r = dropout.drop(xp, layers, layers.act(group_norm(xp, layers, norm2, r, groups)), rate, conv2)
+    r = layers.layer(conv2, r)
     return (layers.layer(at(), h) if cin != cout else h) + r
 
 
@@ -139,6 +142,7 @@ def _upsample(xp, h):
 def _forward(xp, layers, args, shape, scalar, t, x):
     ch, blocks, attend, groups = args["channels"], args["blocks"], set(args["attention"]), \
         args["groups"]
+    rate = float(args.get("dropout", 0))
     counter = itertools.count()
 
     def at() -> int:
@@ -152,23 +156,23 @@ def _forward(xp, layers, args, shape, scalar, t, x):
     levels = _levels(args)
     for level, width in enumerate(levels):
         for _ in range(blocks):
-            h = _resblock(xp, layers, at, h, temb, cur, width, groups)
+            h = _resblock(xp, layers, at, h, temb, cur, width, groups, rate)
             cur = width
             if res in attend:
                 h = _attention(xp, layers, at, h, groups)
         kept.append(h)
         if level < len(levels) - 1:
             h, res = _pool(xp, h), res // 2
-    h = _resblock(xp, layers, at, h, temb, cur, cur, groups)
+    h = _resblock(xp, layers, at, h, temb, cur, cur, groups, rate)
     h = _attention(xp, layers, at, h, groups)
-    h = _resblock(xp, layers, at, h, temb, cur, cur, groups)
+    h = _resblock(xp, layers, at, h, temb, cur, cur, groups, rate)
     for level in reversed(range(len(levels))):
         width = levels[level]
         skip = kept.pop()
         h = xp.concat([h, skip], axis=1)
         cin = cur + skip.shape[1]
         for _ in range(blocks):
-            h = _resblock(xp, layers, at, h, temb, cin, width, groups)
+            h = _resblock(xp, layers, at, h, temb, cin, width, groups, rate)
             cin = cur = width
             if res in attend:
                 h = _attention(xp, layers, at, h, groups)

@@ -116,7 +116,7 @@ class JaxModel(shared.Model):
 
     def loss(self, t, x0, x1, z=0.0, *more) -> float:
         """The training loss at the current weights on a given batch (numpy arrays; ``more``:
-        what else the objective draws, a flow map's second time)."""
+        what else the objective draws: dropout seeds, a flow map's second time)."""
         return float(self._loss()(self.params, *map(self.ops.asarray, (t, x0, x1, z) + more)))
 
     def step_on(self, t, x0, x1, z=0.0, *more, total: int | None = None) -> float:

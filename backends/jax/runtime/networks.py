@@ -69,10 +69,11 @@ class Layers:
         return jnp.asarray(values)
 
 
-def apply(net, params: dict, t, x, shape, dtype=jnp.float32):
-    """The network's output at (t, x) for a batch: t (B,) or a number, x (B, *shape)."""
+def apply(net, params: dict, t, x, shape, dtype=jnp.float32, seeds=None):
+    """The network's output at (t, x) for a batch: t (B,) or a number, x (B, *shape);
+    ``seeds``: a training pass's dropout seeds (runtime/dropout.py)."""
     t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), (x.shape[0],))
-    return networks.forward(jnp, Layers(net, params, dtype), net, shape, t, x)
+    return networks.forward(jnp, Layers(net, params, dtype), net, shape, t, x, seeds)
 
 
 def flow_map(net, params: dict, s, t, x, shape, dtype=jnp.float32):
@@ -88,8 +89,8 @@ class Outputs:
     def __init__(self, spec, weights: dict, dtype=jnp.float32, user=None):
         self.spec, self.weights, self.dtype, self.user = spec, weights, dtype, user
 
-    def __call__(self, t, x) -> dict:
-        return outputs(self.spec, self.weights, t, x, self.dtype, self.user)
+    def __call__(self, t, x, seeds=None) -> dict:
+        return outputs(self.spec, self.weights, t, x, self.dtype, self.user, seeds)
 
 
 def push(net, params: dict, z, shape, dtype=jnp.float32):
@@ -109,11 +110,11 @@ def flow_matching(net, params: dict, t, z, x, shape, dtype=jnp.float32):
     return networks.flow_matching(jnp, Layers(net, params, dtype), net, tuple(shape), t, z, x)
 
 
-def outputs(spec, params: dict, t, x, dtype=jnp.float32, user=None) -> dict:
+def outputs(spec, params: dict, t, x, dtype=jnp.float32, user=None, seeds=None) -> dict:
     """Every network's output keyed as the emitted functions expect (``grad_NAME`` for a
     potential network: the gradient in x of its scalar output); flows and distilled flow maps
     have none (``networks.has_output``). ``user``: the networks passed through the API, by name
-    (user_networks.py)."""
+    (user_networks.py). ``seeds``: a training pass's dropout seeds (runtime/dropout.py)."""
     out = {}
     shape, user = tuple(spec.shape), user or {}
     for net in spec.networks:
@@ -124,7 +125,7 @@ def outputs(spec, params: dict, t, x, dtype=jnp.float32, user=None) -> dict:
                 return own(params, t, y)
         else:
             def call(y, net=net):
-                return apply(net, params, t, y, shape, dtype)
+                return apply(net, params, t, y, shape, dtype, seeds)
         if net.scalar:
             out[net.key] = jax.grad(lambda y, call=call: call(y).sum())(x)
         else:

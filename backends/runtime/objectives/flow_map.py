@@ -52,7 +52,8 @@ class FlowMap(Objective):
             field = velocity(xp.reshape(t, (-1,) + trailing), x, network(t, x))
             return ops.stop_gradient(ops.full(field, x))
 
-        def loss(t, x0, x1, z, u):
+        def loss(t, x0, x1, z, *rest):  # rest: (dropout seeds,) u
+            u = rest[-1]
             s, later = xp.minimum(t, u), xp.maximum(t, u)
             xs = module.interpolant(xp.reshape(s, (-1,) + trailing), x0, x1, z)
             if form == "eulerian":
@@ -62,5 +63,5 @@ class FlowMap(Objective):
             else:
                 x, dx = ops.jvp(lambda t_: flow_map(s, t_, xs), (later,), (xp.ones_like(later),))
                 residual = dx - teacher(later, x)
-            return regression(t, x0, x1, z) + xp.mean(residual * residual)
+            return regression(t, x0, x1, z, *rest[:-1]) + xp.mean(residual * residual)
         return loss

@@ -230,7 +230,7 @@ class TorchModel(shared.Model):
 
     def loss(self, t, x0, x1, z=0.0, *more) -> float:
         """The training loss at the current weights on a given batch (numpy arrays; ``more``:
-        what else the objective draws, a flow map's second time)."""
+        what else the objective draws: dropout seeds, a flow map's second time)."""
         fn = self.objective.loss(self, self.net)
         with torch.no_grad():  # torch.func.grad (potentials) works inside
             return float(fn(*map(self.ops.asarray, (t, x0, x1, z) + more)).detach())
@@ -278,8 +278,9 @@ class _Functional:
         self.net, self.weights = net, weights
         self.named = {f"nets.{k}": v for k, v in weights.items()}
 
-    def __call__(self, t, x):
-        return torch.func.functional_call(self.net, self.named, (t, x))
+    def __call__(self, t, x, seeds=None):
+        return torch.func.functional_call(self.net, self.named, (t, x),
+                                          {} if seeds is None else {"seeds": seeds})
 
 
 class _Batched(nn.Module):

@@ -49,7 +49,7 @@ SPEC = Spec.from_json(
      'objective': 'flow_map',
      'energies': [],
      'constants': {},
-     'objective_args': {'network': 'X', 'form': 'lagrangian', 'teacher': 'b'}})
+     'objective_args': {'network': 'X', 'form': 'lagrangian', 'teacher': 'b', 'teacher_run': None}})
 
 
 class Networks(torch.nn.Module):
@@ -60,8 +60,8 @@ class Networks(torch.nn.Module):
         super().__init__()
         self.nets = networks.build(SPEC)
 
-    def forward(self, t, x):
-        return networks.outputs(SPEC, self.nets, t, x)
+    def forward(self, t, x, seeds=None):
+        return networks.outputs(SPEC, self.nets, t, x, seeds)
 
 
 def interpolant(t, x0, x1, z):

@@ -26,7 +26,8 @@ SPEC = Spec.from_json(
                             'blocks': 1,
                             'attention': [4],
                             'groups': 8,
-                            'activation': 'silu'},
+                            'activation': 'silu',
+                            'dropout': 0.0},
                    'target': 'velocity',
                    'output': 'vector',
                    'key': 'b'}],
@@ -56,8 +57,8 @@ class Networks(torch.nn.Module):
         super().__init__()
         self.nets = networks.build(SPEC)
 
-    def forward(self, t, x):
-        return networks.outputs(SPEC, self.nets, t, x)
+    def forward(self, t, x, seeds=None):
+        return networks.outputs(SPEC, self.nets, t, x, seeds)
 
 
 def interpolant(t, x0, x1, z):

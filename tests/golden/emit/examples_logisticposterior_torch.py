@@ -57,8 +57,8 @@ class Networks(torch.nn.Module):
         super().__init__()
         self.nets = networks.build(SPEC)
 
-    def forward(self, t, x):
-        return networks.outputs(SPEC, self.nets, t, x)
+    def forward(self, t, x, seeds=None):
+        return networks.outputs(SPEC, self.nets, t, x, seeds)
 
 
 from tfm.backends.runtime import array_functions as af  # noqa: E402

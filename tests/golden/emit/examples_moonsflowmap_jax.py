@@ -48,7 +48,7 @@ SPEC = Spec.from_json(
      'objective': 'flow_map',
      'energies': [],
      'constants': {},
-     'objective_args': {'network': 'X', 'form': 'lagrangian', 'teacher': 'b'}})
+     'objective_args': {'network': 'X', 'form': 'lagrangian', 'teacher': 'b', 'teacher_run': None}})
 
 
 def interpolant(t, x0, x1, z):
