@@ -317,11 +317,9 @@ def _teacher_weights(folder: Path) -> dict:
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_a_teacher_read_from_a_run_folder_is_fixed_while_the_map_trains(teacher_run, backend):
     """lagrangian(teacher = b, run = ...): b takes the run's trained (EMA) weights when
-    training starts and keeps them through training and a resume, which does not read the run
-    again; the map trains."""
+    training starts and keeps them through training and a resume, which reads the checkpoint,
+    not the run; the map trains."""
     import shutil
-
-    from tfm.driver.run import open_run, run
 
     folder = teacher_run / backend
     (folder / "runs").mkdir(parents=True)
@@ -329,23 +327,19 @@ def test_a_teacher_read_from_a_run_folder_is_fixed_while_the_map_trains(teacher_
     path = folder / "map.tfm"
     path.write_text(_text("lagrangian", **{"X ~ lagrangian(teacher = b)": TEACHER_RUN}))
     expected = _teacher_weights(teacher_run)
-    model = tfm.load(path, backend=backend, folder=folder / "build")
-    model.fit(steps=3, progress=False)
-    weights = {k: np.asarray(model.ops.numpy(v)) for k, v in model.weights.items()}
-    for k, v in expected.items():
-        np.testing.assert_array_equal(weights[k], v)
     out = folder / "runs" / "map"
-    run(path, backend, out=out, steps=4, progress=False, log=lambda m: None)
+    model = tfm.load(path, backend=backend, folder=folder / "build")
+    initial = {k: np.array(model.ops.numpy(v)) for k, v in model.weights.items()}  # copies
+    model.fit(steps=4, out=out, progress=False, log=lambda m: None)
     shutil.rmtree(folder / "runs" / "teacher")  # a resume reads the checkpoint, not the run
-    run(path, backend, out=out, steps=8, resume=True, progress=False, log=lambda m: None)
-    trained = open_run(out)
-    got = {k: np.asarray(trained.ops.numpy(v)) for k, v in trained.weights.items()}
-    for k, v in expected.items():
-        np.testing.assert_array_equal(got[k], v)
-    initial = tfm.load(path, backend=backend, folder=folder / "fresh")
-    assert any(not np.allclose(got[k], np.asarray(initial.ops.numpy(v)))
-               for k, v in initial.weights.items() if k.startswith("X."))
-    assert trained.sample(5, sampler="one").shape == (5, 2)
+    resumed = tfm.load(path, backend=backend, folder=folder / "build")
+    resumed.fit(steps=8, out=out, resume=True, progress=False, log=lambda m: None)
+    for m in (model, resumed):
+        got = {k: np.asarray(m.ops.numpy(v)) for k, v in m.weights.items()}
+        for k, v in expected.items():
+            np.testing.assert_array_equal(got[k], v)
+        assert any(not np.allclose(got[k], v) for k, v in initial.items() if k.startswith("X."))
+    assert resumed.step == 8 and resumed.sample(5, sampler="one").shape == (5, 2)
 
 
 @pytest.mark.parametrize("replace, error, message", [

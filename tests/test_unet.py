@@ -220,11 +220,13 @@ def test_a_unet_on_3x32x32_images_trains_and_samples(tmp_path):
     assert x.shape == (2, 3, 32, 32) and np.isfinite(x).all()
 
 
-def test_the_digits_example_trains_to_recognisable_samples(tmp_path):
-    """examples/digits_unet.tfm in its quick form (torch, fewer steps): a logistic regression
-    trained on the real digits gives at least 80% of 1,000 samples a class probability above
-    0.5."""
-    pytest.importorskip("torch")
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_the_digits_example_trains_to_recognisable_samples(tmp_path, backend):
+    """examples/digits_unet.tfm in its quick form (fewer steps and a smaller batch), in each
+    backend: a logistic regression trained on the real digits gives at least 80% of 1,000
+    samples a class probability above 0.5 (82% in both when last measured; JAX 32 s, torch
+    19 s on 2 cores)."""
+    pytest.importorskip(backend)
     sklearn = pytest.importorskip("sklearn")
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
@@ -234,7 +236,7 @@ def test_the_digits_example_trains_to_recognisable_samples(tmp_path):
     text = EXAMPLE.read_text().replace("steps 3000", f"steps {QUICK_STEPS}").replace(
         "batch 128", f"batch {QUICK_BATCH}")
     (tmp_path / "digits.tfm").write_text(text)
-    m = tfm.load(tmp_path / "digits.tfm", backend="torch", folder=tmp_path)
+    m = tfm.load(tmp_path / "digits.tfm", backend=backend, folder=tmp_path)
     m.fit(progress=False)
     x = m.sample(1000, seed=1)
     digits = load_digits()
