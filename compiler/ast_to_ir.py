@@ -517,7 +517,7 @@ class Lowering:
         if time_law is None:
             time_law = ir.Constructor("timelaw", "uniform", (("low", 0.0), ("high", 1.0)))
         return ir.Objective(tuple(terms), time_law, sympy.Integer(1) if weight is None else weight,
-                            span=st.span)
+                            span=st.span, weighted=weight is not None)
 
     def _term(self, item: S.ObjectiveTerm, seen) -> ir.ObjectiveTerm:
         st = self.local.get(item.lhs)

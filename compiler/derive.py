@@ -21,7 +21,7 @@ import functools
 import sympy
 
 from ..errors import Diagnostic
-from . import grid, ir, kinds
+from . import conditioning, grid, ir, kinds
 from .deadline import Expired, deadline
 
 ETA = {"x0": sympy.Symbol("eta_x0", real=True), "x1": sympy.Symbol("eta_x1", real=True),
@@ -99,6 +99,15 @@ def regression_target(name: str, model: ir.Model, velocity: sympy.Expr,
     raise AssertionError(name)  # pragma: no cover - names are checked when lowering
 
 
+def score_weight(model: ir.Model, y: sympy.Expr) -> sympy.Expr:
+    """The standard weighting of a score target Y where the objective writes no weight: 1 / V(t)
+    of the unweighted target (gamma(t)^2 for -z / gamma, alpha(t)^2 s^2 for the Gaussian base's
+    -(x0 - m) / (alpha s^2)), so that the weighted target has unit variance at every t and the
+    loss is noise prediction's (docs/maths.md §2.6)."""
+    v = conditioning.variance_factor(model, y, sympy.Integer(1))
+    return tidy(1 / v) if v is not None else sympy.Integer(1)
+
+
 def gaussian_base(model: ir.Model) -> tuple[sympy.Expr, sympy.Expr] | None:
     """(mean, scale) of an isotropic normal base independent of x1, else None. Then x0 and z
     are jointly Gaussian given x1, which is what the score and the merge of x0 with z need."""
@@ -124,13 +133,18 @@ def derive(model: ir.Model) -> tuple[ir.Derivation, list[Diagnostic]]:
     targets = tuple((term.network, term.target, regression_target(term.target, model, velocity, form))
                     for term in model.objective.regressions)
     weight = model.objective.weight
-    losses = []
+    losses, variances, weights = [], [], []
     for network, target, y in targets:
         out = output_symbol(network, target)
+        w = weight
+        if target == "score" and not model.objective.weighted:
+            w = score_weight(model, y)
+            weights.append((network, w))
+        variances.append((network, conditioning.variance_factor(model, y, w)))
         if target == "potential":
-            losses.append((network, weight * (out ** 2 - 2 * y * out)))
+            losses.append((network, w * (out ** 2 - 2 * y * out)))
         else:
-            losses.append((network, weight * (out - y) ** 2))
+            losses.append((network, w * (out - y) ** 2))
     fields = conversions(model, form, diags)
     drifts = sde_drifts(model, fields, diags)
     for s in model.samplers:
@@ -154,7 +168,8 @@ def derive(model: ir.Model) -> tuple[ir.Derivation, list[Diagnostic]]:
     diags.extend(_singular_conversions(model, fields))
     derivation = ir.Derivation(form is not None, expr, form, velocity, derivatives, targets,
                                tuple(losses), fields, drifts, model.objective.time_law, weight,
-                               flow_map_loss(model, expr, fields))
+                               flow_map_loss(model, expr, fields), tuple(variances),
+                               tuple(weights))
     return derivation, diags
 
 

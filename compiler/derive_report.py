@@ -145,7 +145,8 @@ def _json(model, d, findings) -> dict:
                                "rate": _expr(rate)} for name, f, rate in _functions(model, d)},
         "objective": {"time_law": d.time_law.to_json(), "weight": _expr(d.weight),
                       "terms": [{"network": n, "target": t, "regression_target": _expr(y),
-                                 "loss": _expr(loss)}
+                                 "loss": _expr(loss), "weight": _expr(_weight(d, n)),
+                                 "variance_factor": _expr(_variance(d, n))}
                                 for (n, t, y), (_, loss) in zip(d.targets, d.losses)]},
         "fields": {f.name: ({"expr": _expr(f.expr), "generic": _expr(base_symbols(f.generic)[0])
                              if f.generic is not None else None}
@@ -158,6 +159,15 @@ def _json(model, d, findings) -> dict:
         "energies": _energy_json(model),
         "findings": [f.to_json() for f in findings],
     }
+
+
+def _weight(d: ir.Derivation, network: str):
+    """The weight of a network's term: its own (the score's default) or the objective's."""
+    return dict(d.weights).get(network, d.weight)
+
+
+def _variance(d: ir.Derivation, network: str):
+    return dict(d.variances).get(network)
 
 
 def _cse(d: ir.Derivation) -> dict:
@@ -188,8 +198,15 @@ def _text(model, d, findings, sources) -> str:
             out.append(f"  {name}'({f.params[0]}) = {rate}")
     out += ["", f"objective (t ~ {_call(d.time_law)}, weight w(t) = {d.weight})"]
     for (network, target, y), (_, loss) in zip(d.targets, d.losses):
+        pad = " " * (len(network) + len(target) + 5)
         out.append(f"  {network} ~ {target}: Y = {y}")
-        out.append(f"  {'':<{len(network) + len(target) + 3}}  loss = {loss}")
+        if dict(d.weights).get(network) is not None:
+            out.append(f"{pad}w(t) = {_weight(d, network)}   (the score's standard weighting, "
+                       "as no weight is written)")
+        out.append(f"{pad}loss = {loss}")
+        variance = _variance(d, network)
+        if variance is not None:
+            out.append(f"{pad}V(t) = {variance}   (variance of the weighted target)")
     out += _flow_map_text(d)
     out += ["", "fields (x is the state; network names stand for their outputs)"]
     for f in d.fields:

@@ -156,6 +156,7 @@ class Objective:
     time_law: Constructor
     weight: sympy.Expr
     span: Span | None = _span
+    weighted: bool = False  # the file writes weight(t) = ...: it is used as written, every term
 
     @property
     def regressions(self) -> tuple[ObjectiveTerm, ...]:
@@ -296,6 +297,10 @@ class Derivation:
     time_law: Constructor
     weight: sympy.Expr
     flow_map: "FlowMapLoss | None" = None
+    # (network, V(t)): the variance factor of each weighted target (compiler/conditioning.py)
+    variances: tuple[tuple[str, "sympy.Expr | None"], ...] = ()
+    # (network, w(t)): each term's weight where it is not the objective's (the score's default)
+    weights: tuple[tuple[str, sympy.Expr], ...] = ()
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)

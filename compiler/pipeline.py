@@ -2,6 +2,7 @@
 
     text --parse--> syntax tree --load/resolve--> modules --lower--> IR --check--> checked IR
          --derive--> derived IR (targets, conversions, drifts) --check_boundaries--> findings
+         --conditioning--> findings (each weighted target's variance over the time law)
 
 ``run`` performs them all and returns a :class:`Compilation` holding every stage, so that any one
 can be dumped (``tfmc info``, ``tfmc graph``) and every diagnostic is reported together.
@@ -16,13 +17,13 @@ import networkx as nx
 
 from ..errors import (Diagnostic, InternalCompilerError, TfmDataError, TfmError,
                                TfmSemanticError)
-from . import ir
+from . import conditioning, ir
 from .ast_to_ir import Lowering
 from .check_boundaries import check_boundaries
 from .derive import derive
 from .modules import LoadedModule, Loader, display_name
 
-STAGES = ("parse", "resolve", "lower", "check", "derive", "check_boundaries")
+STAGES = ("parse", "resolve", "lower", "check", "derive", "check_boundaries", "conditioning")
 
 
 @attrs.define
@@ -111,6 +112,7 @@ def _derive(model: ir.Model, diagnostics: list[Diagnostic]) -> ir.Model:
     diagnostics.extend(found)
     findings, time_law = check_boundaries(model, derivation)
     diagnostics.extend(findings)
+    diagnostics.extend(conditioning.check(model, derivation, time_law))
     return attrs.evolve(model, derivation=attrs.evolve(derivation, time_law=time_law))
 
 

@@ -124,7 +124,15 @@ def test_a_jax_chunk_of_any_length_runs_one_compiled_loop(tmp_path):
     assert a.step == b.step == 8
     for k, v in a.params.items():
         np.testing.assert_array_equal(np.asarray(v), np.asarray(b.params[k]))
-    assert type(a).free_chunk_lengths  # so runtime/loop.py starts with FIRST_CHUNK steps
+    # so a fit's first chunk is FIRST_CHUNK steps, not log_every: Ctrl-C is seen after those
+    lengths, runner = [], a._chunk_runner
+
+    def recorded(total, data):
+        run_chunk = runner(total, data)
+        return lambda state, length: (lengths.append(length), run_chunk(state, length))[1]
+    a._chunk_runner = recorded
+    a.fit(steps=40, progress=False)
+    assert lengths[0] == loop.FIRST_CHUNK and sum(lengths) == 32 and a.step == 40
 
 
 def test_compiled_chunks_keep_one_length_aligned_to_the_log_steps():
