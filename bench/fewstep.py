@@ -11,10 +11,14 @@ against its 20-step teacher in the same run, and two rounds of reflow.
 2. ``reflow``: examples/moons.tfm for STEPS steps (round 1), then examples/moons_reflow.tfm on
    20,000 of its pairs (round 2); each round's normalised path energy and W2 (its run folder's
    metrics), and the W2 of 2 Euler steps of each round's velocity.
+3. ``teacher_run``: examples/moons.tfm for STEPS steps into a run folder, then the map of
+   examples/moons_flowmap.tfm distilled from that run's b, fixed (``lagrangian(teacher = b, run =
+   "runs/moons")``), for STEPS steps; the same table as ``maps`` (the ODE is the run's b).
 
     .venv/bin/python bench/fewstep.py                       # STEPS=20000, both sections, JAX
     QUICK=1 .venv/bin/python bench/fewstep.py               # smoke run
     BACKENDS=jax,torch SECTIONS=maps OUT=/tmp .venv/bin/python bench/fewstep.py
+    SECTIONS=teacher_run .venv/bin/python bench/fewstep.py
 
 Not a test. Results: docs/fewstep.md and docs/benchmarks.md ("Few-step samplers").
 """
@@ -69,12 +73,21 @@ def timed(model, backend: str, sampler: str, x0) -> tuple[np.ndarray, float]:
     return samples, len(x0) / statistics.median(times)
 
 
-def maps(folder: Path, backend: str) -> dict:
+def maps(folder: Path, backend: str, teacher_run: bool = False) -> dict:
     import tfm
     from tfm.backends.runtime import metrics
 
+    text = with_steps((ROOT / "examples" / "moons_flowmap.tfm").read_text())
+    if teacher_run:  # the teacher trained first, alone, then read and kept fixed
+        from tfm.driver.run import run
+
+        (folder / "moons.tfm").write_text(with_steps((ROOT / "examples" / "moons.tfm").read_text()))
+        run(folder / "moons.tfm", backend, out=folder / "runs" / "moons", progress=False,
+            log=lambda message: None)
+        text = text.replace("X ~ lagrangian(teacher = b)",
+                            'X ~ lagrangian(teacher = b, run = "runs/moons")')
     path = folder / "moons_flowmap.tfm"
-    path.write_text(with_steps((ROOT / "examples" / "moons_flowmap.tfm").read_text()))
+    path.write_text(text)
     model = tfm.load(path, backend=backend, folder=folder / f"build_{backend}")
     started = time.perf_counter()
     model.fit(progress=False)
@@ -123,19 +136,23 @@ def main() -> None:
         for section in SECTIONS:
             folder = Path(tempfile.mkdtemp(prefix=f"tfm_fewstep_{section}_"))
             try:
-                results[backend][section] = {"maps": maps, "reflow": reflow}[section](folder, backend)
+                results[backend][section] = {
+                    "maps": maps, "reflow": reflow,
+                    "teacher_run": lambda f, b: maps(f, b, teacher_run=True)}[section](folder, backend)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
             print(backend, section, json.dumps(results[backend][section], indent=1), flush=True)
     for backend, sections in results.items():
-        if "maps" in sections:
-            m = sections["maps"]
-            print(f"\n{backend}: {m['steps']} steps, trained in {m['train_seconds']:.0f} s; "
+        for name in ("maps", "teacher_run"):
+            if name not in sections:
+                continue
+            m = sections[name]
+            print(f"\n{backend} {name}: {m['steps']} steps, trained in {m['train_seconds']:.0f} s; "
                   f"W2 floor (two target draws of {N}) {m['w2_floor']:.4f}")
             print(f"{'sampler':<8}{'calls':>6}{'W2':>9}{'/ ODE':>8}{'RMS to ODE':>12}"
                   f"{'samples/s':>12}{'x ODE':>8}")
-            for name, row in m["samplers"].items():
-                print(f"{name:<8}{row['network_calls']:>6}{row['w2']:>9.4f}"
+            for sampler, row in m["samplers"].items():
+                print(f"{sampler:<8}{row['network_calls']:>6}{row['w2']:>9.4f}"
                       f"{row.get('w2_over_ode', 1.0):>8.3f}{row['rms_to_ode']:>12.4f}"
                       f"{row['samples_per_second']:>12.0f}{row.get('speed_over_ode', 1.0):>8.1f}")
         if "reflow" in sections:

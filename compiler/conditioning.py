@@ -73,9 +73,11 @@ def profile(v: sympy.Expr, law: ir.Constructor) -> tuple[float, float, float] | 
         t = quantile(law, p)
         try:
             value = complex(f(t))
-        except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+        except (ZeroDivisionError, OverflowError):  # unbounded there
+            value = complex(math.inf)
+        except (ValueError, TypeError):
             return None
-        if abs(value.imag) > 1e-9 * max(1.0, abs(value.real)) or not math.isfinite(value.real):
+        if math.isnan(value.real) or abs(value.imag) > 1e-9 * max(1.0, abs(value.real)):
             return None
         values[t] = abs(value.real)
     ordered = sorted(values.values())
@@ -96,17 +98,17 @@ def check(model: ir.Model, derivation: ir.Derivation, law: ir.Constructor) -> li
         median, top, where = found
         if median <= 0 or top <= SPAN * median:
             continue
-        span = model.objective.span or model.span
+        reach = ("grows without bound" if math.isinf(top) else
+                 f"reaches {top / median:.3g} times its median over the time law")
         out.append(Diagnostic(
             "Semantic", f"The {target} target of '{network}' is ill-conditioned: the variance "
-            f"of the weighted target, V(t) = {v}, reaches {top / median:.3g} times its median "
-            f"over the time law (at t = {where:.4g}), so a few times dominate the loss and the "
-            "rest of the field trains through their noise.", span, _fixes(model, target),
-            severity="warning"))
+            f"of the weighted target, V(t) = {v}, {reach} (at t = {where:.4g}), so a few times "
+            "dominate the loss and the rest of the field trains through their noise.",
+            model.objective.span or model.span, _fixes(target), severity="warning"))
     return out
 
 
-def _fixes(model: ir.Model, target: str) -> str:
+def _fixes(target: str) -> str:
     if target == "score":
         first = ("Leave the weight out: a score target's default weight is its standard weighting, "
                  "which makes V(t) = 1; or train on noise (or base), whose conversion gives the "
