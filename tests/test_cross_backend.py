@@ -33,9 +33,10 @@ GOOD = ROOT / "tests" / "golden" / "good"
 # digits_unet: its U-Net is compared across the backends at a small size in tests/test_unet.py
 # (here its exact 64-dimensional log-densities and JAX's compilation of it would take minutes)
 # and digits_flowmap: its convolutional flow map is compared in tests/test_fewstep.py;
-# moons_reflow is moons with another coupling, which these tests (on given batches) never draw
+# moons_reflow is moons with another coupling, which these tests (on given batches) never draw;
+# digits: its convnet on 8 x 8 images is good/images here
 MODELS = ([p for p in sorted((ROOT / "examples").glob("*.tfm"))
-           if trains(p) and p.stem not in ("digits_unet", "digits_flowmap", "moons_reflow")]
+           if trains(p) and p.stem not in ("digits", "digits_unet", "digits_flowmap", "moons_reflow")]
           + sorted(GOOD.glob("*.tfm")) + ["potential"])
 SOLVERS = {"euler": {"steps": 10}, "midpoint": {"steps": 10}, "heun": {"steps": 10},
            "rk4": {"steps": 10}, "dopri5": {"rtol": 1e-5, "atol": 1e-5}}
