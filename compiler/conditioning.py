@@ -1,5 +1,5 @@
-"""How well each regression is conditioned (docs/maths.md §2.6): the variance of its weighted
-target as a function of t, and a warning where it spans too much of the time law.
+"""How well each regression is conditioned (docs/maths.md §2.4): a warning where the variance of
+its weighted target (``derive.variance_factor``) spans too much of the time law.
 
 A regression target is affine in the random symbols, Y = a0(t) x0 + a1(t) x1 + az(t) z + c(t)
 (``derive.regression_target``), and its loss is w(t) |N(t, x_t) - Y|^2. The variance factor of
@@ -12,15 +12,14 @@ variance per coordinate, and the data x1 are taken at unit scale (data terms are
 the data-scale warning of the run asks for unit scale). V is how much the regression's noise
 grows with t: where it is large the loss and its gradient are dominated by a few times, the
 network sees the rest of the time law through that noise, and the model trains to a wrong
-field in silence (a VP model with an unweighted score target: V = 1 / alpha(t)^2, ten thousand
-times its typical value near the data end).
+field in silence (a VP model with an unweighted score target: V = 1 / alpha(t)^2, thousands of
+times its median near the data end).
 
 The check evaluates V at 101 quantiles of the time law training draws from, evenly in
 probability from 0.1% to 99.9%, and compares its largest value there with its median: a ratio
 above ``SPAN`` (three orders of magnitude) is a warning naming the term, the ratio and the
-fixes. Small values are harmless
-(a target that vanishes somewhere is not noisy there), so only the top of V is compared with
-its typical size. ``tfmc derive`` shows V(t) per term.
+fixes. Small values are harmless (a target that vanishes somewhere is not noisy there), so only
+the top of V is compared with its typical size. ``tfmc derive`` shows V(t) per term.
 """
 
 from __future__ import annotations
@@ -35,18 +34,6 @@ from . import ir
 
 SPAN = 1e3  # largest V over its median on the time law's bulk; above: a warning
 QUANTILES = (1e-3, 1 - 1e-3)
-
-
-def variance_factor(model: ir.Model, y: sympy.Expr, weight: sympy.Expr) -> sympy.Expr | None:
-    """V(t) of a target Y (affine in x0, x1, z) with the weight w(t); None if Y is not affine."""
-    from .derive import affine_form, gaussian_base, tidy
-
-    form = affine_form(y)
-    if form is None:
-        return None
-    gaussian = gaussian_base(model)
-    s0 = gaussian[1] if gaussian is not None else sympy.Integer(1)
-    return tidy(weight * (form.x0 ** 2 * s0 ** 2 + form.x1 ** 2 + form.z ** 2))
 
 
 def quantile(law: ir.Constructor, p: float) -> float | None:

@@ -21,7 +21,7 @@ import functools
 import sympy
 
 from ..errors import Diagnostic
-from . import conditioning, grid, ir, kinds
+from . import grid, ir, kinds
 from .deadline import Expired, deadline
 
 ETA = {"x0": sympy.Symbol("eta_x0", real=True), "x1": sympy.Symbol("eta_x1", real=True),
@@ -99,12 +99,24 @@ def regression_target(name: str, model: ir.Model, velocity: sympy.Expr,
     raise AssertionError(name)  # pragma: no cover - names are checked when lowering
 
 
+def variance_factor(model: ir.Model, y: sympy.Expr, weight: sympy.Expr) -> sympy.Expr | None:
+    """V(t) = w(t) (a0^2 s0^2 + a1^2 + az^2) of a target Y = a0 x0 + a1 x1 + az z + c with the
+    weight w(t), s0 a normal base's scale (1 otherwise); None if Y is not affine
+    (compiler/conditioning.py, docs/maths.md §2.4)."""
+    form = affine_form(y)
+    if form is None:
+        return None
+    gaussian = gaussian_base(model)
+    s0 = gaussian[1] if gaussian is not None else sympy.Integer(1)
+    return tidy(weight * (form.x0 ** 2 * s0 ** 2 + form.x1 ** 2 + form.z ** 2))
+
+
 def score_weight(model: ir.Model, y: sympy.Expr) -> sympy.Expr:
     """The standard weighting of a score target Y where the objective writes no weight: 1 / V(t)
     of the unweighted target (gamma(t)^2 for -z / gamma, alpha(t)^2 s^2 for the Gaussian base's
     -(x0 - m) / (alpha s^2)), so that the weighted target has unit variance at every t and the
-    loss is noise prediction's (docs/maths.md §2.6)."""
-    v = conditioning.variance_factor(model, y, sympy.Integer(1))
+    loss is noise prediction's (docs/maths.md §2.4)."""
+    v = variance_factor(model, y, sympy.Integer(1))
     return tidy(1 / v) if v is not None else sympy.Integer(1)
 
 
@@ -140,7 +152,7 @@ def derive(model: ir.Model) -> tuple[ir.Derivation, list[Diagnostic]]:
         if target == "score" and not model.objective.weighted:
             w = score_weight(model, y)
             weights.append((network, w))
-        variances.append((network, conditioning.variance_factor(model, y, w)))
+        variances.append((network, variance_factor(model, y, w)))
         if target == "potential":
             losses.append((network, w * (out ** 2 - 2 * y * out)))
         else:

@@ -84,9 +84,9 @@ def _build(compilation: Compilation, source: Path, text: str, backend: str, fold
 
         model.reflow_pairs = partial(draw_pairs, model, source.parent)
     if model.spec.frozen:  # read when training starts from step 0 (driver/teacher.py)
-        from .teacher import teacher_weights
+        from .teacher import load_teacher
 
-        model.frozen_source = partial(teacher_weights, model, source.parent)
+        model.frozen_source = partial(load_teacher, model, source.parent)
     return model
 
 

@@ -39,10 +39,9 @@ def _semantic(message: str, suggestion: str) -> TfmSemanticError:
     return TfmSemanticError(Diagnostic("Semantic", message, suggestion=suggestion))
 
 
-def teacher_weights(model, root: Path) -> dict[str, np.ndarray]:
-    """The weights of ``model``'s teacher network from the run folder its flow map names,
-    checked to give this model the run's velocity (float32 numpy arrays, named as checkpoints
-    name them)."""
+def load_teacher(model, root: Path) -> None:
+    """Fixes ``model``'s teacher network to the weights of the run folder its flow map names
+    (``Model.freeze``), checked to give this model the run's velocity."""
     from .run import open_run
 
     args = model.spec.objective_args
@@ -65,7 +64,6 @@ def teacher_weights(model, root: Path) -> dict[str, np.ndarray]:
                if k.split(".", 1)[0] == name}
     model.freeze(weights)
     _check_velocity(model, run, where, name)
-    return weights
 
 
 def _shown(network) -> str:

@@ -4,7 +4,8 @@ numbers below 2^30, drawn with the batch, so sharded with its rows and repeated 
 the mask of an activation is a counter-based hash of (the example's seed, the site, the
 element's index). Each hash round is a 30-bit xorshift followed by an addition of key material
 modulo 2^30; the operands are masked so that no int32 operation overflows (the result is
-defined, and equal, in JAX and torch). Sampling, scoring and every evaluation pass no seeds: no dropout there.
+defined, and equal, in JAX and torch). Sampling, scoring and every evaluation pass no seeds: no
+dropout there.
 
 A network kind applies it with ``drop(xp, layers, h, rate, site)``; ``layers`` carries the
 seeds (``Seeded``) only on the training pass of the regression objective.
@@ -60,17 +61,21 @@ def uniform(xp, layers, seeds, site: int, shape: tuple[int, ...]):
     return layers.cast(x >> 6, xp.float32) * (1.0 / 2**24)
 
 
+def rate(net) -> float:
+    """The fraction of activations a network (a spec Network) drops in training (0: none)."""
+    return float(net.args.get("dropout", 0))
+
+
 def used(spec) -> bool:
     """Whether a network of the model drops activations in training."""
-    return any(float(net.args.get("dropout", 0)) > 0 for net in spec.networks)
+    return any(rate(net) > 0 for net in spec.networks)
 
 
-def drop(xp, layers, h, rate: float, site: int):
-    """Inverted dropout of h (B, ...) at ``rate`` on a training pass (``layers.seeds`` set):
-    each element kept with probability 1 - rate and scaled by 1 / (1 - rate); h as it is
-    otherwise."""
+def drop(xp, layers, h, fraction: float, site: int):
+    """Inverted dropout of h (B, ...) on a training pass (``layers.seeds`` set): each element
+    kept with probability 1 - fraction and scaled by 1 / (1 - fraction); h as it is otherwise."""
     seeds = getattr(layers, "seeds", None)
-    if seeds is None or rate <= 0:
+    if seeds is None or fraction <= 0:
         return h
-    keep = uniform(xp, layers, seeds, site, tuple(h.shape)) >= rate
-    return xp.where(keep, h / (1.0 - rate), xp.zeros_like(h))
+    keep = uniform(xp, layers, seeds, site, tuple(h.shape)) >= fraction
+    return xp.where(keep, h / (1.0 - fraction), xp.zeros_like(h))

@@ -91,7 +91,7 @@ class Model(EnergySampling, ABC):
         self.layout = parallel.Layout()  # the devices each batch is split over (one by default)
         self.reflow_pairs = None  # a reflow coupling's (x0, x1), or what draws them (driver/reflow.py)
         self.frozen_weights: dict[str, np.ndarray] = {}  # fixed weights (``freeze``)
-        self.frozen_source = None  # what reads them when training starts (driver/teacher.py)
+        self.frozen_source = None  # what sets them when training starts (driver/teacher.py)
 
     # --- backend hooks ----------------------------------------------------------------------
     @abstractmethod
@@ -108,7 +108,7 @@ class Model(EnergySampling, ABC):
             raise error(f"The weights of {', '.join(self.spec.frozen)} come from a run folder, "
                         "which this model was built without.", "Load the model with tfm.load "
                         "or train it with tfmc run, which read the run folder the file names.")
-        self.freeze(self.frozen_source())
+        self.frozen_source()  # calls freeze
 
     def freeze(self, weights: dict[str, np.ndarray]) -> None:
         """Sets the weights of the networks of ``Spec.frozen`` (a flow map's teacher read from

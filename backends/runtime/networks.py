@@ -193,7 +193,7 @@ def forward(xp, layers, net, shape, t, x, seeds=None):
     a flow map's output at (t, x) is its velocity, the tangent of X_{t,u} at u = t. ``seeds``
     (B,): a training pass's dropout seeds (runtime/dropout.py), for a network with dropout."""
     kind = NETWORKS[net.kind]
-    if seeds is not None and net.args.get("dropout", 0):
+    if seeds is not None and dropout.rate(net) > 0:
         layers = dropout.Seeded(layers, seeds)
     if kind.forward is None:
         raise TypeError(f"network '{net.name}' is a {net.kind} flow: it has push and pull, "

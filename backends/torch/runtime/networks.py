@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...runtime import networks
+from ...runtime import dropout, networks
 from .ops import exact_matmul
 
 ACTIVATIONS = {"silu": F.silu, "relu": F.relu, "gelu": lambda h: F.gelu(h, approximate="tanh"),
@@ -159,7 +159,7 @@ def outputs(spec, nets: nn.ModuleDict, t, x, seeds=None) -> dict:
         if not networks.has_output(net):
             continue
         module = nets[net.name]
-        if seeds is not None and net.args.get("dropout", 0):
+        if seeds is not None and dropout.rate(net) > 0:  # user modules take no seeds
             module = functools.partial(module, seeds=seeds)
         if net.scalar:
             out[net.key] = torch.func.grad(lambda y, m=module: m(t, y).sum())(x)
