@@ -87,7 +87,7 @@ def _assert_same_run(one: tuple, many: tuple) -> None:
 def test_a_global_batch_splits_into_equal_slices_that_keep_the_global_pairing(model_file):
     """Each process's slice of a step's batch is rows of the batch drawn and paired (minibatch
     OT over all 64 rows) as on one device: the pairing is the exact optimum of the global cost,
-    not of each slice's."""
+    not of each slice's (the device solver's: within 0.5% of the exact optimum)."""
     import tfm
     from scipy.optimize import linear_sum_assignment
 
@@ -112,7 +112,7 @@ def test_a_global_batch_splits_into_equal_slices_that_keep_the_global_pairing(mo
             np.testing.assert_array_equal(joined, np.asarray(a))
     cost = ((x0[:, None, :] - x1[None, :, :]) ** 2).sum(-1)
     rows, cols = linear_sum_assignment(cost)
-    assert np.isclose(np.trace(cost), cost[rows, cols].sum(), rtol=1e-6)  # x1 already paired
+    assert cost[rows, cols].sum() <= np.trace(cost) <= 1.005 * cost[rows, cols].sum()  # x1 paired
     across = cost[:32, 32:].min(axis=1) < np.diag(cost)[:32]  # pairs cross the slices' border
     assert across.any()
 

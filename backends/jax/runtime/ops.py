@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ...runtime.couplings import assignment as host_assignment
+from ...runtime.couplings import exact_assignment as host_assignment
 
 
 class Random:

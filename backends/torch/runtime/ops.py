@@ -11,7 +11,7 @@ import torch
 from torch.func import jvp
 from torchdiffeq import odeint
 
-from ...runtime.couplings import assignment as host_assignment
+from ...runtime.couplings import exact_assignment as host_assignment
 from ....errors import Diagnostic, TfmSemanticError
 from ...runtime.ops import first_leaf, tree_map
 
