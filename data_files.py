@@ -189,3 +189,41 @@ def scan(path: Path, key: str = "", shown: str | None = None) -> Scan | None:
         return Scan(count, first, 0.0, 0.0, 0.0, 0.0)
     return Scan(count, first, float(values.mean()), float(values.std()), float(values.min()),
                 float(values.max()))
+
+
+def labels(path: Path, key: str, samples: int, classes: int = 0,
+           shown: str | None = None) -> tuple[np.ndarray, int]:
+    """The class labels ``key`` of a .npz data file (one whole number per sample, 0 to
+    classes - 1) and the number of classes: ``classes`` where given (every label is checked to be
+    below it), else the largest label plus one. ``samples``: the rows of the file's samples."""
+    name = shown or path.name
+    if path.suffix.lower() != ".npz":
+        raise DataFileError(f"'{name}': labels are read from a .npz file, as an array of their "
+                            "own beside the samples (key = \"x\", labels = \"y\").")
+    with np.load(path, allow_pickle=False) as archive:
+        if key not in archive.files:
+            raise DataFileError(f"'{name}' has no label array '{key}'; it holds "
+                                f"{', '.join(archive.files) or 'none'}.")
+        values = np.asarray(archive[key])
+    where = f"'{name}[{key}]'"
+    if values.ndim != 1 or len(values) != samples:
+        raise DataFileError(f"{where} has shape {values.shape}; the labels are one number per "
+                            f"sample: shape ({samples},).")
+    whole = np.isfinite(values) & (np.round(values) == values) if values.dtype.kind == "f" \
+        else np.ones(len(values), bool) if values.dtype.kind in "iu" else None
+    if whole is None:
+        raise DataFileError(f"{where} holds {values.dtype} values; labels are whole numbers.")
+    if not whole.all():
+        i = int(np.argmin(whole))
+        raise DataFileError(f"{where}, sample {i}: the label {values[i]} is not a whole number.")
+    values = values.astype(np.int64)
+    if len(values) and values.min() < 0:
+        i = int(np.argmin(values))
+        raise DataFileError(f"{where}, sample {i}: the label {values[i]} is negative; labels "
+                            "count classes from 0.")
+    found = int(values.max()) + 1 if len(values) else 0
+    if classes and found > classes:
+        i = int(np.argmax(values))
+        raise DataFileError(f"{where}, sample {i}: the label {values[i]} is not below "
+                            f"classes = {classes} (labels run from 0 to classes - 1).")
+    return values, classes or found

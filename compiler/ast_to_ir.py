@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import attrs
 import networkx as nx
 import sympy
 
@@ -17,6 +18,7 @@ from ..dsl.suggest import did_you_mean
 from . import graph as G
 from . import arrays, ir, kinds
 from ..data_files import SCAN_LIMIT, DataFileError, Scan, array_shape, sample_shape, scan
+from ..data_files import labels as read_labels
 from ..dsl.format import expr_text
 from .expressions import ExprError, Scope, Template, constant, convert
 from .modules import Entry, LoadedModule
@@ -444,11 +446,32 @@ class Lowering:
                 shape = sample_shape(folder / ctor.arg("path"), ctor.arg("key"),
                                      ctor.arg("path"))
                 self._scan(st, folder, ctor)
+                ctor = self._labels(st, folder, ctor)
             except DataFileError as err:
                 self.diags.append(Diagnostic("Data", str(err), st.value.span,
                                              f"Paths are relative to '{_show(folder)}'."))
                 raise _Skip from None
         return ir.Density(st.role, ctor, shape, span=st.span)
+
+    def _labels(self, st: S.DensityStmt, folder: Path, ctor: ir.Constructor) -> ir.Constructor:
+        """A data target's class labels, checked against its samples: the constructor with
+        ``classes`` resolved (the file's largest label plus one where the model gives none)."""
+        if not ctor.arg("labels"):
+            if ctor.arg("classes"):
+                raise ExprError("classes counts the classes of labels, and this data(...) "
+                                "reads none.", st.value.span,
+                                'Name the label array: data("...", key = "x", labels = "y").')
+            return ctor
+        if st.role == "base":
+            raise ExprError("Labels condition the model on the target's classes; the base's "
+                            "data cannot carry them.", st.value.span,
+                            "Move labels = ... to the target's data(...).")
+        path = ctor.arg("path")
+        samples = array_shape(folder / path, ctor.arg("key"), path)[0]
+        _, classes = read_labels(folder / path, ctor.arg("labels"), samples, ctor.arg("classes"),
+                                 path)
+        return attrs.evolve(ctor, args=tuple((k, classes if k == "classes" else v)
+                                             for k, v in ctor.args))
 
     def _scan(self, st: S.DensityStmt, folder: Path, ctor: ir.Constructor) -> None:
         """The data file's values: non-finite samples are an error now, not after the run
@@ -491,7 +514,7 @@ class Lowering:
 
     def _objective(self, st: S.ObjectiveBlock) -> ir.Objective:
         terms: list[ir.ObjectiveTerm] = []
-        time_law = weight = None
+        time_law = weight = labels = None
         for item in st.items:
             try:
                 if isinstance(item, S.WeightDecl):
@@ -507,17 +530,26 @@ class Lowering:
                         raise ExprError("The objective gives the time law twice.", item.span)
                     time_law = self._constructor(item.value, "timelaw", "objective")
                     _check_time_law(time_law, item.value.span)
+                elif item.lhs == "label":
+                    if labels is not None:
+                        raise ExprError("The objective drops the labels twice.", item.span)
+                    labels = self._constructor(item.value, "labellaw", "objective")
+                    if not 0 <= labels.arg("p") < 1:
+                        raise ExprError(f"A label is dropped with probability p, from 0 up to "
+                                        f"(not including) 1, not {labels.arg('p')}.",
+                                        item.value.span, "For example: label ~ dropped(0.1).")
                 else:
                     terms.append(self._term(item, terms))
             except ExprError as err:
                 self.report(err)
-        if not any(isinstance(i, S.ObjectiveTerm) and i.lhs != "time" for i in st.items):
+        if not any(isinstance(i, S.ObjectiveTerm) and i.lhs not in ("time", "label")
+                   for i in st.items):
             self.error("The objective trains no network.", st.span,
                        "Add a term such as b ~ velocity, with network b = mlp() declared.")
         if time_law is None:
             time_law = ir.Constructor("timelaw", "uniform", (("low", 0.0), ("high", 1.0)))
         return ir.Objective(tuple(terms), time_law, sympy.Integer(1) if weight is None else weight,
-                            span=st.span, weighted=weight is not None)
+                            span=st.span, weighted=weight is not None, labels=labels)
 
     def _term(self, item: S.ObjectiveTerm, seen) -> ir.ObjectiveTerm:
         st = self.local.get(item.lhs)
@@ -678,6 +710,7 @@ _EXAMPLE = {"network": "mlp(width = 256)", "sampler": "heun(steps = 20)",
             "coupling": "independent or sinkhorn(reg = 0.05)",
             "distribution": "normal(0, 1) or data(\"train.npy\")", "timelaw": "uniform(0, 1)",
             "optimizer": "adam(lr = 1e-3)", "lr_schedule": "cosine_decay(warmup = 100)",
+            "labellaw": "dropped(0.1)",
             "objective": "likelihood or reverse_kl(anneal = 1000)"}
 
 

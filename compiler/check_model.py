@@ -57,6 +57,7 @@ def check_model(model: ir.Model, statements: dict, declarations: dict) -> list[D
               "networks and the objective and sample the energy with MCMC or SMC "
               "(sampler s = mala()).")
 
+    out.extend(check_labels(model))
     out.extend(check_samplers(model))
     if model.flow:
         out.extend(check_flows(model))
@@ -116,6 +117,35 @@ def check_model(model: ir.Model, statements: dict, declarations: dict) -> list[D
             warn(f"The noise schedule '{f.name}' is not used by any sampler.", f.span,
                  f"Use it as sampler sde = euler_maruyama(eps = {f.name}).")
     out.extend(check_flow_map(model))
+    return out
+
+
+def labelled(model: ir.Model) -> bool:
+    """Whether the target's data carry class labels that condition the networks."""
+    ctor = model.target.constructor
+    return ctor.name == "data" and bool(ctor.arg("labels"))
+
+
+def check_labels(model: ir.Model) -> list[Diagnostic]:
+    """Class labels condition the field networks of a model trained by regression along its
+    interpolant (docs/conditional.md); ``label ~ dropped(p)`` needs them."""
+    out = []
+    objective = model.objective
+    law = objective.labels if objective is not None else None
+    if law is not None and not labelled(model):
+        out.append(Diagnostic(
+            "Semantic", "label ~ dropped(...) drops the target's class labels, and the target "
+            "has none.", law.span or objective.span,
+            'Read labels with the target: data("file.npz", key = "x", labels = "y"), or remove '
+            "label ~ ...."))
+    if labelled(model) and (model.flow or model.sampling or (
+            objective is not None and objective.flow_map is not None)):
+        what = "normalizing flows" if model.flow else "a flow map" if not model.sampling \
+            else "a model without networks"
+        out.append(Diagnostic(
+            "Semantic", f"Class labels condition networks trained along the interpolant; "
+            f"{what} cannot take them in this version of the language.",
+            model.target.span, "Remove labels = ... from the target's data(...)."))
     return out
 
 

@@ -223,6 +223,7 @@ def _text(model, d, findings, sources) -> str:
         out += ["", "SDE drifts (b + eps s forward, b - eps s backward)"]
         for sampler, direction, drift in d.drifts:
             out.append(f"  {sampler} ({direction}) = {drift}")
+    out += _labels_text(model)
     out += _energy_text(model)
     out += ["", "findings"]
     if not findings:
@@ -230,6 +231,29 @@ def _text(model, d, findings, sources) -> str:
     for f in findings:
         out.append("  " + render(f, {}).replace("\n", "\n  "))
     return "\n".join(out)
+
+
+def _labels_text(model: ir.Model) -> list[str]:
+    """A model conditioned on its target's labels: the networks' extra input, the training
+    drop and the guided field of a sampler (docs/conditional.md)."""
+    target = model.target.constructor
+    if target.name != "data" or not target.arg("labels"):
+        return []
+    law = model.objective.labels if model.objective is not None else None
+    p = law.arg("p") if law is not None else 0.0
+    out = ["", f"labels ({target.arg('classes')} classes from '{target.arg('path')}'"
+           f"[{target.arg('labels')}]): every network also takes the label c"]
+    if p:
+        out.append(f"  training: each label replaced by none with probability {p:g} "
+                   "(classifier-free guidance)")
+        out.append("  guided, scale w: N_w(t, x | c) = (1 + w) N(t, x | c) - w N(t, x | none) "
+                   "for every network N,")
+        out.append("  so every field and drift above is (1 + w) F(t, x | c) - w F(t, x | none) "
+                   "(each is affine in the networks)")
+    else:
+        out.append("  training: no label dropped, so there is no field without a label and no "
+                   "guidance (label ~ dropped(0.1) trains one)")
+    return out
 
 
 def _flow_map_text(d) -> list[str]:

@@ -157,6 +157,7 @@ class Objective:
     weight: sympy.Expr
     span: Span | None = _span
     weighted: bool = False  # the file writes weight(t) = ...: it is used as written, every term
+    labels: "Constructor | None" = None  # label ~ dropped(p): classifier-free guidance's drop
 
     @property
     def regressions(self) -> tuple[ObjectiveTerm, ...]:

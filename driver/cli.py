@@ -183,6 +183,10 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("-o", "--out", metavar="OUT.npy", required=True)
     sa.add_argument("--trajectory", metavar="PATH.npy",
                     help="also write the states at every step, (steps + 1, N, *shape)")
+    _condition_arguments(sa)
+    sa.add_argument("--guidance", type=float, metavar="W", default=0.0,
+                    help="classifier-free guidance: the field (1 + W) b(t, x | c) - W b(t, x | "
+                    "none) (default 0: the class's own field)")
     sa.set_defaults(run=_sample)
 
     lp = sub.add_parser("logprob", help="log-densities of points under a trained run",
@@ -198,6 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     lp.add_argument("--seed", type=_natural, default=0)
     lp.add_argument("--backend", choices=backends, help="default: the run's backend")
     lp.add_argument("-o", "--out", metavar="OUT.npy", required=True)
+    _condition_arguments(lp)
     lp.set_defaults(run=_logprob)
     return p
 
@@ -324,12 +329,43 @@ def _stdlib(args) -> int:
     return EXIT_OK
 
 
+def _condition_arguments(parser) -> None:
+    """--label K / --labels FILE.npy: the classes of a model conditioned on labels."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--label", type=_natural, metavar="K",
+                       help="a model trained on labelled data: every point of class K")
+    group.add_argument("--labels", metavar="LABELS.npy",
+                       help="a model trained on labelled data: one class per point, (N,)")
+
+
+def _condition(args):
+    """The classes --label or --labels give (None: neither)."""
+    if args.label is not None:
+        return args.label
+    if args.labels is not None:
+        import numpy as np
+
+        from ..errors import Diagnostic, TfmDataError
+        try:
+            return np.load(args.labels, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise TfmDataError(Diagnostic("Data", f"Cannot read the labels '{args.labels}': "
+                                          f"{err}", suggestion="Give a .npy file of one whole "
+                                          "number per point.")) from None
+    return None
+
+
 def _sample(args) -> int:
     import numpy as np
 
     from .run import open_run
 
     model = open_run(args.run_dir, args.backend)
+    cond = _condition(args)
+    if cond is not None and getattr(cond, "ndim", 0) == 1:
+        args.n = len(cond)
+    condition = {"cond": cond, "guidance": args.guidance} if cond is not None or \
+        args.guidance else {}
     if args.trajectory and model.spec.sampling:
         from ..errors import Diagnostic, TfmSemanticError
         raise TfmSemanticError(Diagnostic(
@@ -337,10 +373,10 @@ def _sample(args) -> int:
             suggestion="Leave out --trajectory; the run folder holds trace plots."))
     if args.trajectory:
         samples, path = model.sample(args.n, sampler=args.sampler, seed=args.seed,
-                                     trajectory=True)
+                                     trajectory=True, **condition)
         _save_npy(args.trajectory, path.astype(np.float32))
     else:
-        samples = model.sample(args.n, sampler=args.sampler, seed=args.seed)
+        samples = model.sample(args.n, sampler=args.sampler, seed=args.seed, **condition)
     _save_npy(args.out, samples.astype(np.float32))
     print(f"{args.out}: {samples.shape[0]} samples of shape {samples.shape[1:]}", file=sys.stderr)
     return EXIT_OK
@@ -356,7 +392,9 @@ def _logprob(args) -> int:
     points_path = Path(args.points).resolve()
     points = load(points_path.name, points_path.parent, model.shape)
     exact = False if args.hutchinson else (True if args.exact else None)
-    values = model.log_prob(points, sampler=args.sampler, exact=exact, seed=args.seed)
+    cond = _condition(args)
+    values = model.log_prob(points, sampler=args.sampler, exact=exact, seed=args.seed,
+                            **({"cond": cond} if cond is not None else {}))
     _save_npy(args.out, values.astype(np.float32))
     print(f"{args.out}: {len(values)} log-densities, mean {float(np.mean(values)):.4f}",
           file=sys.stderr)

@@ -321,21 +321,35 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
     result: dict = {"sampler": entry.name, "eval_points": n,
                     "interval": list(model.interval(entry))}
     log(f"evaluating: {n} samples with '{entry.name}' ({entry.method})")
-    samples = model.sample(n, sampler=entry, seed=seed)
-    reference = _reference(model, n)
+    cond = None  # a conditioned model samples the classes of its reference draws
+    if model.spec.classes:
+        reference, cond = model.labelled_reference(n)
+    samples = model.sample(n, sampler=entry, seed=seed, cond=cond)
+    if cond is None:
+        reference = _reference(model, n)
     if reference is not None:
         log(f"evaluating: W2 and MMD against {n} target draws")
         result["w2"] = metric_fns.w2(samples, reference)
         result["mmd"] = metric_fns.mmd(samples, reference)
+        if cond is not None:  # each class's samples against that class's draws
+            log("evaluating: W2 per class")
+            result["w2_per_class"] = {int(k): metric_fns.w2(samples[cond == k],
+                                                            reference[cond == k])
+                                      for k in np.unique(cond) if np.sum(cond == k) > 1}
     if out is not None:
         np.save(out / f"{prefix}samples.npy", samples.astype(np.float32))
         plots.samples(out / f"{prefix}samples.png", samples, reference, f"{name}: {entry.name}")
+        if cond is not None and samples.ndim == 4:  # images: a grid of each class's samples
+            for k in np.unique(cond):
+                plots.samples(out / f"{prefix}samples_class_{k}.png", samples[cond == k],
+                              reference[cond == k], f"{name}: {entry.name}, class {k}")
     ode = [s for s in model.spec.samplers if s.kind in TRANSPORTS and kind_of(s).density]
     if "velocity" in model.spec.fields:
         fixed = next((s for s in ode if kind_of(s).trajectory), None)
         log("evaluating: trajectories and their path energy")
-        _, path = model.sample(n, sampler=fixed or DEFAULT_SAMPLER, seed=seed + 1, trajectory=True)
-        result["path_energy"] = path_energy(model, path, fixed or DEFAULT_SAMPLER)
+        _, path = model.sample(n, sampler=fixed or DEFAULT_SAMPLER, seed=seed + 1,
+                               trajectory=True, cond=cond)
+        result["path_energy"] = path_energy(model, path, fixed or DEFAULT_SAMPLER, cond)
         if reference is not None:
             w2_ends = metric_fns.w2(path[0], reference)
             result["w2_base_target"] = w2_ends
@@ -352,7 +366,8 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
     if reference is not None and model.has_density and ode:
         log(f"evaluating: the negative log-likelihood of {NLL_POINTS} target draws (the "
             "probability-flow ODE with its divergence)")
-        lp = model.log_prob(reference[:NLL_POINTS], seed=seed)
+        lp = model.log_prob(reference[:NLL_POINTS], seed=seed,
+                            cond=None if cond is None else cond[:NLL_POINTS])
         result["nll"] = float(-np.mean(lp))
         if len(model.shape) == 3:  # images: also in bits per dimension, as image papers give it
             result["nll_bits_per_dim"] = result["nll"] / (math.prod(model.shape) * math.log(2))
@@ -397,12 +412,13 @@ def _reference(model, n: int):
         return None
 
 
-def path_energy(model, path: np.ndarray, sampler) -> float:
+def path_energy(model, path: np.ndarray, sampler, cond=None) -> float:
     """E integral_t0^t1 |b(t, X_t)|^2 dt along the states of a fixed-step trajectory
-    (trapezoid rule on its grid)."""
+    (trapezoid rule on its grid); ``cond``: the classes of its points (a conditioned model)."""
     t0, t1 = model.interval(sampler)
     times = np.linspace(t0, t1, len(path))
-    speeds = np.array([np.mean(np.sum(model.evaluate("velocity", t, x).reshape(len(x), -1) ** 2,
+    speeds = np.array([np.mean(np.sum(model.evaluate("velocity", t, x, cond=cond)
+                                      .reshape(len(x), -1) ** 2,
                                       -1)) for t, x in zip(times, path)])
     return float(np.trapezoid(speeds, times))
 

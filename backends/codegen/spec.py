@@ -30,13 +30,18 @@ def spec(model: ir.Model) -> Spec:
     keys = output_keys(model)
     networks = []
     flow_map = model.objective.flow_map if model.objective is not None else None
+    target = model.target.constructor
+    classes = int(target.arg("classes")) if target.name == "data" and target.arg("labels") \
+        else 0
     for n in model.networks:
         target = targets.get(n.name)
         is_map = flow_map is not None and flow_map.network == n.name
         networks.append({"name": identifier(n.name), "kind": n.constructor.name,
-                         # a flow map takes two times (runtime/networks.py, ``times``)
+                         # a flow map takes two times (runtime/networks.py, ``times``); a
+                         # conditioned network, the labels' classes (``classes``)
                          "args": dict(n.constructor.to_json()["args"]) | ({"times": 2}
-                                                                          if is_map else {}),
+                                                                          if is_map else {})
+                         | ({"classes": classes} if classes else {}),
                          "target": target,
                          "output": "flow" if n.constructor.name in kinds.FLOWS else
                          "map" if is_map else
@@ -66,6 +71,8 @@ def spec(model: ir.Model) -> Spec:
                   for k, v in model.train.settings},
         "objective": _objective(model),
         "objective_args": _objective_args(model),
+        "label_drop": model.objective.labels.arg("p")
+        if model.objective is not None and model.objective.labels is not None else 0.0,
         "energies": [e.name for e in model.energies],
         "constants": {c.name: c.to_json() for c in model.constants},
     })

@@ -28,33 +28,48 @@ CANDIDATES = 64  # rows whose exchanges a round looks at
 EXCHANGE_TOLERANCE = 1e-6  # an exchange must lower the cost by this much times the mean cost
 
 
-def assignment(ops, cost):
-    """The column of each row (int) in a near-optimal permutation of the square ``cost``."""
+def assignment(ops, cost, allowed=None):
+    """The column of each row (int) in a near-optimal permutation of the square ``cost``;
+    with ``allowed`` (a boolean matrix of the cost's shape, for which a permutation exists: the
+    pairs within classes of equal counts), one of the allowed pairs only."""
     xp = ops.xp
     n, m = cost.shape
     if n != m:
         raise ValueError(f"an assignment needs a square cost matrix, not {n} x {m}")
     cost = xp.astype(cost, xp.float32) if cost.dtype != xp.float64 else cost
-    f, g = annealed_sinkhorn(xp, cost)
+    if allowed is not None:  # other pairs cost more than any allowed pairing
+        largest = xp.max(xp.where(allowed, cost, -xp.inf))
+        cost = xp.where(allowed, cost, n * xp.abs(largest) + 1)
+    f, g = annealed_sinkhorn(xp, cost, allowed)
     reduced = cost - f[:, None] - g[None, :]
     # a NaN or infinite cost (bad points) is the dearest finite one, so that a permutation
     # still comes out; training on such points stops at its NaN loss anyway
     dearest = xp.asarray(xp.finfo(cost.dtype).max, dtype=cost.dtype)
     reduced = xp.where(xp.isfinite(reduced), reduced, dearest)
+    if allowed is not None:
+        reduced = xp.where(allowed, reduced, dearest)
     return exchange(ops, cost, greedy_rounding(ops, reduced), reduced)
 
 
-def annealed_sinkhorn(xp, cost):
+def annealed_sinkhorn(xp, cost, allowed=None):
     """Dual potentials (f, g) of the entropic OT between uniform weights after one log-domain
-    Sinkhorn iteration at each regularisation mean(C) * 2^-s."""
-    mean = xp.mean(cost)
+    Sinkhorn iteration at each regularisation mean(C) * 2^-s (the mean and the plan over the
+    ``allowed`` pairs only, where given)."""
+    if allowed is None:
+        mean = xp.mean(cost)
+    else:
+        mean = xp.sum(xp.where(allowed, cost, 0.0)) / xp.sum(xp.astype(allowed, cost.dtype))
     f = xp.zeros_like(cost[:, 0])
     g = xp.zeros_like(cost[0, :])
     for s in range(SCALES):
         eps = mean * ANNEALING ** -s
-        f = -eps * _logsumexp(xp, (g[None, :] - cost) / eps, 1)
-        g = -eps * _logsumexp(xp, (f[:, None] - cost) / eps, 0)
+        f = -eps * _logsumexp(xp, _only(xp, (g[None, :] - cost) / eps, allowed), 1)
+        g = -eps * _logsumexp(xp, _only(xp, (f[:, None] - cost) / eps, allowed), 0)
     return f, g
+
+
+def _only(xp, v, allowed):
+    return v if allowed is None else xp.where(allowed, v, -xp.inf)
 
 
 def greedy_rounding(ops, reduced):

@@ -20,12 +20,17 @@ A coupling kind (``Coupling``) draws the training pairs: ``pairs(model, data)`` 
 ``(rng, n) -> (x0, x1)``. By default it draws the base and the target apart and re-pairs the
 batch with ``couple(ops, args)``, ``(rng, x0, x1) -> (x0, x1)``. No gradient flows through a
 plan or an assignment; gradients still reach x1 through the indexing.
+
+A model whose target carries class labels (docs/conditional.md) draws (x0, x1, y): the rows of
+x1 with their labels y. ``couple`` then gets the labels too (``labels=y``) and returns them in
+x1's new order; the OT couplings pair within each class only, by adding to the cost of every
+pair whose classes differ more than any pairing within the classes costs (the classes of the
+x0 rows are those of the rows as drawn, so that each class keeps its count).
 """
 
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -45,12 +50,17 @@ class Coupling:
     """Independent draws of the base and the target, re-paired by ``couple``."""
 
     def couple(self, ops, args):
-        return lambda rng, x0, x1: (x0, x1)
+        def couple(rng, x0, x1, labels=None):
+            return (x0, x1) if labels is None else (x0, x1, labels)
+        return couple
 
     def pairs(self, model, data=None):
-        """(rng, n) -> (x0, x1) for training; ``data`` replaces the target's samples."""
+        """(rng, n) -> (x0, x1) for training, or (x0, x1, y) for a model with labels;
+        ``data`` replaces the target's samples."""
         ops, spec, shape = model.ops, model.spec, model.shape
         base = densities.sampler(ops, spec.base, shape, model._density_array("base"))
+        if spec.classes:
+            return self._labelled(model, base, data)
         target = densities.sampler(ops, spec.target if data is None else Call("data"), shape,
                                    model._density_array("target", data))
         couple = self.couple(ops, spec.coupling.args)
@@ -58,6 +68,22 @@ class Coupling:
         def coupled(rng, n):
             k_base, k_target, k_couple = rng.split(3)
             return couple(k_couple, base(k_base, n), target(k_target, n))
+        return coupled
+
+    def _labelled(self, model, base, data):
+        if data is not None:
+            raise TfmSemanticError(Diagnostic(
+                "Semantic", "This model is conditioned on the labels of its data file; data "
+                "given to fit(data=...) carry none.", suggestion="Train on the model's own "
+                "data file, or leave labels = ... out of the target."))
+        ops = model.ops
+        pool, classes = ops.asarray(model._density_array("target")), ops.asarray(model.labels())
+        couple = self.couple(ops, model.spec.coupling.args)
+
+        def coupled(rng, n):
+            k_base, k_target, k_couple = rng.split(3)
+            rows = k_target.randint(pool.shape[0], (n,))
+            return couple(k_couple, base(k_base, n), pool[rows], labels=classes[rows])
         return coupled
 
 
@@ -89,6 +115,13 @@ def costs(xp, x0, x1):
     a, b = xp.reshape(x0, (x0.shape[0], -1)), xp.reshape(x1, (x1.shape[0], -1))
     return (xp.sum(a * a, axis=1)[:, None] + xp.sum(b * b, axis=1)[None, :]
             - 2 * (a @ xp.permute_dims(b, (1, 0))))
+
+
+def within(xp, cost, labels):
+    """The cost with every pair of different labels made dearer than any pairing within the
+    labels (n times the largest cost, plus 1), so that an exact solver pairs within them."""
+    apart = labels[:, None] != labels[None, :]
+    return cost + xp.astype(apart, cost.dtype) * (cost.shape[0] * xp.max(cost) + 1)
 
 
 COUPLINGS.register("independent")(Coupling)
@@ -148,11 +181,17 @@ class Reflow(Coupling):
 @COUPLINGS.register("minibatch_ot")
 class MinibatchOT(Coupling):
     def couple(self, ops, args):
-        solve = ops.assignment if args.get("solver") == "exact" else partial(assignment, ops)
+        exact = args.get("solver") == "exact"
 
-        def couple(rng, x0, x1):
+        def couple(rng, x0, x1, labels=None):
             cost = costs(ops.xp, ops.stop_gradient(x0), ops.stop_gradient(x1))
-            return x0, x1[solve(cost)]
+            if labels is None:
+                return x0, x1[ops.assignment(cost) if exact else assignment(ops, cost)]
+            if exact:
+                perm = ops.assignment(within(ops.xp, cost, labels))
+            else:
+                perm = assignment(ops, cost, labels[:, None] == labels[None, :])
+            return x0, x1[perm], labels[perm]
         return couple
 
 
@@ -202,10 +241,14 @@ class Sinkhorn(Coupling):
     def couple(self, ops, args):
         reg = float(args["reg"])
 
-        def couple(rng, x0, x1):
+        def couple(rng, x0, x1, labels=None):
             plan = sinkhorn_plan(ops, costs(ops.xp, ops.stop_gradient(x0),
                                             ops.stop_gradient(x1)), reg)
-            return x0, x1[rng.categorical(plan)]
+            if labels is not None:  # the plan within the classes: other pairs drawn never
+                apart = labels[:, None] != labels[None, :]
+                plan = ops.xp.where(apart, -ops.xp.inf, plan)
+            rows = rng.categorical(plan)
+            return (x0, x1[rows]) if labels is None else (x0, x1[rows], labels[rows])
         return couple
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...data_files import DataFileError, choose_key, csv_rows, first_non_finite
+from ...data_files import labels as read_labels
 from ...errors import Diagnostic, TfmDataError
 
 
@@ -134,3 +135,16 @@ def _csv(full: Path, shown: str) -> np.ndarray:
     if not rows:
         raise _error(f"'{shown}' has no data rows.")
     return np.asarray(rows, dtype=np.float64)
+
+
+def load_labels(path: str, root: str | Path, key: str, samples: int,
+                classes: int) -> np.ndarray:
+    """The class labels ``key`` of a .npz data file, checked (one whole number per sample,
+    from 0 to classes - 1) as int32; a problem names the file, the array and the sample."""
+    try:
+        values, _ = read_labels(resolve(path, root), key, samples, classes, path)
+    except DataFileError as err:
+        raise _error(str(err)) from None
+    except FileNotFoundError:
+        raise _error(f"Data file '{path}' not found (relative to '{root}').") from None
+    return values.astype(np.int32)

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import Diagnostic, TfmRuntimeError, TfmSemanticError
-from . import checkpoint, data as data_files, densities, likelihood, loop, parallel, time_laws
+from . import (checkpoint, data as data_files, densities, likelihood, loop, networks, parallel,
+               time_laws)
 from .energy_sampling import TRANSPORTS, EnergySampling
 from .objectives import OBJECTIVES
 from .ops import all_finite
@@ -56,8 +57,18 @@ def user_networks(spec: Spec, given: dict | None) -> dict:
     return given
 
 
+def check_user_network(spec: Spec, name: str) -> None:
+    """A user network can stand in for ``name``: one of the file's networks, and not of a model
+    conditioned on labels (a user network takes (t, x) only)."""
+    if spec.classes:
+        raise error(f"The network given for '{name}' takes (t, x), and this model conditions "
+                    "its networks on the target's labels, which it would not see.",
+                    "Use the file's networks for a model with labels.")
+
+
 def check_output(spec: Spec, name: str, shape: tuple, got: tuple) -> None:
     """A user network's output at a batch of 2 has the shape its field needs."""
+    check_user_network(spec, name)
     want = (2,) if spec.network(name).scalar else (2,) + tuple(shape)
     if tuple(got) != want:
         raise error(f"The network given for '{name}' returns shape {list(got)} at a batch of 2 "
@@ -92,6 +103,7 @@ class Model(EnergySampling, ABC):
         self.reflow_pairs = None  # a reflow coupling's (x0, x1), or what draws them (driver/reflow.py)
         self.frozen_weights: dict[str, np.ndarray] = {}  # fixed weights (``freeze``)
         self.frozen_source = None  # what sets them when training starts (driver/teacher.py)
+        self.guidance = 0.0  # classifier-free guidance of a sampling pass (docs/conditional.md)
 
     # --- backend hooks ----------------------------------------------------------------------
     @abstractmethod
@@ -201,6 +213,85 @@ class Model(EnergySampling, ABC):
             self._arrays[role] = data_files.load(args["path"], self.root, self.shape, args["key"])
         return self._arrays[role]
 
+    def labels(self):
+        """The class of each sample of the target's data file (int32); None for a model
+        without labels."""
+        if not self.spec.classes:
+            return None
+        if "labels" not in self._arrays:
+            args = self.spec.target.args
+            self._arrays["labels"] = data_files.load_labels(
+                args["path"], self.root, args["labels"], len(self._density_array("target")),
+                args["classes"])
+        return self._arrays["labels"]
+
+    def check_labels(self, cond, n: int | None, what: str = "The classes given") -> np.ndarray:
+        """``cond`` (one class, or one per point) as int32 labels of n points; a label of
+        ``classes`` means none (the model's unconditional field, where it trained one)."""
+        classes = self.spec.classes
+        if not classes:
+            raise error(f"{what}: this model is not conditioned on labels (its target reads "
+                        "none).", "Leave out cond=, or train a model on labelled data "
+                        "(data(\"file.npz\", key = \"x\", labels = \"y\")).")
+        values = np.asarray(cond)
+        if values.ndim == 0 and n is not None:
+            values = np.full(n, values)
+        if values.ndim != 1 or (n is not None and len(values) != n):
+            want = f"({n},)" if n is not None else "(samples,)"
+            raise error(f"{what} has shape {values.shape}; it gives one class per point: a "
+                        f"number, or an array of shape {want}.")
+        if values.dtype.kind == "f" and not np.all(np.round(values) == values):
+            raise error(f"{what} holds {values.dtype} values that are not whole numbers; "
+                        "classes are whole numbers.")
+        if values.dtype.kind not in "iuf":
+            raise error(f"{what} holds {values.dtype} values; classes are whole numbers.")
+        values = values.astype(np.int64)
+        top = classes if self.spec.label_drop > 0 else classes - 1
+        bad = np.flatnonzero((values < 0) | (values > top))
+        if bad.size:
+            none = (f", or {classes} for none (the unconditional field)"
+                    if self.spec.label_drop > 0 else "")
+            raise error(f"The class {values[bad[0]]} (point {bad[0]}) is not among the trained "
+                        f"classes 0 to {classes - 1}{none}.")
+        return values.astype(np.int32)
+
+    @contextmanager
+    def _guided(self, guidance: float):
+        """The networks called inside guided by ``guidance`` (programs are compiled, or run,
+        inside; their cache keys hold the guidance)."""
+        before, self.guidance = self.guidance, guidance
+        try:
+            yield
+        finally:
+            self.guidance = before
+
+    def _conditioned(self, weights, labels):
+        """The weights of a sampling pass with the points' labels among them (the networks
+        read them there, ``networks.LABELS``); the weights themselves without labels."""
+        if labels is None:
+            return weights
+        return {**weights, networks.LABELS: self.ops.asarray(labels)}
+
+    def _condition(self, cond, n: int | None, guidance):
+        """(labels or None, guidance) of a sampling or scoring call, checked."""
+        if cond is None:
+            if guidance:
+                raise error("guidance mixes the field of a class with the unconditional one; "
+                            "it needs the classes (cond=).")
+            if self.spec.classes and self.spec.label_drop == 0:
+                raise error("This model was trained on labels and never without one, so it has "
+                            "no unconditional field: give the classes (cond=).",
+                            "Or train with label ~ dropped(0.1) in the objective.")
+            return None, 0.0
+        labels = self.check_labels(cond, n)
+        guidance = float(guidance or 0.0)
+        if guidance and self.spec.label_drop == 0:
+            raise error("Guidance needs the unconditional field, which this model did not "
+                        "train (no label was ever dropped).",
+                        "Train with label ~ dropped(0.1) in the objective, or leave out "
+                        "guidance.")
+        return labels, guidance
+
     # --- training ---------------------------------------------------------------------------
     def fit(self, steps: int | None = None, data=None, out: str | Path | None = None,
             resume: bool = False, progress: bool = True, log=print):
@@ -262,12 +353,17 @@ class Model(EnergySampling, ABC):
         """(t, x) -> the field ``name`` (velocity, score, noise, data, base) of the model, with
         ``weights`` (default: the sampling weights)."""
         self._check_field(name)
-        network = self.network(self.weights if weights is None else weights)
+        weights = self.weights if weights is None else weights
+        network = self.network(weights)
         field, ops = self.module.FIELDS[name], self.ops
 
-        def f(t, x):
+        def f(t, x, labels=None):
             t = ops.time(t, x)
-            return ops.full(field(t, x, network(t, x)), x)
+            out = network(t, x) if labels is None else network(t, x, None, labels)
+            return ops.full(field(t, x, out), x)
+        # the points' classes (a conditioned model's sampling pass): what a per-point
+        # derivative passes with each point (ops.velocity_and_divergence)
+        f.labels = weights.get(networks.LABELS)
         return f
 
     def drift(self, name: str, weights):
@@ -279,12 +375,16 @@ class Model(EnergySampling, ABC):
         """eps(t) of the SDE sampler ``name``: an array, or a number when constant."""
         return self.module.EPS[name]
 
-    def evaluate(self, name: str, t: float, x) -> np.ndarray:
-        """The field ``name`` at time t and points x (numpy in, numpy out)."""
+    def evaluate(self, name: str, t: float, x, cond=None, guidance=None) -> np.ndarray:
+        """The field ``name`` at time t and points x (numpy in, numpy out); for the classes
+        ``cond`` of a model conditioned on labels, guided by ``guidance``."""
         self._check_field(name)
-        program = self.program(("field", name), lambda w, t, y: self.field(name, w)(t, y))
-        return self.ops.numpy(program(self.weights, self.ops.asarray(t),
-                                      self.ops.asarray(x)))
+        labels, guidance = self._condition(cond, len(x), guidance)
+        program = self.program(("field", name, labels is not None, guidance),
+                               lambda w, t, y: self.field(name, w)(t, y))
+        weights = self._conditioned(self.weights, labels)
+        with self._guided(guidance):
+            return self.ops.numpy(program(weights, self.ops.asarray(t), self.ops.asarray(x)))
 
     # --- the probability-flow ODE as a flow, for the samplers on the energy -----------------
     @property
@@ -314,6 +414,13 @@ class Model(EnergySampling, ABC):
         draw = densities.sampler(self.ops, self.spec.target, self.shape,
                                  self._density_array("target"))
         return self.ops.numpy(draw(self.ops.random(self.ops.key(seed)), n))
+
+    def labelled_reference(self, n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """n draws from a labelled target's data (rows drawn with replacement) and their
+        labels, for the metrics of a conditioned model."""
+        pool, labels = self._density_array("target"), self.labels()
+        rows = np.random.default_rng(seed).integers(0, len(pool), n)
+        return pool[rows], labels[rows]
 
     def interval(self, sampler: str | Sampler | None = None) -> tuple[float, float]:
         """The time interval a sampler covers: the time law's support (a uniform law's [low,
@@ -369,13 +476,18 @@ class Model(EnergySampling, ABC):
         raise error(f"The model has no sampler '{name}' (it has {names}).")
 
     def sample(self, n: int, sampler: str | Sampler | None = None, seed: int = 0,
-               trajectory: bool = False, x0=None):
+               trajectory: bool = False, x0=None, cond=None, guidance=None):
         """n samples (numpy, float32, shape (n, *shape)); with ``trajectory`` also the states
         at every step, shape (steps + 1, n, *shape) (samplers whose kind keeps one). ``x0``
         gives the starting points instead of draws from the density the sampler starts from
-        (the base; the target for a backward SDE)."""
+        (the base; the target for a backward SDE). A model conditioned on labels samples the
+        classes ``cond`` (one, or one per point), with classifier-free guidance of scale
+        ``guidance`` (docs/conditional.md)."""
         entry = self.sampler_entry(sampler)
         if entry.kind not in TRANSPORTS:  # a sampler of the target's energy
+            if cond is not None or guidance:
+                raise error(f"The sampler '{entry.name}' ({entry.method}) samples the target's "
+                            "energy; it takes no classes.")
             if trajectory or x0 is not None:
                 raise error(f"The sampler '{entry.name}' ({entry.method}) samples the target's "
                             "energy; it keeps no trajectory and takes no starting points.")
@@ -386,7 +498,10 @@ class Model(EnergySampling, ABC):
                         "Use a fixed-step sampler for trajectories.")
         t0, t1 = self.interval(entry)
         ops = self.ops
-        key = ("sample", entry.name, entry.method, repr(entry.args), trajectory, t0, t1)
+        n_points = n if x0 is None else len(x0)
+        labels, guidance = self._condition(cond, n_points, guidance)
+        key = ("sample", entry.name, entry.method, repr(entry.args), trajectory, t0, t1,
+               labels is not None, guidance)
 
         def run(w, x, k):
             return kind.run(self, entry, w, x, k, t0, t1, trajectory)
@@ -412,8 +527,10 @@ class Model(EnergySampling, ABC):
                 n = start.shape[0]
             program = self.program(key, run)
             args = (layout.points(start), layout.stream(k_noise.key()))
-        with step_limit(entry):  # the conversion waits for the device, where a GPU raises
-            result = program(self.weights, *args)
+        weights = self._conditioned(self.weights, None if labels is None
+                                    else layout.points(ops.asarray(labels)))
+        with step_limit(entry), self._guided(guidance):  # the conversion waits for the device
+            result = program(weights, *args)
             if trajectory:
                 result = (ops.numpy(layout.gather(result[0], n)),
                           ops.numpy(layout.gather(result[1], n, axis=1)))
@@ -429,10 +546,12 @@ class Model(EnergySampling, ABC):
         return densities.has_log_prob(self.spec.base)
 
     def log_prob(self, x, sampler: str | None = None, exact: bool | None = None, seed: int = 0,
-                 batch: int = 16384) -> np.ndarray:
+                 batch: int = 16384, cond=None) -> np.ndarray:
         """log rho1(x) under the model, by the probability-flow ODE of ``sampler`` (one whose
         kind gives log-densities; default the model's first). Exact divergence up to 32
-        dimensions, else Hutchinson."""
+        dimensions, else Hutchinson. A model conditioned on labels gives log rho1(x | c) for
+        the classes ``cond`` (one, or one per point), or the unconditional density where it
+        trained one (docs/conditional.md)."""
         base = densities.log_prob(self.ops, self.spec.base, self.shape)
         if base is None:
             raise error("Log-densities need a base with a density (normal); this model's base "
@@ -452,6 +571,7 @@ class Model(EnergySampling, ABC):
         exact = math.prod(self.shape) <= EXACT_MAX_DIM if exact is None else exact
         t0, t1 = self.interval(entry)
         ops = self.ops
+        labels, _ = self._condition(cond, len(x), None)
 
         def one(weights, points, key):
             def integrate(f, y0):
@@ -459,7 +579,7 @@ class Model(EnergySampling, ABC):
             return likelihood.log_prob(ops, self.field("velocity", weights), base, points,
                                        integrate, exact, key)
         program = self.program(("log_prob", entry.name, entry.method, repr(entry.args), exact,
-                                t0, t1), one)
+                                t0, t1, labels is not None), one)
         # equal batches (the last padded by at most one point per batch): one compiled shape,
         # split evenly over the devices
         layout = self.layout
@@ -469,8 +589,13 @@ class Model(EnergySampling, ABC):
         for i in range(0, len(x), batch):
             chunk = x[i:i + batch]
             padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
+            weights = self.weights
+            if labels is not None:
+                part = labels[i:i + batch]
+                part = np.concatenate([part, np.repeat(part[-1:], batch - len(part), 0)])
+                weights = self._conditioned(weights, layout.points(ops.asarray(part)))
             with step_limit(entry):  # converted inside: a GPU raises when it is waited for
-                values = program(self.weights, layout.points(ops.asarray(padded)),
+                values = program(weights, layout.points(ops.asarray(padded)),
                                  layout.stream(ops.key(seed, i)))
                 parts.append(ops.numpy(layout.gather(values, len(chunk))))
         values = np.concatenate(parts) if parts else np.zeros(0, np.float32)

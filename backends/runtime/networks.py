@@ -8,6 +8,13 @@ with ``ops.xp`` and the backend's ``Layers``. Field networks (t, x) -> field:
   ``depth`` 3x3 convolutions of ``channels`` and a 3x3 convolution back to C channels;
 - ``unet`` (``unet.py``): the time-conditioned U-Net of image diffusion models.
 
+A field network of a model whose target carries class labels (the spec's ``classes``
+argument, docs/conditional.md) also takes each example's label, as a one-hot vector of
+``classes + 1`` entries (the last: no label, which classifier-free guidance trains): ``mlp``
+and ``resmlp`` concatenate it to their input, ``convnet`` adds it as constant channels, ``unet``
+to the input of its time embedding. ``forward`` gives a network without labels the "no label"
+entry.
+
 A field network trained as a flow map (docs/fewstep.md; the spec's ``times`` argument is 2)
 takes two times (s, t) wherever it otherwise takes t: ``mlp`` concatenates both to x, the others
 take each time's features; ``flow_map`` gives X_{s,t}(x) = x + (t - s) v(s, t, x), and the
@@ -102,6 +109,53 @@ def times(args: dict) -> int:
     return int(args.get("times", 1))
 
 
+def label_width(args: dict) -> int:
+    """The one-hot width of a conditioned network's labels: its classes plus "no label" (0 for
+    a network without labels)."""
+    classes = int(args.get("classes", 0))
+    return classes + 1 if classes else 0
+
+
+class Labelled:
+    """``layers`` with the labels of a pass as one-hot rows (B, classes + 1) in ``labels``."""
+
+    def __init__(self, layers, labels):
+        self._layers, self.labels = layers, labels
+
+    def __getattr__(self, name):
+        return getattr(self._layers, name)
+
+
+def with_labels(xp, layers, h, axis: int = -1):
+    """``h`` with the pass's one-hot labels concatenated along ``axis`` (as constant planes for
+    an image-shaped h (B, C, H, W) and axis 1); ``h`` itself for a network without labels."""
+    onehot = getattr(layers, "labels", None)
+    if onehot is None:
+        return h
+    onehot = layers.cast(onehot, h.dtype)
+    if h.ndim == 4:
+        onehot = xp.broadcast_to(onehot[:, :, None, None], (h.shape[0], onehot.shape[1])
+                                 + tuple(h.shape[2:]))
+    return xp.concat([h, onehot], axis=axis)
+
+
+def one_hot(xp, labels, width: int):
+    """Labels (B,) as one-hot float32 rows (B, width)."""
+    return xp.astype(labels[:, None] == xp.arange(width, dtype=labels.dtype)[None, :],
+                     xp.float32)
+
+
+LABELS = "condition.labels"  # the key of a sampling pass's labels among the weights it runs on
+
+
+def guided(outputs_with, outputs_without, guidance: float) -> dict:
+    """Classifier-free guidance on every network output: (1 + w) N(t, x | c) - w N(t, x | none).
+    The emitted fields and drifts are affine in the outputs, so this gives the guided field
+    (1 + w) b(t, x | c) - w b(t, x | none) of every field."""
+    return {k: (1 + guidance) * outputs_with[k] - guidance * outputs_without[k]
+            for k in outputs_with}
+
+
 def time_columns(t):
     """t (B,) or the times of a flow map (B, 2) -> (B, 1) or (B, 2)."""
     return t[:, None] if t.ndim == 1 else t
@@ -124,12 +178,14 @@ def _dense_out(xp, layers, y, shape, scalar):
 
 def _mlp_sizes(args, shape, scalar):
     dim, w, depth = math.prod(shape), args["width"], args["depth"]
-    return [(dim + times(args), w)] + [(w, w)] * (depth - 1) + [(w, 1 if scalar else dim)]
+    return [(dim + times(args) + label_width(args), w)] + [(w, w)] * (depth - 1) + \
+        [(w, 1 if scalar else dim)]
 
 
 def _mlp(xp, layers, args, shape, scalar, t, x):
     flat = xp.reshape(x, (x.shape[0], math.prod(shape)))
     h = layers.cast(xp.concat([flat, time_columns(t)], axis=-1), layers.dtype)
+    h = with_labels(xp, layers, h)
     n = args["depth"] + 1
     for i in range(n - 1):
         h = layers.act(layers.layer(i, h))
@@ -138,14 +194,15 @@ def _mlp(xp, layers, args, shape, scalar, t, x):
 
 def _resmlp_sizes(args, shape, scalar):
     dim, w, blocks = math.prod(shape), args["width"], args["blocks"]
-    return [(dim + times(args) * (1 + 2 * TIME_FEATURES), w)] + [(w, w)] * (2 * blocks) + \
+    return [(dim + times(args) * (1 + 2 * TIME_FEATURES) + label_width(args), w)] + \
+        [(w, w)] * (2 * blocks) + \
         [(w, 1 if scalar else dim)]
 
 
 def _resmlp(xp, layers, args, shape, scalar, t, x):
     flat = xp.reshape(x, (x.shape[0], math.prod(shape)))
     h = layers.cast(xp.concat([flat, time_features(xp, layers, t)], axis=-1), layers.dtype)
-    h = layers.layer(0, h)
+    h = layers.layer(0, with_labels(xp, layers, h))
     blocks = args["blocks"]
     for blk in range(blocks):
         r = layers.layer(1 + 2 * blk, layers.act(h))
@@ -155,7 +212,8 @@ def _resmlp(xp, layers, args, shape, scalar, t, x):
 
 def _convnet_sizes(args, shape, scalar):
     c, depth, channels = args["channels"], args["depth"], shape[0]
-    sizes = [(channels + times(args) * (1 + 2 * TIME_FEATURES), c)] + [(c, c)] * (depth - 1)
+    sizes = [(channels + times(args) * (1 + 2 * TIME_FEATURES) + label_width(args), c)] + \
+        [(c, c)] * (depth - 1)
     return sizes + [(c, 1 if scalar else channels)]
 
 
@@ -164,6 +222,7 @@ def _convnet(xp, layers, args, shape, scalar, t, x):
     feats = time_features(xp, layers, t)[:, :, None, None]
     planes = xp.broadcast_to(feats, (batch, feats.shape[1]) + tuple(shape[1:]))
     h = layers.cast(xp.concat([layers.cast(x, xp.float32), planes], axis=1), layers.dtype)
+    h = with_labels(xp, layers, h, axis=1)
     n = args["depth"] + 1
     for i in range(n - 1):
         h = layers.act(layers.layer(i, h))
@@ -188,13 +247,20 @@ def has_output(net) -> bool:
     return not is_flow(net) and net.target != "map"
 
 
-def forward(xp, layers, net, shape, t, x, seeds=None):
+def forward(xp, layers, net, shape, t, x, seeds=None, labels=None):
     """The output of network ``net`` (a spec Network) at (t, x), t broadcast to (B,) float32;
     a flow map's output at (t, x) is its velocity, the tangent of X_{t,u} at u = t. ``seeds``
-    (B,): a training pass's dropout seeds (runtime/dropout.py), for a network with dropout."""
+    (B,): a training pass's dropout seeds (runtime/dropout.py), for a network with dropout.
+    ``labels`` (B,) int: each example's class, or ``classes`` for none (the default), for a
+    network conditioned on labels."""
     kind = NETWORKS[net.kind]
     if seeds is not None and dropout.rate(net) > 0:
         layers = dropout.Seeded(layers, seeds)
+    width = label_width(net.args)
+    if width:
+        if labels is None:
+            labels = xp.full((x.shape[0],), width - 1, dtype=xp.int32)
+        layers = Labelled(layers, one_hot(xp, labels, width))
     if kind.forward is None:
         raise TypeError(f"network '{net.name}' is a {net.kind} flow: it has push and pull, "
                         "no output at (t, x)")

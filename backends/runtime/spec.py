@@ -143,6 +143,7 @@ class Spec:
     energies: tuple[str, ...] = attrs.field(converter=tuple, default=())
     constants: dict[str, dict] = attrs.field(converter=dict, factory=dict)
     objective_args: dict[str, Any] = attrs.field(converter=_args, factory=dict)
+    label_drop: float = 0.0  # classifier-free guidance: a label's probability of being dropped
 
     @classmethod
     def from_json(cls, data: dict) -> "Spec":
@@ -153,7 +154,7 @@ class Spec:
                    tuple(Sampler.from_json(s) for s in data["samplers"]),
                    Train.from_json(data["train"]), data.get("objective", "regression"),
                    tuple(data.get("energies", ())), dict(data.get("constants", {})),
-                   dict(data.get("objective_args", {})))
+                   dict(data.get("objective_args", {})), float(data.get("label_drop", 0.0)))
 
     @property
     def sampling(self) -> bool:
@@ -172,6 +173,13 @@ class Spec:
         args = self.objective_args
         return (args["teacher"],) if args.get("teacher_run") and args.get("teacher") else ()
 
+    @property
+    def classes(self) -> int:
+        """The number of classes of the target's labels; 0 for a model without labels (the
+        networks of a model with labels take one more input: "no label", for guidance)."""
+        target = self.target
+        return int(target.args.get("classes", 0)) if target.args.get("labels") else 0
+
     def network(self, name: str) -> Network:
         return next(n for n in self.networks if n.name == name)
 
@@ -187,7 +195,8 @@ class Spec:
                 "samplers": [s.to_json() for s in self.samplers], "train": self.train.to_json(),
                 "objective": self.objective, "energies": list(self.energies),
                 "constants": dict(self.constants),
-                **({"objective_args": dict(self.objective_args)} if self.objective_args else {})}
+                **({"objective_args": dict(self.objective_args)} if self.objective_args else {}),
+                **({"label_drop": self.label_drop} if self.label_drop else {})}
 
     def role(self, name: str) -> Call:
         """The density of a role: ``base`` or ``target``."""

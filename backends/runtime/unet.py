@@ -35,7 +35,8 @@ import itertools
 import math
 
 from . import dropout
-from .networks import NETWORKS, TIME_FEATURES, NetworkKind, time_features, times
+from .networks import (NETWORKS, TIME_FEATURES, NetworkKind, label_width, time_features, times,
+                       with_labels)
 
 NORM_EPS = 1e-5
 
@@ -56,7 +57,8 @@ def _plan(args, shape, scalar) -> list[tuple]:
     def attention(c):
         specs.extend([("norm", c), ("conv", c, 3 * c, 1), ("conv", c, c, 1)])
 
-    specs.extend([("dense", times(args) * (1 + 2 * TIME_FEATURES), emb), ("dense", emb, emb),
+    specs.extend([("dense", times(args) * (1 + 2 * TIME_FEATURES) + label_width(args), emb),
+                  ("dense", emb, emb),
                   ("conv", shape[0], ch, 3)])
     cur, res, kept = ch, shape[1], []
     levels = _levels(args)
@@ -149,7 +151,7 @@ def _forward(xp, layers, args, shape, scalar, t, x):
         return next(counter)
 
     temb = layers.cast(time_features(xp, layers, t), layers.dtype)
-    temb = layers.act(layers.layer(at(), temb))
+    temb = layers.act(layers.layer(at(), with_labels(xp, layers, temb)))
     temb = layers.act(layers.layer(at(), temb))  # the blocks take the activated embedding
     h = layers.layer(at(), layers.cast(layers.cast(x, xp.float32), layers.dtype))
     cur, res, kept = ch, shape[1], []

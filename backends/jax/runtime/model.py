@@ -134,7 +134,7 @@ class JaxModel(shared.Model):
 
     # --- networks and programs ---------------------------------------------------------------
     def network(self, weights):
-        return networks.Outputs(self.spec, weights, self.dtype, self.user)
+        return networks.Outputs(self.spec, weights, self.dtype, self.user, self.guidance)
 
     def flow_map(self, network, name: str):
         """(s, t, x) -> X_{s,t}(x) of the flow map ``name`` on the weights of ``network``

@@ -69,11 +69,12 @@ class Layers:
         return jnp.asarray(values)
 
 
-def apply(net, params: dict, t, x, shape, dtype=jnp.float32, seeds=None):
+def apply(net, params: dict, t, x, shape, dtype=jnp.float32, seeds=None, labels=None):
     """The network's output at (t, x) for a batch: t (B,) or a number, x (B, *shape);
-    ``seeds``: a training pass's dropout seeds (runtime/dropout.py)."""
+    ``seeds``: a training pass's dropout seeds (runtime/dropout.py); ``labels`` (B,): the
+    classes of a conditioned network's examples (docs/conditional.md)."""
     t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), (x.shape[0],))
-    return networks.forward(jnp, Layers(net, params, dtype), net, shape, t, x, seeds)
+    return networks.forward(jnp, Layers(net, params, dtype), net, shape, t, x, seeds, labels)
 
 
 def flow_map(net, params: dict, s, t, x, shape, dtype=jnp.float32):
@@ -86,11 +87,20 @@ class Outputs:
     """Every network's output at (t, x) on ``weights`` (``outputs``), called as a function;
     ``weights`` is kept for what else the objective evaluates (a flow map at two times)."""
 
-    def __init__(self, spec, weights: dict, dtype=jnp.float32, user=None):
+    def __init__(self, spec, weights: dict, dtype=jnp.float32, user=None, guidance: float = 0.0):
         self.spec, self.weights, self.dtype, self.user = spec, weights, dtype, user
+        self.guidance = guidance
 
-    def __call__(self, t, x, seeds=None) -> dict:
-        return outputs(self.spec, self.weights, t, x, self.dtype, self.user, seeds)
+    def __call__(self, t, x, seeds=None, labels=None) -> dict:
+        """The outputs at (t, x); with labels given here (training) or among the weights (a
+        sampling pass, ``networks.LABELS``), for those classes, guided by ``guidance``."""
+        if labels is None:
+            labels = self.weights.get(networks.LABELS)
+        out = outputs(self.spec, self.weights, t, x, self.dtype, self.user, seeds, labels)
+        if labels is None or not self.guidance:
+            return out
+        free = outputs(self.spec, self.weights, t, x, self.dtype, self.user, seeds)
+        return networks.guided(out, free, self.guidance)
 
 
 def push(net, params: dict, z, shape, dtype=jnp.float32):
@@ -110,11 +120,13 @@ def flow_matching(net, params: dict, t, z, x, shape, dtype=jnp.float32):
     return networks.flow_matching(jnp, Layers(net, params, dtype), net, tuple(shape), t, z, x)
 
 
-def outputs(spec, params: dict, t, x, dtype=jnp.float32, user=None, seeds=None) -> dict:
+def outputs(spec, params: dict, t, x, dtype=jnp.float32, user=None, seeds=None,
+            labels=None) -> dict:
     """Every network's output keyed as the emitted functions expect (``grad_NAME`` for a
     potential network: the gradient in x of its scalar output); flows and distilled flow maps
     have none (``networks.has_output``). ``user``: the networks passed through the API, by name
-    (user_networks.py). ``seeds``: a training pass's dropout seeds (runtime/dropout.py)."""
+    (user_networks.py). ``seeds``: a training pass's dropout seeds (runtime/dropout.py);
+    ``labels``: the examples' classes (a conditioned model; default: none)."""
     out = {}
     shape, user = tuple(spec.shape), user or {}
     for net in spec.networks:
@@ -125,7 +137,7 @@ def outputs(spec, params: dict, t, x, dtype=jnp.float32, user=None, seeds=None) 
                 return own(params, t, y)
         else:
             def call(y, net=net):
-                return apply(net, params, t, y, shape, dtype, seeds)
+                return apply(net, params, t, y, shape, dtype, seeds, labels)
         if net.scalar:
             out[net.key] = jax.grad(lambda y, call=call: call(y).sum())(x)
         else:

@@ -116,15 +116,18 @@ class Ops:
         """b(t, x) and the trace of db/dx for each point of the batch x (B, *shape): one
         linearisation per point (the primal once), d forward-mode derivatives under vmap."""
         shape = x.shape[1:]
+        labels = getattr(velocity, "labels", None)  # each point's class, passed with it
 
-        def single(xi):
+        def single(xi, label=None):
             def f(y):
-                return velocity(t, y.reshape((1,) + shape)).reshape(-1)
+                y = y.reshape((1,) + shape)
+                out = velocity(t, y) if label is None else velocity(t, y, labels=label[None])
+                return out.reshape(-1)
             y, tangent = jax.linearize(f, xi.reshape(-1))
             jac = jax.vmap(tangent)(jnp.eye(y.shape[0], dtype=y.dtype))
             return y.reshape(shape), jnp.trace(jac)
 
-        return jax.vmap(single)(x)
+        return jax.vmap(single)(x) if labels is None else jax.vmap(single)(x, labels)
 
     def value_and_grad(self, f, x):
         """f(x) and its gradient point by point: one reverse pass through the sum over the

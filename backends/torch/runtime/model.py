@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ...runtime import model as shared, parallel
+from ...runtime import networks as runtime_networks
 from ...runtime.init import init_params
 from ...runtime.model import error
 from .energy_model import TorchEnergyModel
@@ -250,7 +251,7 @@ class TorchModel(shared.Model):
 
     def network(self, weights: dict):
         """(t, x) -> every network's output with ``weights`` (the EMA or the parameters)."""
-        return _Functional(self.net, weights)
+        return _Functional(self.net, weights, self.guidance)
 
     def flow_map(self, network, name: str):
         """(s, t, x) -> X_{s,t}(x) of the flow map ``name`` on ``network``: the live module
@@ -274,13 +275,26 @@ class _Functional:
     """The networks on other weights than the live ones (the EMA for sampling), called as
     (t, x) for every network's output; ``weights`` for a flow map's (``flow_map``)."""
 
-    def __init__(self, net: nn.Module, weights: dict):
-        self.net, self.weights = net, weights
-        self.named = {f"nets.{k}": v for k, v in weights.items()}
+    def __init__(self, net: nn.Module, weights: dict, guidance: float = 0.0):
+        self.net, self.weights, self.guidance = net, weights, guidance
+        self.labels = weights.get(runtime_networks.LABELS)  # a sampling pass's labels
+        self.named = {f"nets.{k}": v for k, v in weights.items()
+                      if k != runtime_networks.LABELS}
 
-    def __call__(self, t, x, seeds=None):
-        return torch.func.functional_call(self.net, self.named, (t, x),
-                                          {} if seeds is None else {"seeds": seeds})
+    def __call__(self, t, x, seeds=None, labels=None):
+        """The outputs at (t, x); with labels given here or with the weights, for those
+        classes, guided by ``guidance`` (docs/conditional.md)."""
+        labels = self.labels if labels is None else labels
+        out = self._call(t, x, seeds, labels)
+        if labels is None or not self.guidance:
+            return out
+        return runtime_networks.guided(out, self._call(t, x, seeds, None), self.guidance)
+
+    def _call(self, t, x, seeds, labels):
+        options = {} if seeds is None else {"seeds": seeds}
+        if labels is not None:
+            options["labels"] = labels
+        return torch.func.functional_call(self.net, self.named, (t, x), options)
 
 
 class _Batched(nn.Module):

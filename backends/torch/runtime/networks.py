@@ -87,19 +87,20 @@ class Network(nn.ModuleList):
         (estimated with Hutchinson's ``probe`` where a cnf flow is given one)."""
         return networks.pull(xp, self, self.net, self.shape, x, probe)
 
-    def forward(self, *inputs, s=None, seeds=None):
+    def forward(self, *inputs, s=None, seeds=None, labels=None):
         """``forward(t, x)``: a field network's output (a flow map's: its velocity);
         ``forward(t, x, s=s)``: a flow map's X_{s,t}(x); ``forward(x, inverse=False)``: a
         flow's ``pull(x)`` if inverse else its ``push(x)`` (so
         ``torch.func.functional_call(module, weights, (x, inverse))`` runs either pass on other
-        weights). ``seeds``: a training pass's dropout seeds (runtime/dropout.py)."""
+        weights). ``seeds``: a training pass's dropout seeds (runtime/dropout.py); ``labels``:
+        the examples' classes, for a network conditioned on labels (docs/conditional.md)."""
         if self.kind.flow is not None:
             return self._flow(*inputs)
         t, x = inputs
         t = _batch_times(t, x)
         if s is not None:
             return networks.flow_map(xp, self, self.net, self.shape, _batch_times(s, x), t, x)
-        return networks.forward(xp, self, self.net, self.shape, t, x, seeds)
+        return networks.forward(xp, self, self.net, self.shape, t, x, seeds, labels)
 
     def _flow(self, x, inverse: bool = False, probe=None, time=None, data=None):
         if not isinstance(inverse, bool):
@@ -148,12 +149,13 @@ def build(spec) -> nn.ModuleDict:
     return nn.ModuleDict({net.name: Network(net, shape, dtype) for net in spec.networks})
 
 
-def outputs(spec, nets: nn.ModuleDict, t, x, seeds=None) -> dict:
+def outputs(spec, nets: nn.ModuleDict, t, x, seeds=None, labels=None) -> dict:
     """Every network's output keyed as the emitted functions expect (``grad_NAME`` for a
     potential network: the gradient in x of its scalar output, by ``torch.func.grad``, which
     composes with training's backward pass and with the likelihood's ``jacfwd``); flows and
     distilled flow maps have none (``networks.has_output``). ``seeds``: a training pass's
-    dropout seeds (runtime/dropout.py), for the networks with dropout."""
+    dropout seeds (runtime/dropout.py), for the networks with dropout; ``labels``: the
+    examples' classes (a model conditioned on labels; default: none)."""
     out = {}
     for net in spec.networks:
         if not networks.has_output(net):
@@ -161,6 +163,8 @@ def outputs(spec, nets: nn.ModuleDict, t, x, seeds=None) -> dict:
         module = nets[net.name]
         if seeds is not None and dropout.rate(net) > 0:  # user modules take no seeds
             module = functools.partial(module, seeds=seeds)
+        if labels is not None:
+            module = functools.partial(module, labels=labels)
         if net.scalar:
             out[net.key] = torch.func.grad(lambda y, m=module: m(t, y).sum())(x)
         else:

@@ -16,7 +16,8 @@ SPEC = Spec.from_json(
      'dim': 64,
      'latent': False,
      'base': {'name': 'normal', 'args': {'mean': [0.0], 'scale': [1.0]}},
-     'target': {'name': 'data', 'args': {'path': 'data/digits.npz', 'key': 'images'}},
+     'target': {'name': 'data',
+                'args': {'path': 'data/digits.npz', 'key': 'images', 'labels': '', 'classes': 0}},
      'coupling': {'name': 'independent', 'args': {}},
      'time_law': {'name': 'uniform', 'args': {'low': 0.0, 'high': 1.0}},
      'networks': [{'name': 'b',
@@ -51,8 +52,8 @@ class Networks(torch.nn.Module):
         super().__init__()
         self.nets = networks.build(SPEC)
 
-    def forward(self, t, x, seeds=None):
-        return networks.outputs(SPEC, self.nets, t, x, seeds)
+    def forward(self, t, x, seeds=None, labels=None):
+        return networks.outputs(SPEC, self.nets, t, x, seeds, labels)
 
 
 def interpolant(t, x0, x1, z):

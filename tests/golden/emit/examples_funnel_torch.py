@@ -65,8 +65,8 @@ class Networks(torch.nn.Module):
         super().__init__()
         self.nets = networks.build(SPEC)
 
-    def forward(self, t, x, seeds=None):
-        return networks.outputs(SPEC, self.nets, t, x, seeds)
+    def forward(self, t, x, seeds=None, labels=None):
+        return networks.outputs(SPEC, self.nets, t, x, seeds, labels)
 
 
 # each energy by name (density proportional to exp(-U)): what MCMC and SMC samplers evaluate

@@ -57,8 +57,8 @@ class Networks(torch.nn.Module):
         super().__init__()
         self.nets = networks.build(SPEC)
 
-    def forward(self, t, x, seeds=None):
-        return networks.outputs(SPEC, self.nets, t, x, seeds)
+    def forward(self, t, x, seeds=None, labels=None):
+        return networks.outputs(SPEC, self.nets, t, x, seeds, labels)
 
 
 from tfm.backends.runtime import array_functions as af  # noqa: E402

@@ -51,8 +51,8 @@ class Networks(torch.nn.Module):
         super().__init__()
         self.nets = networks.build(SPEC)
 
-    def forward(self, t, x, seeds=None):
-        return networks.outputs(SPEC, self.nets, t, x, seeds)
+    def forward(self, t, x, seeds=None, labels=None):
+        return networks.outputs(SPEC, self.nets, t, x, seeds, labels)
 
 
 def interpolant(t, x0, x1, z):

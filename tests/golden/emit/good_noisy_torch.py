@@ -16,7 +16,8 @@ SPEC = Spec.from_json(
      'dim': 2,
      'latent': True,
      'base': {'name': 'normal', 'args': {'mean': [0.0], 'scale': [1.0]}},
-     'target': {'name': 'data', 'args': {'path': 'points.npy', 'key': ''}},
+     'target': {'name': 'data',
+                'args': {'path': 'points.npy', 'key': '', 'labels': '', 'classes': 0}},
      'coupling': {'name': 'sinkhorn', 'args': {'reg': 0.1}},
      'time_law': {'name': 'uniform', 'args': {'low': 0.001, 'high': 0.999}},
      'networks': [{'name': 'b',
@@ -68,8 +69,8 @@ class Networks(torch.nn.Module):
         super().__init__()
         self.nets = networks.build(SPEC)
 
-    def forward(self, t, x, seeds=None):
-        return networks.outputs(SPEC, self.nets, t, x, seeds)
+    def forward(self, t, x, seeds=None, labels=None):
+        return networks.outputs(SPEC, self.nets, t, x, seeds, labels)
 
 
 def interpolant(t, x0, x1, z):

@@ -1,0 +1,316 @@
+"""Conditional generation (docs/conditional.md): class labels read with a data target, networks
+that take them, labels dropped in training, classifier-free guidance when sampling, OT within
+each class, and the errors of bad labels, for both backends."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backend_params import to_numpy  # tests/
+from tfm.backends.runtime import couplings
+from tfm.backends.runtime.metrics import w2
+from tfm.backends.runtime.spec import Call
+from tfm.errors import TfmError
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "eight_gaussians_conditional.tfm"
+RADIUS, STD = 3.0, 0.3  # the example's data (examples/data/eight_gaussians.npz)
+QUICK_STEPS = 800  # the quick form's training steps (the example: 4000)
+
+
+def _component(k: int, n: int, seed: int) -> np.ndarray:
+    """Exact draws of the example's component k."""
+    angle = k * math.pi / 4
+    centre = RADIUS * np.array([math.cos(angle), math.sin(angle)])
+    return (centre + STD * np.random.default_rng(seed).standard_normal((n, 2))).astype(np.float32)
+
+
+def _copy_example(folder: Path, text: str | None = None) -> Path:
+    (folder / "data").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "examples" / "data" / "eight_gaussians.npz", folder / "data")
+    path = folder / EXAMPLE.name
+    path.write_text(text if text is not None else EXAMPLE.read_text())
+    return path
+
+
+def _model_text(target: str = 'data("points.npz", key = "x", labels = "y")',
+                objective: str = "label ~ dropped(0.2)", coupling: str = "independent",
+                network: str = "mlp(width = 32, depth = 2)") -> str:
+    return f"""import stdlib.interpolants
+model Labelled {{
+    dim 2
+    base x0 ~ normal(0, 1)
+    target x1 ~ {target}
+    coupling {coupling}
+    interpolant x_t = linear
+    network b = {network}
+    objective {{
+        b ~ velocity
+        {objective}
+    }}
+    sampler ode = heun(steps = 10)
+    train {{ steps 200 batch 64 seed 0 }}
+}}
+"""
+
+
+@pytest.fixture()
+def labelled(tmp_path):
+    """A folder with points.npz: 300 points of 3 classes (x, y), plus a bad label file."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    x = (np.stack([y - 1.0, np.zeros(300)], axis=1) * 3 + rng.normal(size=(300, 2)) * 0.2)
+    np.savez(tmp_path / "points.npz", x=x.astype(np.float32), y=y)
+    np.save(tmp_path / "points.npy", x.astype(np.float32))
+    return tmp_path
+
+
+def _check(folder: Path, text: str):
+    """The model's spec; its errors raised."""
+    from tfm.backends.codegen.spec import spec
+    from tfm.compiler.pipeline import compile_file
+    path = folder / "m.tfm"
+    path.write_text(text)
+    compilation = compile_file(path)
+    compilation.raise_errors()
+    return spec(compilation.model)
+
+
+# --- the language --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target, objective, message", [
+    ('data("points.npz", key = "x", labels = "z")', "", "has no label array 'z'; it holds x, y"),
+    ('data("points.npz", key = "x", labels = "y", classes = 2)', "",
+     "the label 2 is not below classes = 2"),
+    ('data("points.npy", labels = "y")', "", "labels are read from a .npz file"),
+    ('data("points.npz", key = "x", classes = 3)', "", "classes counts the classes of labels"),
+    ('data("points.npz", key = "x")', "label ~ dropped(0.1)",
+     "drops the target's class labels, and the target has none"),
+    ('data("points.npz", key = "x", labels = "y")', "label ~ dropped(1)",
+     "from 0 up to (not including) 1"),
+    ('data("points.npz", key = "x", labels = "y")', "label ~ uniform(0, 1)",
+     "'uniform' is a timelaw, not a labellaw"),
+])
+def test_bad_labels_are_located_errors(labelled, target, objective, message):
+    with pytest.raises(TfmError) as err:
+        _check(labelled, _model_text(target, objective))
+    assert message in str(err.value)
+    assert "m.tfm" in str(err.value)  # located in the model file
+
+
+def test_labels_on_the_base_are_an_error(labelled):
+    text = _model_text().replace("base x0 ~ normal(0, 1)",
+                                 'base x0 ~ data("points.npz", key = "x", labels = "y")')
+    with pytest.raises(TfmError, match="the base's data cannot carry them"):
+        _check(labelled, text)
+
+
+def test_the_spec_carries_the_classes_and_the_drop(labelled):
+    spec = _check(labelled, _model_text())
+    assert spec.classes == 3 and spec.label_drop == 0.2
+    assert spec.network("b").args["classes"] == 3
+    plain = _check(labelled, _model_text('data("points.npz", key = "x")', ""))
+    assert plain.classes == 0 and "classes" not in plain.network("b").args
+
+
+def test_derive_shows_the_guided_field(labelled):
+    path = labelled / "m.tfm"
+    path.write_text(_model_text())
+    out = subprocess.run([sys.executable, "-m", "tfm", "derive", str(path)], capture_output=True,
+                         text=True, check=True).stdout
+    assert "labels (3 classes from 'points.npz'[y])" in out
+    assert "(1 + w) N(t, x | c) - w N(t, x | none)" in out
+
+
+# --- OT within each class ------------------------------------------------------------------
+
+@pytest.mark.parametrize("solver", ["device", "exact"])
+def test_minibatch_ot_pairs_within_each_class(backend_ops, solver):
+    _, ops = backend_ops
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, 128)
+    x0 = ops.asarray(rng.normal(size=(128, 2)).astype(np.float32))
+    x1 = ops.asarray((rng.normal(size=(128, 2)) + labels[:, None]).astype(np.float32))
+    couple = couplings.make(ops, Call("minibatch_ot", {"solver": solver}))
+    a, b, y = couple(ops.random(ops.key(0)), x0, x1, labels=ops.asarray(labels))
+    assert np.array_equal(to_numpy(y), labels)  # each x0 keeps the class drawn with its row
+    rows = {tuple(r): k for r, k in zip(to_numpy(x1).round(5), labels)}
+    assert all(rows[tuple(r)] == k for r, k in zip(to_numpy(b).round(5), labels))
+
+
+def test_sinkhorn_pairs_within_each_class(backend_ops):
+    _, ops = backend_ops
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, 64)
+    x0 = ops.asarray(rng.normal(size=(64, 2)).astype(np.float32))
+    x1 = ops.asarray(rng.normal(size=(64, 2)).astype(np.float32))
+    couple = couplings.make(ops, Call("sinkhorn", {"reg": 0.5}))
+    _, _, y = couple(ops.random(ops.key(0)), x0, x1, labels=ops.asarray(labels))
+    assert np.array_equal(to_numpy(y), labels)
+
+
+# --- training and sampling -----------------------------------------------------------------
+
+def _trained(path: Path, backend: str, steps: int):
+    import tfm
+    m = tfm.load(path, backend=backend)
+    m.fit(steps=steps, progress=False, log=lambda *a, **k: None)
+    return m
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_each_class_is_sampled_as_well_as_the_unconditional_model_samples_all(tmp_path, backend):
+    """The example, in a quick form: each label's samples against that component's exact
+    draws, W2 within 1.5x the W2 of the same model trained without labels on the whole target
+    (1,000 points on each side throughout)."""
+    pytest.importorskip(backend)
+    text = EXAMPLE.read_text().replace("coupling minibatch_ot", "coupling independent")
+    m = _trained(_copy_example(tmp_path, text), backend, QUICK_STEPS)
+    plain = text.replace(', labels = "label", classes = 8', "").replace("label ~ dropped(0.1)", "")
+    (tmp_path / "plain").mkdir()
+    u = _trained(_copy_example(tmp_path / "plain", plain), backend, QUICK_STEPS)
+    whole = np.concatenate([_component(k, 100, 100 + k) for k in range(8)])
+    unconditional = w2(u.sample(800, seed=1), whole)
+    per_class = [w2(m.sample(800, cond=k, seed=k), _component(k, 800, k)) for k in range(8)]
+    assert max(per_class) < 1.5 * unconditional, (per_class, unconditional)
+    # the guided field is (1 + w) b(t, x | c) - w b(t, x | none)
+    x = np.random.default_rng(5).normal(size=(32, 2)).astype(np.float32)
+    with_class = m.evaluate("velocity", 0.4, x, cond=2)
+    without = m.evaluate("velocity", 0.4, x)
+    np.testing.assert_allclose(m.evaluate("velocity", 0.4, x, cond=2, guidance=2.0),
+                               3 * with_class - 2 * without, rtol=1e-4, atol=1e-4)
+    assert np.abs(with_class - without).max() > 0.1  # the label matters
+    # the model without labels (label "none", trained one time in ten) samples all classes
+    assert m.sample(1000, seed=3).shape == (1000, 2)
+
+
+def test_both_backends_give_the_same_guided_field(tmp_path):
+    pytest.importorskip("torch")
+    import tfm
+    path = _copy_example(tmp_path)
+    j = _trained(path, "jax", 30)
+    j.save(tmp_path / "ckpt.safetensors")
+    t = tfm.load(path, backend="torch").load(tmp_path / "ckpt.safetensors")
+    x = np.random.default_rng(4).normal(size=(16, 2)).astype(np.float32)
+    cond = np.arange(16) % 8
+    for guidance in (0.0, 1.5):
+        a = j.evaluate("velocity", 0.3, x, cond=cond, guidance=guidance)
+        b = t.evaluate("velocity", 0.3, x, cond=cond, guidance=guidance)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # log-densities given the classes agree too
+    np.testing.assert_allclose(j.log_prob(x, cond=cond), t.log_prob(x, cond=cond), rtol=1e-3,
+                               atol=1e-3)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m: m.sample(4, cond=9), "The class 9 (point 0) is not among the trained classes 0 "
+                                    "to 7, or 8 for none"),
+    (lambda m: m.sample(4, cond=[1, 2]), "shape (2,); it gives one class per point"),
+    (lambda m: m.sample(4, cond=[0.5] * 4), "not whole numbers"),
+    (lambda m: m.sample(4, guidance=1.0), "it needs the classes (cond=)"),
+    (lambda m: m.log_prob(np.zeros((3, 2), np.float32), cond=[1, 2]), "shape (2,)"),
+])
+def test_bad_classes_at_sampling_are_clear_errors(tmp_path, call, message):
+    import tfm
+    m = tfm.load(_copy_example(tmp_path), backend="jax")
+    with pytest.raises(TfmError) as err:
+        call(m)
+    assert message in str(err.value)
+
+
+def test_a_model_without_labels_refuses_classes_and_one_without_drop_needs_them(labelled):
+    import tfm
+    path = labelled / "m.tfm"
+    path.write_text(_model_text('data("points.npz", key = "x")', ""))
+    with pytest.raises(TfmError, match="not conditioned on labels"):
+        tfm.load(path, backend="jax").sample(4, cond=1)
+    path.write_text(_model_text(objective=""))
+    m = tfm.load(path, backend="jax")
+    with pytest.raises(TfmError, match="has no unconditional field"):
+        m.sample(4)
+    with pytest.raises(TfmError, match="Guidance needs the unconditional field"):
+        m.sample(4, cond=1, guidance=1.0)
+    assert m.sample(4, cond=[0, 1, 2, 0]).shape == (4, 2)
+
+
+def test_a_user_network_cannot_stand_in_for_a_conditioned_one(labelled):
+    torch = pytest.importorskip("torch")
+    import tfm
+    path = labelled / "m.tfm"
+    path.write_text(_model_text())
+
+    class Net(torch.nn.Module):
+        def forward(self, t, x):
+            return x * t[:, None]
+    with pytest.raises(TfmError, match="conditions its networks on the target's labels"):
+        tfm.load(path, backend="torch", networks={"b": Net()})
+
+
+def test_tfmc_run_and_sample_with_a_label(tmp_path, capsys):
+    from tfm.driver import cli
+    text = EXAMPLE.read_text().replace("coupling minibatch_ot", "coupling independent")
+    path = _copy_example(tmp_path, text)
+    out = tmp_path / "run"
+    assert cli.main(["run", str(path), "--out", str(out), "--steps", "200", "--quiet"]) == 0
+    import json
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["w2_per_class"]) == {str(k) for k in range(8)}
+    three = tmp_path / "three.npy"
+    sample = ["sample", str(out), "-o", str(three)]
+    assert cli.main(sample + ["-n", "50", "--label", "3", "--guidance", "1"]) == 0
+    assert np.load(three).shape == (50, 2)
+    capsys.readouterr()
+    assert cli.main(sample + ["-n", "5", "--label", "12"]) != 0
+    assert "The class 12 (point 0) is not among" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("network", ["resmlp(width = 32, blocks = 2)",
+                                     "convnet(channels = 8, depth = 2)"])
+def test_every_network_kind_takes_labels_alike_in_both_backends(tmp_path, network):
+    """A kind's label input, on the same weights in both backends (the initial ones with noise
+    added): the outputs agree, and the label changes them."""
+    pytest.importorskip("torch")
+    import tfm
+    from tfm.backends.runtime import checkpoint
+    rng = np.random.default_rng(6)
+    image = network.startswith("conv")
+    shape = (1, 8, 8) if image else (2,)
+    np.savez(tmp_path / "points.npz", x=rng.normal(size=(40,) + shape).astype(np.float32),
+             y=np.arange(40) % 4)
+    text = _model_text(network=network).replace("dim 2", "dim [1, 8, 8]" if image else "dim 2")
+    path = tmp_path / "m.tfm"
+    path.write_text(text)
+    j = tfm.load(path, backend="jax")
+    j.save(tmp_path / "ckpt.safetensors")
+    tensors, meta = checkpoint.load(tmp_path / "ckpt.safetensors")
+    noisy = {k: (v + 0.1 * rng.normal(size=v.shape)).astype(v.dtype)
+             if k.startswith(("params/", "ema/")) else v for k, v in tensors.items()}
+    checkpoint.save(tmp_path / "ckpt.safetensors", noisy, meta)
+    j.load(tmp_path / "ckpt.safetensors")
+    t = tfm.load(path, backend="torch").load(tmp_path / "ckpt.safetensors")
+    x = rng.normal(size=(6,) + shape).astype(np.float32)
+    cond = np.array([0, 1, 2, 3, 0, 1])
+    a = j.evaluate("velocity", 0.3, x, cond=cond)
+    np.testing.assert_allclose(a, t.evaluate("velocity", 0.3, x, cond=cond), rtol=1e-4,
+                               atol=1e-5)
+    assert np.abs(a - j.evaluate("velocity", 0.3, x, cond=(cond + 1) % 4)).max() > 1e-3
+
+
+def test_the_unet_and_the_other_kinds_widen_their_label_input():
+    from tfm.backends.runtime import networks
+    base = {"channels": 8, "multipliers": [1, 2], "blocks": 1, "attention": [4], "groups": 4,
+            "activation": "silu", "dropout": 0.0}
+    for kind, args, shape in (("unet", base, (1, 8, 8)), ("mlp", {"width": 8, "depth": 2}, (2,)),
+                              ("convnet", {"channels": 8, "depth": 2}, (1, 8, 8))):
+        plain = networks.layer_plan(networks.NETWORKS[kind], args, shape, False)
+        labelled = networks.layer_plan(networks.NETWORKS[kind], {**args, "classes": 10}, shape,
+                                       False)
+        widened = [(a, b) for a, b in zip(plain, labelled) if a != b]
+        assert len(widened) == 1 and widened[0][1][1] == widened[0][0][1] + 11, kind
