@@ -339,3 +339,18 @@ def test_guided_digits_are_recognised_as_the_class_asked_for(tmp_path):
         return float(np.mean(classifier.predict(samples.reshape(1000, -1)) == cond))
     plain, guided = accuracy(0.0), accuracy(2.0)
     assert guided >= 0.9 and guided > plain, (guided, plain)
+
+
+def test_a_conditioned_image_model_gets_a_grid_per_class(tmp_path):
+    """tfmc run's evaluation of an image model with labels: a sample grid per class."""
+    from tfm.driver.run import evaluate
+    import tfm
+    rng = np.random.default_rng(8)
+    np.savez(tmp_path / "points.npz", x=rng.normal(size=(30, 1, 4, 4)).astype(np.float32),
+             y=np.arange(30) % 3)
+    path = tmp_path / "m.tfm"
+    path.write_text(_model_text(network="convnet(channels = 4, depth = 1)")
+                    .replace("dim 2", "dim [1, 4, 4]"))
+    metrics = evaluate(tfm.load(path, backend="jax"), out=tmp_path, n=30)
+    assert set(metrics["w2_per_class"]) == {0, 1, 2}
+    assert all((tmp_path / f"samples_class_{k}.png").is_file() for k in range(3))
