@@ -191,20 +191,57 @@ def scan(path: Path, key: str = "", shown: str | None = None) -> Scan | None:
                 float(values.max()))
 
 
+def csv_header(path: Path) -> list[str] | None:
+    """The column names of a .csv file's header row (its first line that is not blank or a
+    comment, when not all its fields are numbers), or None."""
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            fields = [f.strip() for f in line.split(",")]
+            try:
+                [float(f) for f in fields]
+            except ValueError:
+                return fields
+            return None
+    return None
+
+
+def label_column(path: Path, key: str, shown: str | None = None) -> int:
+    """The index of the label column ``key`` of a .csv file's header."""
+    name = shown or path.name
+    header = csv_header(path)
+    if header is None:
+        raise DataFileError(f"'{name}' has no header row, so no column is called '{key}'; "
+                            "labels in a .csv file are a named column (a first line of names).")
+    if key not in header:
+        raise DataFileError(f"'{name}' has no column '{key}'; its columns are "
+                            f"{', '.join(header)}.")
+    return header.index(key)
+
+
 def labels(path: Path, key: str, samples: int, classes: int = 0,
            shown: str | None = None) -> tuple[np.ndarray, int]:
-    """The class labels ``key`` of a .npz data file (one whole number per sample, 0 to
-    classes - 1) and the number of classes: ``classes`` where given (every label is checked to be
-    below it), else the largest label plus one. ``samples``: the rows of the file's samples."""
+    """The class labels ``key`` of a data file (an array of a .npz file, or a named column of a
+    .csv file; one whole number per sample, 0 to classes - 1) and the number of classes:
+    ``classes`` where given (every label is checked to be below it), else the largest label
+    plus one. ``samples``: the rows of the file's samples."""
     name = shown or path.name
-    if path.suffix.lower() != ".npz":
-        raise DataFileError(f"'{name}': labels are read from a .npz file, as an array of their "
-                            "own beside the samples (key = \"x\", labels = \"y\").")
-    with np.load(path, allow_pickle=False) as archive:
-        if key not in archive.files:
-            raise DataFileError(f"'{name}' has no label array '{key}'; it holds "
-                                f"{', '.join(archive.files) or 'none'}.")
-        values = np.asarray(archive[key])
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        column = label_column(path, key, shown)
+        values = np.asarray([v[column] for _, v in csv_rows(path, shown)])
+    elif suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            if key not in archive.files:
+                raise DataFileError(f"'{name}' has no label array '{key}'; it holds "
+                                    f"{', '.join(archive.files) or 'none'}.")
+            values = np.asarray(archive[key])
+    else:
+        raise DataFileError(f"'{name}': labels are read from a .npz file (an array of their "
+                            "own beside the samples: key = \"x\", labels = \"y\") or from a "
+                            "named column of a .csv file.")
     where = f"'{name}[{key}]'"
     if values.ndim != 1 or len(values) != samples:
         raise DataFileError(f"{where} has shape {values.shape}; the labels are one number per "

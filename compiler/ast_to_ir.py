@@ -447,6 +447,8 @@ class Lowering:
                                      ctor.arg("path"))
                 self._scan(st, folder, ctor)
                 ctor = self._labels(st, folder, ctor)
+                if ctor.arg("labels") and ctor.arg("path").lower().endswith(".csv"):
+                    shape = (shape[0] - 1,)  # the label column is not part of a sample
             except DataFileError as err:
                 self.diags.append(Diagnostic("Data", str(err), st.value.span,
                                              f"Paths are relative to '{_show(folder)}'."))

@@ -69,6 +69,9 @@ def labelled(tmp_path):
     x = (np.stack([y - 1.0, np.zeros(300)], axis=1) * 3 + rng.normal(size=(300, 2)) * 0.2)
     np.savez(tmp_path / "points.npz", x=x.astype(np.float32), y=y)
     np.save(tmp_path / "points.npy", x.astype(np.float32))
+    rows = "\n".join(f"{a:.4f},{k},{b:.4f}" for (a, b), k in zip(x, y))
+    (tmp_path / "points.csv").write_text("u,class,v\n" + rows + "\n")
+    (tmp_path / "bare.csv").write_text(rows + "\n")
     return tmp_path
 
 
@@ -90,6 +93,9 @@ def _check(folder: Path, text: str):
     ('data("points.npz", key = "x", labels = "y", classes = 2)', "",
      "the label 2 is not below classes = 2"),
     ('data("points.npy", labels = "y")', "", "labels are read from a .npz file"),
+    ('data("points.csv", labels = "label")', "", "has no column 'label'; its columns are u, "
+                                                 "class, v"),
+    ('data("bare.csv", labels = "class")', "", "has no header row"),
     ('data("points.npz", key = "x", classes = 3)', "", "classes counts the classes of labels"),
     ('data("points.npz", key = "x")', "label ~ dropped(0.1)",
      "drops the target's class labels, and the target has none"),
@@ -103,6 +109,16 @@ def test_bad_labels_are_located_errors(labelled, target, objective, message):
         _check(labelled, _model_text(target, objective))
     assert message in str(err.value)
     assert "m.tfm" in str(err.value)  # located in the model file
+
+
+def test_labels_from_a_csv_column_are_left_out_of_the_samples(labelled):
+    import tfm
+    spec = _check(labelled, _model_text('data("points.csv", labels = "class")'))
+    assert spec.classes == 3 and tuple(spec.shape) == (2,)
+    m = tfm.load(labelled / "m.tfm", backend="jax")
+    data = np.load(labelled / "points.npz")
+    np.testing.assert_allclose(m._density_array("target"), data["x"], atol=1e-4)
+    assert np.array_equal(m.labels(), data["y"])
 
 
 def test_labels_on_the_base_are_an_error(labelled):
@@ -323,7 +339,6 @@ def test_guided_digits_are_recognised_as_the_class_asked_for(tmp_path):
     pytest.importorskip("torch")
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
-    import tfm
     (tmp_path / "data").mkdir()
     shutil.copy(ROOT / "examples" / "data" / "digits.npz", tmp_path / "data")
     path = tmp_path / "digits_conditional.tfm"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...data_files import DataFileError, choose_key, csv_rows, first_non_finite
-from ...data_files import labels as read_labels
+from ...data_files import label_column, labels as read_labels
 from ...errors import Diagnostic, TfmDataError
 
 
@@ -34,11 +34,21 @@ def load_array(path: str | Path) -> np.ndarray:
     return _read(path, str(path), None)
 
 
-def load(path: str, root: str | Path, shape: tuple[int, ...], key: str = "") -> np.ndarray:
+def load(path: str, root: str | Path, shape: tuple[int, ...], key: str = "",
+         labels: str = "") -> np.ndarray:
+    """The samples of a data file; ``labels``: the name of a .csv file's label column, which is
+    left out of the samples."""
     full = resolve(path, root)
     if not full.is_file():
         raise _error(f"The data file '{path}' does not exist (looked in {Path(root)}).",
                      "Data files are named relative to the model file.")
+    if labels and full.suffix.lower() == ".csv":
+        try:
+            column = label_column(full, labels, path)
+        except DataFileError as err:
+            raise _error(str(err)) from None
+        array = _read(full, path, None, key)
+        return np.delete(array, column, axis=1).reshape((len(array),) + tuple(shape))
     return _read(full, path, tuple(shape), key)
 
 

@@ -210,7 +210,8 @@ class Model(EnergySampling, ABC):
             return None
         if role not in self._arrays:
             args = entry.args
-            self._arrays[role] = data_files.load(args["path"], self.root, self.shape, args["key"])
+            self._arrays[role] = data_files.load(args["path"], self.root, self.shape, args["key"],
+                                                 args.get("labels", ""))
         return self._arrays[role]
 
     def labels(self):
