@@ -47,6 +47,15 @@ def model_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("parallel") / "parallel.tfm"
     path.write_text(MODEL)
     (path.parent / "chains.tfm").write_text(CHAINS)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 600)
+    np.savez(path.parent / "labelled.npz", y=labels,
+             x=(rng.normal(size=(600, 2)) * 0.3 + labels[:, None]).astype(np.float32))
+    (path.parent / "labelled.tfm").write_text(
+        MODEL.replace("model Parallel", "model Labelled").replace(
+            "target x1 ~ moons(noise = 0.05)",
+            'target x1 ~ data("labelled.npz", key = "x", labels = "y")').replace(
+            "objective { b ~ velocity }", "objective { b ~ velocity  label ~ dropped(0.2) }"))
     return path
 
 
@@ -194,6 +203,18 @@ split.layout.rows = lambda x: seen.append(len(shard(x).sharding.device_set)) or 
 split.run("mala", seed=2)
 split.run("smc", seed=2)
 report["chains_on"] = seen
+
+# a model conditioned on labels (minibatch OT within each class, labels dropped): the labels
+# are split with their rows in training, and with their points in sampling
+labelled = os.path.join(os.path.dirname(path), "labelled.tfm")
+c1, c2 = tfm.load(labelled, backend="jax"), tfm.load(labelled, backend="jax", devices=2)
+c1.fit(steps=20, progress=False)
+c2.fit(steps=20, progress=False)
+report["labelled_loss"] = float(np.max(np.abs(np.subtract(c1.history, c2.history))
+                                       / np.max(np.abs(c1.history))))
+cond = np.arange(101) % 3
+report["labelled_samples"] = float(np.max(np.abs(c1.sample(101, cond=cond, guidance=1.0)
+                                                 - c2.sample(101, cond=cond, guidance=1.0))))
 print(json.dumps(report))
 """
 
@@ -244,6 +265,11 @@ def test_jax_splits_mcmc_chains_and_smc_particles_over_the_devices(jax_report):
     assert jax_report["chains_on"] == [2, 2]
     assert jax_report["mcmc"] < 1e-3
     assert all(abs(v) < 0.5 for v in jax_report["log_Z"])
+
+
+def test_jax_trains_and_samples_a_labelled_model_over_two_devices_as_on_one(jax_report):
+    assert jax_report["labelled_loss"] < RTOL
+    assert jax_report["labelled_samples"] < 1e-4
 
 
 def test_jax_resumes_on_another_number_of_devices(jax_report):
