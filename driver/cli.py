@@ -519,6 +519,8 @@ def _info(args) -> int:
         if not model.flow:  # (a flow's objective has no time law or weight)
             print(f"  time law     {_call_text(objective['time_law'])}, "
                   f"weight {objective['weight']}")
+        if "labels" in objective:
+            print(f"  labels       {_call_text(objective['labels'])} (classifier-free guidance)")
     for s in summary["samplers"]:
         print(f"  sampler      {s['name']} = {_call_text(s['constructor'])}")
     train = ", ".join(f"{k} {_call_text(v) if isinstance(v, dict) else v}"
@@ -577,7 +579,8 @@ def model_summary(model: ir.Model) -> dict:
                           "objective": t.objective.name} if t.objective else {})
                       for t in model.objective.terms],
             "time_law": model.objective.time_law.to_json(),
-            "weight": str(model.objective.weight)},
+            "weight": str(model.objective.weight)}
+        | ({"labels": model.objective.labels.to_json()} if model.objective.labels else {}),
         "samplers": [{"name": s.name, "constructor": s.constructor.to_json()}
                      for s in model.samplers],
         "train": {k: (v.to_json() if isinstance(v, ir.Constructor) else v)
