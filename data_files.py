@@ -264,3 +264,30 @@ def labels(path: Path, key: str, samples: int, classes: int = 0,
         raise DataFileError(f"{where}, sample {i}: the label {values[i]} is not below "
                             f"classes = {classes} (labels run from 0 to classes - 1).")
     return values, classes or found
+
+
+def conditions(path: Path, key: str, samples: int, shown: str | None = None) -> np.ndarray:
+    """The condition vectors ``key`` of a .npz data file: an array (samples, k) of finite
+    numbers (a vector (samples,) is one number per sample), as float32 (samples, k)."""
+    name = shown or path.name
+    if path.suffix.lower() != ".npz":
+        raise DataFileError(f"'{name}': conditions are read from a .npz file, as an array of "
+                            "their own beside the samples (key = \"x\", condition = \"c\").")
+    with np.load(path, allow_pickle=False) as archive:
+        if key not in archive.files:
+            raise DataFileError(f"'{name}' has no condition array '{key}'; it holds "
+                                f"{', '.join(archive.files) or 'none'}.")
+        values = np.asarray(archive[key])
+    where = f"'{name}[{key}]'"
+    if values.ndim == 1:
+        values = values[:, None]
+    if values.ndim != 2 or len(values) != samples:
+        raise DataFileError(f"{where} has shape {values.shape}; the conditions are one vector "
+                            f"per sample: shape ({samples}, k).")
+    if values.dtype.kind not in "biuf":
+        raise DataFileError(f"{where} holds {values.dtype} values; conditions are numbers.")
+    count, first = first_non_finite(values)
+    if count:
+        raise DataFileError(f"{where}, sample {first}: non-finite values (NaN or inf); {count} "
+                            f"sample{'s' * (count != 1)} in all.")
+    return values.astype(np.float32)

@@ -18,7 +18,7 @@ from ..dsl.suggest import did_you_mean
 from . import graph as G
 from . import arrays, ir, kinds
 from ..data_files import SCAN_LIMIT, DataFileError, Scan, array_shape, sample_shape, scan
-from ..data_files import labels as read_labels
+from ..data_files import conditions as read_conditions, labels as read_labels
 from ..dsl.format import expr_text
 from .expressions import ExprError, Scope, Template, constant, convert
 from .modules import Entry, LoadedModule
@@ -434,7 +434,7 @@ class Lowering:
                        f"Write {st.role} {want} ~ ...")
         ctor = self._constructor(st.value, "distribution", st.role)
         entry = self.module.scope[ctor.name]
-        shape = None
+        shape, size = None, 0
         if entry.decl.dim is not None:
             shape = _shape(entry.decl.dim)
         elif ctor.name == "data":
@@ -449,11 +449,12 @@ class Lowering:
                 ctor = self._labels(st, folder, ctor)
                 if ctor.arg("labels") and ctor.arg("path").lower().endswith(".csv"):
                     shape = (shape[0] - 1,)  # the label column is not part of a sample
+                size = self._conditions(st, folder, ctor)
             except DataFileError as err:
                 self.diags.append(Diagnostic("Data", str(err), st.value.span,
                                              f"Paths are relative to '{_show(folder)}'."))
                 raise _Skip from None
-        return ir.Density(st.role, ctor, shape, span=st.span)
+        return ir.Density(st.role, ctor, shape, span=st.span, condition_size=size)
 
     def _labels(self, st: S.DensityStmt, folder: Path, ctor: ir.Constructor) -> ir.Constructor:
         """A data target's class labels, checked against its samples: the constructor with
@@ -474,6 +475,23 @@ class Lowering:
                                  path)
         return attrs.evolve(ctor, args=tuple((k, classes if k == "classes" else v)
                                              for k, v in ctor.args))
+
+    def _conditions(self, st: S.DensityStmt, folder: Path, ctor: ir.Constructor) -> int:
+        """The size k of a data target's condition vectors, checked against its samples (0
+        without ``condition``)."""
+        key = ctor.arg("condition")
+        if not key:
+            return 0
+        if st.role == "base":
+            raise ExprError("Conditions condition the model on the target's samples; the base's "
+                            "data cannot carry them.", st.value.span,
+                            "Move condition = ... to the target's data(...).")
+        if ctor.arg("labels"):
+            raise ExprError("A target is conditioned on labels or on condition vectors, not "
+                            "both.", st.value.span, "Keep one of labels = ... and condition = ....")
+        path = ctor.arg("path")
+        samples = array_shape(folder / path, ctor.arg("key"), path)[0]
+        return read_conditions(folder / path, key, samples, path).shape[1]
 
     def _scan(self, st: S.DensityStmt, folder: Path, ctor: ir.Constructor) -> None:
         """The data file's values: non-finite samples are an error now, not after the run
@@ -532,7 +550,7 @@ class Lowering:
                         raise ExprError("The objective gives the time law twice.", item.span)
                     time_law = self._constructor(item.value, "timelaw", "objective")
                     _check_time_law(time_law, item.value.span)
-                elif item.lhs == "label":
+                elif item.lhs in ("label", "condition"):
                     if labels is not None:
                         raise ExprError("The objective drops the labels twice.", item.span)
                     labels = self._constructor(item.value, "labellaw", "objective")
@@ -544,7 +562,7 @@ class Lowering:
                     terms.append(self._term(item, terms))
             except ExprError as err:
                 self.report(err)
-        if not any(isinstance(i, S.ObjectiveTerm) and i.lhs not in ("time", "label")
+        if not any(isinstance(i, S.ObjectiveTerm) and i.lhs not in ("time", "label", "condition")
                    for i in st.items):
             self.error("The objective trains no network.", st.span,
                        "Add a term such as b ~ velocity, with network b = mlp() declared.")

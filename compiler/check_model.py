@@ -121,9 +121,10 @@ def check_model(model: ir.Model, statements: dict, declarations: dict) -> list[D
 
 
 def labelled(model: ir.Model) -> bool:
-    """Whether the target's data carry class labels that condition the networks."""
+    """Whether the target's data carry class labels or condition vectors that condition the
+    networks."""
     ctor = model.target.constructor
-    return ctor.name == "data" and bool(ctor.arg("labels"))
+    return ctor.name == "data" and bool(ctor.arg("labels") or ctor.arg("condition"))
 
 
 def check_labels(model: ir.Model) -> list[Diagnostic]:
@@ -134,8 +135,8 @@ def check_labels(model: ir.Model) -> list[Diagnostic]:
     law = objective.labels if objective is not None else None
     if law is not None and not labelled(model):
         out.append(Diagnostic(
-            "Semantic", "label ~ dropped(...) drops the target's class labels, and the target "
-            "has none.", law.span or objective.span,
+            "Semantic", "label ~ dropped(...) drops the target's class labels (or condition "
+            "vectors), and the target has none.", law.span or objective.span,
             'Read labels with the target: data("file.npz", key = "x", labels = "y"), or remove '
             "label ~ ...."))
     if labelled(model) and (model.flow or model.sampling or (
@@ -146,6 +147,12 @@ def check_labels(model: ir.Model) -> list[Diagnostic]:
             "Semantic", f"Class labels condition networks trained along the interpolant; "
             f"{what} cannot take them in this version of the language.",
             model.target.span, "Remove labels = ... from the target's data(...)."))
+    if model.target.condition_size and model.coupling.name in ("minibatch_ot", "sinkhorn"):
+        out.append(Diagnostic(
+            "Semantic", f"coupling {model.coupling.name} pairs within classes, and condition "
+            "vectors have none: pairing by x alone would ignore the conditions.",
+            model.coupling.span or model.target.span, "Use coupling independent with "
+            "condition = ..., or class labels (labels = ...) with an OT coupling."))
     return out
 
 

@@ -69,6 +69,7 @@ class Density:
     constructor: Constructor
     shape: tuple[int, ...] | None
     span: Span | None = _span
+    condition_size: int = 0  # the size k of a data target's condition vectors (0: none)
 
 
 @attrs.frozen

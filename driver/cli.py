@@ -335,7 +335,8 @@ def _condition_arguments(parser) -> None:
     group.add_argument("--label", type=_natural, metavar="K",
                        help="a model trained on labelled data: every point of class K")
     group.add_argument("--labels", metavar="LABELS.npy",
-                       help="a model trained on labelled data: one class per point, (N,)")
+                       help="a model trained on labelled data: one class per point, (N,); on "
+                       "condition vectors: one vector for all (k,) or one per point (N, k)")
 
 
 def _condition(args):
@@ -362,8 +363,9 @@ def _sample(args) -> int:
 
     model = open_run(args.run_dir, args.backend)
     cond = _condition(args)
-    if cond is not None and getattr(cond, "ndim", 0) == 1:
-        args.n = len(cond)
+    per_point = 2 if model.spec.condition_size else 1  # the axes of one condition per point
+    if cond is not None and getattr(cond, "ndim", 0) == per_point:
+        args.n = len(cond)  # a file of one class, or one vector, per point
     condition = {"cond": cond, "guidance": args.guidance} if cond is not None or \
         args.guidance else {}
     if args.trajectory and model.spec.sampling:

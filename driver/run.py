@@ -322,7 +322,7 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
                     "interval": list(model.interval(entry))}
     log(f"evaluating: {n} samples with '{entry.name}' ({entry.method})")
     cond = None  # a conditioned model samples the classes of its reference draws
-    if model.spec.classes:
+    if model.spec.conditioned:
         reference, cond = model.labelled_reference(n)
     samples = model.sample(n, sampler=entry, seed=seed, cond=cond)
     if cond is None:
@@ -331,7 +331,7 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
         log(f"evaluating: W2 and MMD against {n} target draws")
         result["w2"] = metric_fns.w2(samples, reference)
         result["mmd"] = metric_fns.mmd(samples, reference)
-        if cond is not None:  # each class's samples against that class's draws
+        if cond is not None and model.spec.classes:  # each class's against that class's draws
             log("evaluating: W2 per class")
             result["w2_per_class"] = {int(k): metric_fns.w2(samples[cond == k],
                                                             reference[cond == k])
@@ -339,7 +339,7 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
     if out is not None:
         np.save(out / f"{prefix}samples.npy", samples.astype(np.float32))
         plots.samples(out / f"{prefix}samples.png", samples, reference, f"{name}: {entry.name}")
-        if cond is not None and samples.ndim == 4:  # images: a grid of each class's samples
+        if model.spec.classes and samples.ndim == 4:  # images: a grid of each class's samples
             for k in np.unique(cond):
                 plots.samples(out / f"{prefix}samples_class_{k}.png", samples[cond == k],
                               reference[cond == k], f"{name}: {entry.name}, class {k}")

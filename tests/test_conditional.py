@@ -98,7 +98,7 @@ def _check(folder: Path, text: str):
     ('data("bare.csv", labels = "class")', "", "has no header row"),
     ('data("points.npz", key = "x", classes = 3)', "", "classes counts the classes of labels"),
     ('data("points.npz", key = "x")', "label ~ dropped(0.1)",
-     "drops the target's class labels, and the target has none"),
+     "drops the target's class labels (or condition vectors), and the target has none"),
     ('data("points.npz", key = "x", labels = "y")', "label ~ dropped(1)",
      "from 0 up to (not including) 1"),
     ('data("points.npz", key = "x", labels = "y")', "label ~ uniform(0, 1)",
@@ -369,3 +369,67 @@ def test_a_conditioned_image_model_gets_a_grid_per_class(tmp_path):
     metrics = evaluate(tfm.load(path, backend="jax"), out=tmp_path, n=30)
     assert set(metrics["w2_per_class"]) == {0, 1, 2}
     assert all((tmp_path / f"samples_class_{k}.png").is_file() for k in range(3))
+
+
+# --- condition vectors ---------------------------------------------------------------------
+
+POSTERIOR = ROOT / "examples" / "gaussian_posterior.tfm"
+
+
+@pytest.fixture()
+def observed(tmp_path):
+    """points.npz with 200 points x and a 3-vector c per point, plus bad condition arrays."""
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(200, 2)).astype(np.float32)
+    c = rng.normal(size=(200, 3)).astype(np.float32)
+    bad = c.copy()
+    bad[17, 1] = np.nan
+    np.savez(tmp_path / "points.npz", x=x, c=c, short=c[:10], bad=bad, y=np.arange(200) % 2)
+    return tmp_path
+
+
+@pytest.mark.parametrize("target, coupling, message", [
+    ('data("points.npz", key = "x", condition = "d")', "independent",
+     "has no condition array 'd'"),
+    ('data("points.npz", key = "x", condition = "short")', "independent",
+     "has shape (10, 3); the conditions are one vector per sample: shape (200, k)"),
+    ('data("points.npz", key = "x", condition = "bad")', "independent",
+     "sample 17: non-finite values"),
+    ('data("points.npz", key = "x", condition = "c", labels = "y")', "independent",
+     "labels or on condition vectors, not both"),
+    ('data("points.npz", key = "x", condition = "c")', "minibatch_ot",
+     "condition vectors have none"),
+])
+def test_bad_condition_vectors_are_located_errors(observed, target, coupling, message):
+    with pytest.raises(TfmError) as err:
+        _check(observed, _model_text(target, "", coupling))
+    assert message in str(err.value)
+
+
+def test_the_posterior_of_a_gaussian_is_sampled_given_each_observation(tmp_path):
+    """examples/gaussian_posterior.tfm in a quick form (JAX, 2,000 steps): theta ~ N(0, I),
+    x = theta + N(0, 0.25 I), so theta | x ~ N(x / 1.25, 0.2 I) exactly."""
+    import tfm
+    (tmp_path / "data").mkdir()
+    shutil.copy(ROOT / "examples" / "data" / "gaussian_posterior.npz", tmp_path / "data")
+    path = tmp_path / POSTERIOR.name
+    path.write_text(POSTERIOR.read_text())
+    m = tfm.load(path, backend="jax")
+    assert m.spec.condition_size == 2 and m.spec.network("b").args["conditions"] == 2
+    m.fit(steps=2000, progress=False, log=lambda *a, **k: None)
+    for x in ([1.0, -0.5], [2.0, 2.0]):
+        theta = m.sample(4000, cond=x, seed=2)
+        np.testing.assert_allclose(theta.mean(0), np.asarray(x) / 1.25, atol=0.1)
+        np.testing.assert_allclose(theta.var(0), 0.2, rtol=0.25)
+    with pytest.raises(TfmError, match=r"shape \(3,\); the model's are vectors of 2"):
+        m.sample(5, cond=[1.0, 2.0, 3.0])
+    with pytest.raises(TfmError, match="has no unconditional field"):
+        m.sample(5)
+    # one observation per point, and log-densities given them, in both backends alike
+    t = tfm.load(path, backend="torch")
+    m.save(tmp_path / "ckpt.safetensors")
+    t.load(tmp_path / "ckpt.safetensors")
+    points = np.random.default_rng(3).normal(size=(12, 2)).astype(np.float32)
+    obs = np.random.default_rng(4).normal(size=(12, 2)).astype(np.float32)
+    np.testing.assert_allclose(m.log_prob(points, cond=obs), t.log_prob(points, cond=obs),
+                               rtol=1e-3, atol=1e-3)

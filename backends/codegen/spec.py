@@ -33,6 +33,7 @@ def spec(model: ir.Model) -> Spec:
     target = model.target.constructor
     classes = int(target.arg("classes")) if target.name == "data" and target.arg("labels") \
         else 0
+    conditions = model.target.condition_size
     for n in model.networks:
         target = targets.get(n.name)
         is_map = flow_map is not None and flow_map.network == n.name
@@ -41,7 +42,8 @@ def spec(model: ir.Model) -> Spec:
                          # conditioned network, the labels' classes (``classes``)
                          "args": dict(n.constructor.to_json()["args"]) | ({"times": 2}
                                                                           if is_map else {})
-                         | ({"classes": classes} if classes else {}),
+                         | ({"classes": classes} if classes else {})
+                         | ({"conditions": conditions} if conditions else {}),
                          "target": target,
                          "output": "flow" if n.constructor.name in kinds.FLOWS else
                          "map" if is_map else

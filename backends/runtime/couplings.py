@@ -59,7 +59,7 @@ class Coupling:
         ``data`` replaces the target's samples."""
         ops, spec, shape = model.ops, model.spec, model.shape
         base = densities.sampler(ops, spec.base, shape, model._density_array("base"))
-        if spec.classes:
+        if spec.conditioned:
             return self._labelled(model, base, data)
         target = densities.sampler(ops, spec.target if data is None else Call("data"), shape,
                                    model._density_array("target", data))

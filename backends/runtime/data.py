@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...data_files import DataFileError, choose_key, csv_rows, first_non_finite
-from ...data_files import label_column, labels as read_labels
+from ...data_files import conditions as read_conditions, label_column, labels as read_labels
 from ...errors import Diagnostic, TfmDataError
 
 
@@ -145,6 +145,14 @@ def _csv(full: Path, shown: str) -> np.ndarray:
     if not rows:
         raise _error(f"'{shown}' has no data rows.")
     return np.asarray(rows, dtype=np.float64)
+
+
+def load_conditions(path: str, root: str | Path, key: str, samples: int) -> np.ndarray:
+    """The condition vectors ``key`` of a .npz data file, checked, as float32 (samples, k)."""
+    try:
+        return read_conditions(resolve(path, root), key, samples, path)
+    except DataFileError as err:
+        raise _error(str(err)) from None
 
 
 def load_labels(path: str, root: str | Path, key: str, samples: int,

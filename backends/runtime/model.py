@@ -60,7 +60,7 @@ def user_networks(spec: Spec, given: dict | None) -> dict:
 def check_user_network(spec: Spec, name: str) -> None:
     """A user network can stand in for ``name``: one of the file's networks, and not of a model
     conditioned on labels (a user network takes (t, x) only)."""
-    if spec.classes:
+    if spec.conditioned:
         raise error(f"The network given for '{name}' takes (t, x), and this model conditions "
                     "its networks on the target's labels, which it would not see.",
                     "Use the file's networks for a model with labels.")
@@ -215,20 +215,27 @@ class Model(EnergySampling, ABC):
         return self._arrays[role]
 
     def labels(self):
-        """The class of each sample of the target's data file (int32); None for a model
-        without labels."""
-        if not self.spec.classes:
+        """The class of each sample of the target's data file (int32), or its condition vector
+        (float32, (samples, k)); None for a model without either."""
+        if not self.spec.conditioned:
             return None
         if "labels" not in self._arrays:
-            args = self.spec.target.args
-            self._arrays["labels"] = data_files.load_labels(
-                args["path"], self.root, args["labels"], len(self._density_array("target")),
-                args["classes"])
+            args, samples = self.spec.target.args, len(self._density_array("target"))
+            if self.spec.classes:
+                self._arrays["labels"] = data_files.load_labels(
+                    args["path"], self.root, args["labels"], samples, args["classes"])
+            else:
+                self._arrays["labels"] = data_files.load_conditions(
+                    args["path"], self.root, args["condition"], samples)
         return self._arrays["labels"]
 
     def check_labels(self, cond, n: int | None, what: str = "The classes given") -> np.ndarray:
         """``cond`` (one class, or one per point) as int32 labels of n points; a label of
-        ``classes`` means none (the model's unconditional field, where it trained one)."""
+        ``classes`` means none (the model's unconditional field, where it trained one). For a
+        model of condition vectors: one vector (k,) or one per point (n, k), as the networks'
+        rows (n, k + 1) (``networks.encode_conditions``)."""
+        if self.spec.condition_size:
+            return self._check_vectors(cond, n)
         classes = self.spec.classes
         if not classes:
             raise error(f"{what}: this model is not conditioned on labels (its target reads "
@@ -256,6 +263,24 @@ class Model(EnergySampling, ABC):
                         f"classes 0 to {classes - 1}{none}.")
         return values.astype(np.int32)
 
+    def _check_vectors(self, cond, n: int | None) -> np.ndarray:
+        k = self.spec.condition_size
+        values = np.asarray(cond)
+        if values.dtype.kind not in "biuf":
+            raise error(f"The conditions given hold {values.dtype} values; conditions are "
+                        "numbers.")
+        values = values.astype(np.float32)
+        if values.ndim == 1 and n is not None and values.shape == (k,):
+            values = np.broadcast_to(values, (n, k))
+        if values.ndim != 2 or values.shape[1] != k or (n is not None and len(values) != n):
+            want = f"({k},) or ({n}, {k})" if n is not None else f"(points, {k})"
+            raise error(f"The conditions given have shape {values.shape}; the model's are "
+                        f"vectors of {k}: an array of shape {want}.")
+        bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+        if bad.size:
+            raise error(f"The condition of point {bad[0]} is not finite.")
+        return np.concatenate([values, np.ones((len(values), 1), np.float32)], axis=1)
+
     @contextmanager
     def _guided(self, guidance: float):
         """The networks called inside guided by ``guidance`` (programs are compiled, or run,
@@ -279,7 +304,7 @@ class Model(EnergySampling, ABC):
             if guidance:
                 raise error("guidance mixes the field of a class with the unconditional one; "
                             "it needs the classes (cond=).")
-            if self.spec.classes and self.spec.label_drop == 0:
+            if self.spec.conditioned and self.spec.label_drop == 0:
                 raise error("This model was trained on labels and never without one, so it has "
                             "no unconditional field: give the classes (cond=).",
                             "Or train with label ~ dropped(0.1) in the objective.")

@@ -110,10 +110,11 @@ def times(args: dict) -> int:
 
 
 def label_width(args: dict) -> int:
-    """The one-hot width of a conditioned network's labels: its classes plus "no label" (0 for
-    a network without labels)."""
-    classes = int(args.get("classes", 0))
-    return classes + 1 if classes else 0
+    """The width of a conditioned network's condition input: its classes plus "no label" (a
+    one-hot row), or its condition vectors' size plus "given" (the vector, zero when not given,
+    and 1 or 0); 0 for a network without either."""
+    size = int(args.get("classes", 0)) or int(args.get("conditions", 0))
+    return size + 1 if size else 0
 
 
 class Labelled:
@@ -137,6 +138,23 @@ def with_labels(xp, layers, h, axis: int = -1):
         onehot = xp.broadcast_to(onehot[:, :, None, None], (h.shape[0], onehot.shape[1])
                                  + tuple(h.shape[2:]))
     return xp.concat([h, onehot], axis=axis)
+
+
+def condition_rows(xp, labels, width: int, batch: int, classes: bool):
+    """A pass's condition input (B, width): class labels (B,) as one-hot rows; condition rows
+    (B, width) as they are (the vector and its "given" flag, ``encode_conditions``); None as
+    "no label" (the last one-hot entry) or "not given" (zeros)."""
+    if labels is None:
+        if classes:
+            return one_hot(xp, xp.full((batch,), width - 1, dtype=xp.int32), width)
+        return xp.zeros((batch, width), dtype=xp.float32)
+    return one_hot(xp, labels, width) if classes else xp.astype(labels, xp.float32)
+
+
+def encode_conditions(xp, vectors):
+    """Condition vectors (B, k) as a network's rows (B, k + 1): the vector and a 1 ("given")."""
+    return xp.concat([xp.astype(vectors, xp.float32),
+                      xp.ones((vectors.shape[0], 1), dtype=xp.float32)], axis=1)
 
 
 def one_hot(xp, labels, width: int):
@@ -258,9 +276,8 @@ def forward(xp, layers, net, shape, t, x, seeds=None, labels=None):
         layers = dropout.Seeded(layers, seeds)
     width = label_width(net.args)
     if width:
-        if labels is None:
-            labels = xp.full((x.shape[0],), width - 1, dtype=xp.int32)
-        layers = Labelled(layers, one_hot(xp, labels, width))
+        layers = Labelled(layers, condition_rows(xp, labels, width, x.shape[0],
+                                                 bool(net.args.get("classes"))))
     if kind.forward is None:
         raise TypeError(f"network '{net.name}' is a {net.kind} flow: it has push and pull, "
                         "no output at (t, x)")

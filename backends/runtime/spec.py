@@ -180,6 +180,17 @@ class Spec:
         target = self.target
         return int(target.args.get("classes", 0)) if target.args.get("labels") else 0
 
+    @property
+    def condition_size(self) -> int:
+        """The size k of the target's condition vectors; 0 for a model without them (the
+        networks take k + 1 more inputs: the vector and whether it is given)."""
+        return max((int(n.args.get("conditions", 0)) for n in self.networks), default=0)
+
+    @property
+    def conditioned(self) -> bool:
+        """Whether the networks take the target's class labels or condition vectors."""
+        return bool(self.classes or self.condition_size)
+
     def network(self, name: str) -> Network:
         return next(n for n in self.networks if n.name == name)
 

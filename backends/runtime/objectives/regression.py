@@ -9,7 +9,7 @@ probability ``Spec.label_drop`` (classifier-free guidance)."""
 
 from __future__ import annotations
 
-from .. import couplings, dropout, time_laws
+from .. import couplings, dropout, networks, time_laws
 from . import OBJECTIVES, Objective
 
 
@@ -23,21 +23,28 @@ class Regression(Objective):
         zero = ops.asarray(0.0)
         dropping = dropout.used(model.spec)
         classes, drop = model.spec.classes, model.spec.label_drop
+        vectors = bool(model.spec.condition_size)
+        conditioned = model.spec.conditioned
         xp = ops.xp
 
         def draw(rng, n, step=None):
-            k_pairs, k_time, k_latent, *rest = rng.split(3 + int(dropping) + int(bool(classes)))
+            k_pairs, k_time, k_latent, *rest = rng.split(3 + int(dropping) + int(conditioned))
             k_drop = rest.pop(0) if dropping else None
-            k_label = rest.pop(0) if classes else None
+            k_label = rest.pop(0) if conditioned else None
             x0, x1, *labels = pairs(k_pairs, n)
             t = times(k_time, n)
             z = k_latent.normal((n,) + shape) if latent else zero
             # one dropout seed per example, drawn and sharded with its row
             seeds = k_drop.randint(dropout.SEED_LIMIT, (n,)) if dropping else None
-            if not classes:
+            if not conditioned:
                 return (t, x0, x1, z, seeds) if dropping else (t, x0, x1, z)
             y = labels[0]
-            if drop > 0:  # classifier-free guidance: some examples train the "no label" field
+            if vectors:  # the vector and its "given" flag, both zero where dropped
+                y = networks.encode_conditions(xp, y)
+                if drop > 0:
+                    kept = xp.astype(k_label.uniform((n,)) >= drop, xp.float32)
+                    y = y * kept[:, None]
+            elif drop > 0:  # classifier-free guidance: some examples train the "no label" field
                 y = xp.where(k_label.uniform((n,)) < drop, xp.full_like(y, classes), y)
             return t, x0, x1, z, seeds, y
         return draw
