@@ -332,18 +332,21 @@ def test_the_unet_and_the_other_kinds_widen_their_label_input():
 
 
 def test_guided_digits_are_recognised_as_the_class_asked_for(tmp_path):
-    """examples/digits_conditional.tfm in a quick form (torch, 1,000 of its 3,000 steps): a
-    logistic regression trained on the real digits labels at least 90% of 1,000 samples (100
-    per class) as the class asked for with guidance 2; without guidance the share is lower
-    (measured: 56%; 96% with guidance 2)."""
+    """examples/digits_conditional.tfm with a smaller network, in a quick form (torch, 800 steps
+    of convnet(channels = 32, depth = 3)): a logistic regression trained on the real digits
+    labels most of 1,000 samples (100 per class) as the class asked for with guidance 4, far
+    more than without (measured: 90.1% against 33.0%). The example itself reaches 90.1% without
+    guidance and 100% with guidance 2 (bench/conditional.py, docs/conditional.md)."""
     pytest.importorskip("torch")
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
     (tmp_path / "data").mkdir()
     shutil.copy(ROOT / "examples" / "data" / "digits.npz", tmp_path / "data")
     path = tmp_path / "digits_conditional.tfm"
-    path.write_text((ROOT / "examples" / "digits_conditional.tfm").read_text())
-    m = _trained(path, "torch", 1000)
+    text = (ROOT / "examples" / "digits_conditional.tfm").read_text()
+    path.write_text(text.replace("convnet(channels = 64, depth = 4)",
+                                 "convnet(channels = 32, depth = 3)"))
+    m = _trained(path, "torch", 800)
     digits = load_digits()
     classifier = LogisticRegression(max_iter=2000).fit(
         (digits.images / 8 - 1).reshape(len(digits.images), -1), digits.target)
@@ -352,8 +355,8 @@ def test_guided_digits_are_recognised_as_the_class_asked_for(tmp_path):
     def accuracy(guidance):
         samples = m.sample(1000, cond=cond, guidance=guidance, seed=1)
         return float(np.mean(classifier.predict(samples.reshape(1000, -1)) == cond))
-    plain, guided = accuracy(0.0), accuracy(2.0)
-    assert guided >= 0.9 and guided > plain, (guided, plain)
+    plain, guided = accuracy(0.0), accuracy(4.0)
+    assert guided >= 0.8 and guided > plain + 0.3, (guided, plain)
 
 
 def test_a_conditioned_image_model_gets_a_grid_per_class(tmp_path):

@@ -36,7 +36,10 @@ GOOD = ROOT / "tests" / "golden" / "good"
 # moons_reflow is moons with another coupling, which these tests (on given batches) never draw;
 # digits: its convnet on 8 x 8 images is good/images here
 MODELS = ([p for p in sorted((ROOT / "examples").glob("*.tfm"))
-           if trains(p) and p.stem not in ("digits", "digits_unet", "digits_flowmap", "moons_reflow")]
+           if trains(p) and p.stem not in ("digits", "digits_unet", "digits_flowmap", "moons_reflow",
+                                           # conditioned on labels or vectors: their own
+                                           # cross-backend tests are in test_conditional.py
+                                           "digits_conditional", "gaussian_posterior")]
           + sorted(GOOD.glob("*.tfm")) + ["potential"])
 SOLVERS = {"euler": {"steps": 10}, "midpoint": {"steps": 10}, "heun": {"steps": 10},
            "rk4": {"steps": 10}, "dopri5": {"rtol": 1e-5, "atol": 1e-5}}
