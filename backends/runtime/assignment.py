@@ -3,20 +3,21 @@ maths.md §2.3): the minibatch OT coupling's solver, written once on ``ops.xp`` 
 
 Three stages, each a fixed amount of array work per round:
 
-1. **annealed Sinkhorn**: log-domain Sinkhorn iterations with a regularisation that halves from
-   the mean cost down to 1/32 of it, one iteration per value (``SCALES``). The dual potentials
+1. **annealed Sinkhorn**: one log-domain Sinkhorn iteration at each regularisation
+   mean(C) * ANNEALING^-s, s < SCALES (the mean cost down to 1/2048 of it). The dual potentials
    (f, g) it ends with make the reduced costs C_ij - f_i - g_j small on the pairs an optimal
    assignment uses;
 2. **greedy rounding** of the reduced costs to a permutation: every unassigned row bids for its
    cheapest free column; each column goes to its cheapest bidder (ties to the lowest row); rounds
    repeat until every row holds a column. Each round assigns at least one row, so it ends;
 3. **pairwise exchanges** (2-opt): rows i and k swap columns when C[i, pi(k)] + C[k, pi(i)] <
-   C[i, pi(i)] + C[k, pi(k)]; all pairs that are each other's best exchange swap at once, round
-   after round, until none improves (at most ``EXCHANGE_ROUNDS``).
+   C[i, pi(i)] + C[k, pi(k)]. Each round looks at the CANDIDATES rows of largest reduced cost
+   and makes those of their best exchanges that are the best among the exchanges sharing a row
+   with them (at most ``EXCHANGE_ROUNDS`` rounds).
 
 The result is always a permutation. Its cost is within a fraction of a percent of the exact
-optimum on the benchmark tasks (``bench/ot_coupling.py`` reports the gap against scipy's
-``linear_sum_assignment``, which ``minibatch_ot(exact = true)`` uses instead); it is not exact.
+optimum on the benchmark tasks (``bench/ot_coupling.py`` reports the gap against the exact
+solvers; ``minibatch_ot(solver = exact)`` uses one instead); it is not exact.
 """
 
 from __future__ import annotations
