@@ -10,7 +10,9 @@ For an interpolant x_t = I(t, x0, x1) + gamma(t) z this pass derives, with sympy
   x = alpha E[x0|x] + beta E[x1|x] + gamma E[z|x] + c together with one equation per network,
   and, for a standard normal base with an independent coupling, the merge of x0 with z
   (gamma E[x0|x] = alpha E[z|x]); nothing here is a table of special cases;
-- the drifts b + eps s (forward) and b - eps s (backward) of every SDE sampler.
+- the drifts b + eps s (forward) and b - eps s (backward) of every SDE sampler;
+- for a Gaussian noise part (an isotropic normal base, independent coupling), the velocity and
+  the score in terms of x and the data prediction d = E[x1|x] alone, which inpainting needs.
 Non-affine interpolants get derivatives and targets; conversions are refused with the reason.
 """
 
@@ -181,7 +183,7 @@ def derive(model: ir.Model) -> tuple[ir.Derivation, list[Diagnostic]]:
     derivation = ir.Derivation(form is not None, expr, form, velocity, derivatives, targets,
                                tuple(losses), fields, drifts, model.objective.time_law, weight,
                                flow_map_loss(model, expr, fields), tuple(variances),
-                               tuple(weights))
+                               tuple(weights), given_data(model, form))
     return derivation, diags
 
 
@@ -335,6 +337,34 @@ def conversions(model: ir.Model, form: ir.LinearForm | None, diags) -> tuple[ir.
         fields.append(ir.Field(name, tidy(value.xreplace(values)), generic=value,
                                singular_at=_zeros(denominator)))
     return tuple(fields)
+
+
+DATA = sympy.Symbol("d", real=True)  # the data prediction E[x1 | x_t = x] in ``given_data``
+
+
+def given_data(model: ir.Model, form: ir.LinearForm | None) -> tuple[tuple[str, sympy.Expr], ...]:
+    """(velocity, score) at (t, x) as functions of x and d = E[x1 | x_t = x] alone, where the
+    noise part of x_t, alpha (x0 - m) + gamma z, is Gaussian (an isotropic normal base with an
+    independent coupling): x = alpha E[x0|x] + beta d + gamma E[z|x] + c and the merge of x0
+    with z give E[x0|x] and E[z|x] from x and d. Inpainting changes d to its value given the
+    observed coordinates and reads the fields back from it (runtime/inpainting.py,
+    docs/conditional.md). Empty where the noise is not Gaussian."""
+    gaussian = gaussian_base(model)
+    if form is None or gaussian is None or form.x1 == 0:
+        return ()
+    eta0, etaz = ETA["x0"], ETA["z"]
+    m, s = gaussian
+    equations = [ir.x - (form.x0 * eta0 + form.x1 * DATA + form.z * etaz + form.const)]
+    equations.append(etaz if form.z == 0 else form.z * (eta0 - m) - form.x0 * s ** 2 * etaz)
+    solution = sympy.solve(equations, [eta0, etaz], dict=True)
+    if len(solution) != 1:
+        return ()
+    (solution,) = solution
+    rates = [tidy(c.diff(ir.t)) for c in (form.x0, form.x1, form.z, form.const)]
+    velocity = rates[0] * eta0 + rates[1] * DATA + rates[2] * etaz + rates[3]
+    score = -etaz / form.z if form.z != 0 else -(eta0 - m) / (form.x0 * s ** 2)
+    return tuple((name, tidy(sympy.cancel(e.xreplace(solution))))
+                 for name, e in (("velocity", velocity), ("score", score)))
 
 
 def _zeros(denominator: sympy.Expr) -> tuple[float, ...]:

@@ -155,6 +155,7 @@ def _json(model, d, findings) -> dict:
         "flow_map": _flow_map_json(d),
         "drifts": [{"sampler": s, "direction": direction, "drift": _expr(e)}
                    for s, direction, e in d.drifts],
+        "given_data": {name: _expr(e) for name, e in d.given_data} or None,
         "cse": _cse(d),
         "energies": _energy_json(model),
         "findings": [f.to_json() for f in findings],
@@ -223,6 +224,11 @@ def _text(model, d, findings, sources) -> str:
         out += ["", "SDE drifts (b + eps s forward, b - eps s backward)"]
         for sampler, direction, drift in d.drifts:
             out.append(f"  {sampler} ({direction}) = {drift}")
+    if d.given_data:
+        out += ["", "given the data prediction d = E[x1 | x_t = x] (the noise is Gaussian; what "
+                "inpainting guides)"]
+        for name, e in d.given_data:
+            out.append(f"  {name:<9} = {e}")
     out += _labels_text(model)
     out += _energy_text(model)
     out += ["", "findings"]

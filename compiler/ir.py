@@ -303,6 +303,9 @@ class Derivation:
     variances: tuple[tuple[str, "sympy.Expr | None"], ...] = ()
     # (network, w(t)): each term's weight where it is not the objective's (the score's default)
     weights: tuple[tuple[str, sympy.Expr], ...] = ()
+    # (velocity, score) in x and the data prediction d alone where the noise is Gaussian
+    # (compiler/derive.py ``given_data``; inpainting), else empty
+    given_data: tuple[tuple[str, sympy.Expr], ...] = ()
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)

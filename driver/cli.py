@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import traceback
@@ -187,6 +188,10 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("--guidance", type=float, metavar="W", default=0.0,
                     help="classifier-free guidance: the field (1 + W) b(t, x | c) - W b(t, x | "
                     "none) (default 0: the class's own field)")
+    sa.add_argument("--observed", metavar="VALUES",
+                    help="inpainting: sample given some coordinates, as comma-separated "
+                    "numbers with nan for those not observed (\"3,nan\"), or a .npy file of "
+                    "one point or one per point (N, *shape), NaN where not observed")
     sa.set_defaults(run=_sample)
 
     lp = sub.add_parser("logprob", help="log-densities of points under a trained run",
@@ -356,6 +361,33 @@ def _condition(args):
     return None
 
 
+def _observed(text: str, shape: tuple):
+    """--observed: comma-separated numbers (nan: not observed) of one point, or a .npy file."""
+    import numpy as np
+
+    from ..errors import Diagnostic, TfmDataError
+    if text.endswith(".npy"):
+        try:
+            return np.load(text, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise TfmDataError(Diagnostic("Data", f"Cannot read the observed values '{text}': "
+                                          f"{err}", suggestion="Give a .npy file of one point "
+                                          "or one per point, NaN where not observed.")) from None
+    try:
+        values = np.array([float(v) for v in text.split(",")], np.float32)
+    except ValueError:
+        raise TfmDataError(Diagnostic(
+            "Data", f"--observed '{text}' is not a list of numbers.",
+            suggestion="Write one number per coordinate, nan where not observed: "
+            "--observed \"3,nan\"; or give a .npy file.")) from None
+    if values.size != math.prod(shape):
+        raise TfmDataError(Diagnostic(
+            "Data", f"--observed gives {values.size} numbers; the model's samples have "
+            f"{math.prod(shape)} coordinates (shape {list(shape)}).",
+            suggestion="Write one number per coordinate, nan where not observed."))
+    return values.reshape(shape)
+
+
 def _sample(args) -> int:
     import numpy as np
 
@@ -363,11 +395,16 @@ def _sample(args) -> int:
 
     model = open_run(args.run_dir, args.backend)
     cond = _condition(args)
+    observed = None if args.observed is None else _observed(args.observed, model.shape)
+    if observed is not None and observed.ndim == len(model.shape) + 1:
+        args.n = len(observed)  # one point's observations per sample
     per_point = 2 if model.spec.condition_size else 1  # the axes of one condition per point
     if cond is not None and getattr(cond, "ndim", 0) == per_point:
         args.n = len(cond)  # a file of one class, or one vector, per point
     condition = {"cond": cond, "guidance": args.guidance} if cond is not None or \
         args.guidance else {}
+    if observed is not None:
+        condition["observed"] = observed
     if args.trajectory and model.spec.sampling:
         from ..errors import Diagnostic, TfmSemanticError
         raise TfmSemanticError(Diagnostic(

@@ -64,8 +64,8 @@ def test_emitted_module_golden(path, monkeypatch, update_golden, emit):
 
 @pytest.mark.parametrize("path", MODELS, ids=_id)
 def test_emitted_functions_equal_the_derivations(path, tmp_path, emit):
-    """interpolant, losses, fields, drifts and eps of the emitted module against lambdify of
-    the derived expressions, at 64 random points with t in [0.05, 0.95] (float64)."""
+    """interpolant, losses, fields, drifts, given_data and eps of the emitted module against
+    lambdify of the derived expressions, at 64 random points with t in [0.05, 0.95] (float64)."""
     model = load_model(path)
     module = emit.load(emit.write(model, tmp_path))
     maths = specs.maths(model)
@@ -73,7 +73,7 @@ def test_emitted_functions_equal_the_derivations(path, tmp_path, emit):
     n = 64
     values = {"t": rng.uniform(0.05, 0.95, n), "x0": rng.standard_normal(n),
               "x1": rng.standard_normal(n), "z": rng.standard_normal(n),
-              "x": rng.standard_normal(n)}
+              "x": rng.standard_normal(n), "d": rng.standard_normal(n)}
     raw_out = {k: rng.standard_normal(n) for k in specs.output_keys(model).values()}
     symbols = {**{s: values[s] for s in values}, **{f"out_{k}": v for k, v in raw_out.items()}}
     array, back, precision = _arrays(emit)
@@ -85,13 +85,14 @@ def test_emitted_functions_equal_the_derivations(path, tmp_path, emit):
         return np.broadcast_to(f(*(symbols[s.name] for s in free)), (n,))
 
     with precision:
-        t, x0, x1, z, x = (array(values[k]) for k in ("t", "x0", "x1", "z", "x"))
+        t, x0, x1, z, x, d = (array(values[k]) for k in ("t", "x0", "x1", "z", "x", "d"))
         got = {"interpolant": {"x_t": module.interpolant(t, x0, x1, z)},
                "losses": module.losses(t, x0, x1, z, out),
                "fields": module.fields(t, x, out),
                "field": {name: getattr(module, f"field_{name}")(t, x, out)
                          for name in maths["fields"]},
                "drifts": module.drifts(t, x, out),
+               "given_data": {} if module.given_data is None else module.given_data(t, x, d),
                "eps": {name: getattr(module, f"eps_{name}")(t) for name in maths["eps"]}}
         for group, exprs in list(maths.items()) + [("field", maths["fields"])]:
             assert set(got[group]) == set(exprs), group

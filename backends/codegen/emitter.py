@@ -36,6 +36,13 @@ EPS = {{{eps}
 }}
 '''
 
+NO_GIVEN_DATA = '''
+
+# the noise part of x_t is not Gaussian (no isotropic normal base with an independent coupling):
+# the fields are not functions of x and the data prediction alone, and there is no inpainting
+given_data = None
+'''
+
 _loaded = count()
 
 FUNCTION = '''
@@ -69,7 +76,8 @@ def spec_literal(model: ir.Model) -> str:
 
 def functions(model: ir.Model, block) -> str:
     """``interpolant``, ``losses``, ``fields`` (and each field alone, ``field_<name>``),
-    ``drifts`` and ``eps_<sampler>`` of the model, printed by ``block`` (a backend printer's)."""
+    ``drifts``, ``given_data`` and ``eps_<sampler>`` of the model, printed by ``block`` (a
+    backend printer's)."""
     maths = specs.maths(model)
     keys = list(specs.output_keys(model).values())
 
@@ -92,6 +100,13 @@ def functions(model: ir.Model, block) -> str:
     text += _function(block, "drifts", "t, x, out",
                       "Drift b + eps s (forward) or b - eps s (backward) of each SDE sampler.",
                       maths["drifts"], used("drifts"))
+    if maths["given_data"]:
+        text += _function(block, "given_data", "t, x, d",
+                          "The velocity and the score at (t, x) where the data prediction "
+                          "E[x1 | x_t = x] is d\n    (inpainting, docs/conditional.md).",
+                          maths["given_data"])
+    else:
+        text += NO_GIVEN_DATA
     for name, expr in maths["eps"].items():
         text += _function(block, f"eps_{name}", "t", f"eps(t) of sampler {name}: {expr}",
                           {name: expr}, single=True)

@@ -125,12 +125,12 @@ def _rename(expr: sympy.Expr, model: ir.Model) -> sympy.Expr:
 def maths(model: ir.Model) -> dict[str, dict[str, sympy.Expr]]:
     """Groups of expressions, one emitted function per group:
     ``interpolant`` (x_t), ``losses`` (per network), ``fields``, ``drifts`` and ``eps`` (per SDE
-    sampler)."""
+    sampler), ``given_data`` (the velocity and the score in x and the data prediction d)."""
     d = model.derivation
     out = {"interpolant": {"x_t": d.interpolant},
            "losses": {network: _rename(loss, model) for network, loss in d.losses},
            "fields": {f.name: _rename(f.expr, model) for f in d.fields if f.expr is not None},
-           "drifts": {}, "eps": {}}
+           "drifts": {}, "eps": {}, "given_data": dict(d.given_data)}
     for name, _direction, drift in d.drifts:
         out["drifts"][name] = _rename(drift, model)
         sampler = next(s for s in model.samplers if s.name == name)

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import Diagnostic, TfmRuntimeError, TfmSemanticError
-from . import (checkpoint, data as data_files, densities, likelihood, loop, networks, parallel,
-               time_laws)
+from . import (checkpoint, data as data_files, densities, inpainting, likelihood, loop, networks,
+               parallel, time_laws)
 from .energy_sampling import TRANSPORTS, EnergySampling
 from .objectives import OBJECTIVES
 from .ops import all_finite
@@ -380,6 +380,8 @@ class Model(EnergySampling, ABC):
         ``weights`` (default: the sampling weights)."""
         self._check_field(name)
         weights = self.weights if weights is None else weights
+        if inpainting.OBSERVED in weights:  # a sampling pass given observed coordinates
+            return inpainting.field(self, name, weights)
         network = self.network(weights)
         field, ops = self.module.FIELDS[name], self.ops
 
@@ -394,6 +396,8 @@ class Model(EnergySampling, ABC):
 
     def drift(self, name: str, weights):
         """(t, x) -> the drift of the SDE sampler ``name``."""
+        if inpainting.OBSERVED in weights:  # a sampling pass given observed coordinates
+            return inpainting.drift(self, self.sampler_entry(name), weights)
         network, drifts, ops = self.network(weights), self.module.drifts, self.ops
         return lambda t, x: ops.full(drifts(t, x, network(t, x))[name], x)
 
@@ -463,6 +467,19 @@ class Model(EnergySampling, ABC):
             self._intervals[key] = (self._inside(entry, lo, +1), self._inside(entry, hi, -1))
         return self._intervals[key]
 
+    def _guided_interval(self, entry: Sampler, t0: float, t1: float) -> tuple[float, float]:
+        """A sampler's interval for inpainting: it ends where the fields given the data
+        prediction are finite."""
+        rng = np.random.default_rng(0)
+        ops, given = self.ops, self.module.given_data
+        x = ops.asarray(rng.standard_normal((8,) + self.shape))
+        for k in range(3):
+            t = ops.time(float(np.float32(t1 - k * END_STEP)), x)
+            if all_finite(ops.xp, list(given(t, x, x).values())):
+                return t0, float(t)
+        raise error(f"The fields given the data prediction are not finite near t = {t1:g}.",
+                    "Restrict the time law, e.g. time ~ uniform(0, 0.999).")
+
     def _inside(self, entry: Sampler, end: float, direction: int) -> float:
         """``end``, or the first point inside from it where the sampler's values are finite."""
         rng = np.random.default_rng(0)
@@ -502,15 +519,20 @@ class Model(EnergySampling, ABC):
         raise error(f"The model has no sampler '{name}' (it has {names}).")
 
     def sample(self, n: int, sampler: str | Sampler | None = None, seed: int = 0,
-               trajectory: bool = False, x0=None, cond=None, guidance=None):
+               trajectory: bool = False, x0=None, cond=None, guidance=None, observed=None):
         """n samples (numpy, float32, shape (n, *shape)); with ``trajectory`` also the states
         at every step, shape (steps + 1, n, *shape) (samplers whose kind keeps one). ``x0``
         gives the starting points instead of draws from the density the sampler starts from
         (the base; the target for a backward SDE). A model conditioned on labels samples the
         classes ``cond`` (one, or one per point), with classifier-free guidance of scale
-        ``guidance`` (docs/conditional.md)."""
+        ``guidance``. ``observed`` (one point, or one per point, of the samples' shape, NaN
+        where a coordinate is not observed) samples the target given the other coordinates,
+        which the samples then hold exactly (inpainting, docs/conditional.md)."""
         entry = self.sampler_entry(sampler)
         if entry.kind not in TRANSPORTS:  # a sampler of the target's energy
+            if observed is not None:
+                raise error(f"The sampler '{entry.name}' ({entry.method}) samples the target's "
+                            "energy; it takes no observed coordinates.")
             if cond is not None or guidance:
                 raise error(f"The sampler '{entry.name}' ({entry.method}) samples the target's "
                             "energy; it takes no classes.")
@@ -526,8 +548,15 @@ class Model(EnergySampling, ABC):
         ops = self.ops
         n_points = n if x0 is None else len(x0)
         labels, guidance = self._condition(cond, n_points, guidance)
+        if observed is not None:
+            if not kind.inpaints(entry):
+                raise error(f"The sampler '{entry.name}' ({entry.method}) cannot be guided by "
+                            "observed coordinates.", "Inpainting guides an ODE sampler (euler, "
+                            "heun, rk4, dopri5, ...) or a forward SDE.")
+            observed = inpainting.observations(self.module, self.spec, observed, n_points)
+            t0, t1 = self._guided_interval(entry, t0, t1)
         key = ("sample", entry.name, entry.method, repr(entry.args), trajectory, t0, t1,
-               labels is not None, guidance)
+               labels is not None, guidance, observed is not None)
 
         def run(w, x, k):
             return kind.run(self, entry, w, x, k, t0, t1, trajectory)
@@ -555,6 +584,9 @@ class Model(EnergySampling, ABC):
             args = (layout.points(start), layout.stream(k_noise.key()))
         weights = self._conditioned(self.weights, None if labels is None
                                     else layout.points(ops.asarray(labels)))
+        if observed is not None:
+            weights = {**weights, inpainting.OBSERVED: tuple(
+                layout.points(ops.asarray(a)) for a in observed)}
         with step_limit(entry), self._guided(guidance):  # the conversion waits for the device
             result = program(weights, *args)
             if trajectory:
@@ -564,6 +596,10 @@ class Model(EnergySampling, ABC):
                 result = ops.numpy(layout.gather(result, n))
         samples = result[0] if trajectory else result
         _finite(samples, f"The samples of '{entry.name}'")
+        if observed is not None:  # the observed coordinates as given
+            values, mask = observed
+            samples = np.where(mask.astype(bool), values, samples)
+            result = (samples, result[1]) if trajectory else samples
         return result
 
     @property

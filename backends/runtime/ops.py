@@ -9,8 +9,9 @@ runtime/ops.py``, ``backends/torch/runtime/ops.py``):
 - random numbers: JAX threads explicit keys, torch draws from generators. ``ops.random(key)``
   wraps either in a ``Random`` with the same draws (normal, uniform, randint, rademacher,
   categorical) and ``key()`` to hand a key on to a compiled program;
-- derivatives: ``jvp``, the exact divergence (``velocity_and_divergence``: forward mode per
-  point in JAX, reverse mode per dimension in torch, each the faster one there), an energy's
+- derivatives: ``jvp``, per-point Jacobians and the exact divergence (``value_and_jacobian``,
+  ``velocity_and_divergence``: forward mode per point in JAX, reverse mode per dimension in
+  torch, each the faster one there), an energy's
   value and gradient (``value_and_grad``) and its Hessian-vector products (``hvp``);
 - loops: ``scan`` (``lax.scan``; a Python loop in torch) and ``while_loop``;
 - host work inside a loop: ``assignment`` (scipy's exact assignment; a callback in JAX);
@@ -87,6 +88,10 @@ class Ops(Protocol):
     def jvp(self, f: Callable, primals: tuple, tangents: tuple): ...
 
     def velocity_and_divergence(self, velocity: Callable, t, x): ...
+
+    def value_and_jacobian(self, f: Callable, t, x) -> tuple[Any, Any]:
+        """f(t, x) (n, *shape) of a batch whose points do not interact, and each point's
+        Jacobian of f in x, flattened: (n, d, d) with entry [i, a, b] = d f_a / d x_b at x[i]."""
 
     def value_and_grad(self, f: Callable, x) -> tuple[Any, Any]:
         """f(x) (n,) of a batch x (n, *shape) whose points do not interact (an energy), and

@@ -27,6 +27,9 @@ class EmittedModule(Protocol):
     FIELDS: Mapping[str, Callable]  # name -> (t, x, out) -> the field alone
     EPS: Mapping[str, Callable]  # SDE sampler name -> t -> eps(t) (a number when constant)
     ENERGIES: Mapping[str, Callable]  # name -> (xp, x, c) -> U(x), one number per sample
+    # (t, x, d) -> {velocity, score} given the data prediction d, or None where the noise of
+    # x_t is not Gaussian (inpainting, runtime/inpainting.py)
+    given_data: Callable | None
 
     def interpolant(self, t, x0, x1, z) -> Any:
         """x_t."""
@@ -87,8 +90,8 @@ def check(module, protocol=EmittedModule) -> list[str]:
         missing = [n for n in needed if not hasattr(module, n)]
         return ["missing " + ", ".join(missing)] if missing else _check_energies(module)
     if not isinstance(module, protocol):
-        missing = [n for n in ("SOURCE", "SPEC", "FIELDS", "EPS", "ENERGIES", *SIGNATURES,
-                               "Networks")
+        missing = [n for n in ("SOURCE", "SPEC", "FIELDS", "EPS", "ENERGIES", "given_data",
+                               *SIGNATURES, "Networks")
                    if not hasattr(module, n) and (n != "Networks" or protocol is TorchEmittedModule)]
         return [f"missing {', '.join(missing)}"]
     for name, params in SIGNATURES.items():
@@ -103,6 +106,9 @@ def check(module, protocol=EmittedModule) -> list[str]:
     for name, fn in module.FIELDS.items():
         if list(inspect.signature(fn).parameters) != ["t", "x", "out"]:
             problems.append(f"FIELDS[{name!r}] should take (t, x, out)")
+    given = module.given_data
+    if given is not None and list(inspect.signature(given).parameters) != ["t", "x", "d"]:
+        problems.append("given_data should take (t, x, d)")
     sdes = sorted(s.name for s in module.SPEC.samplers if s.kind == "sde")
     if sorted(module.EPS) != sdes:
         problems.append(f"EPS {sorted(module.EPS)} != the SDE samplers {sdes}")

@@ -113,19 +113,25 @@ class Ops:
         return jax.jvp(f, primals, tangents)
 
     def velocity_and_divergence(self, velocity, t, x):
-        """b(t, x) and the trace of db/dx for each point of the batch x (B, *shape): one
-        linearisation per point (the primal once), d forward-mode derivatives under vmap."""
+        """b(t, x) and the trace of db/dx for each point of the batch x (B, *shape)."""
+        b, jac = self.value_and_jacobian(velocity, t, x)
+        return b, jnp.trace(jac, axis1=1, axis2=2)
+
+    def value_and_jacobian(self, f, t, x):
+        """f(t, x) (B, *shape) and, for each point, the Jacobian of f in x flattened, (B, d,
+        d): one linearisation per point (the primal once), d forward-mode derivatives under
+        vmap."""
         shape = x.shape[1:]
-        labels = getattr(velocity, "labels", None)  # each point's class, passed with it
+        labels = getattr(f, "labels", None)  # each point's class, passed with it
 
         def single(xi, label=None):
-            def f(y):
+            def g(y):
                 y = y.reshape((1,) + shape)
-                out = velocity(t, y) if label is None else velocity(t, y, labels=label[None])
+                out = f(t, y) if label is None else f(t, y, labels=label[None])
                 return out.reshape(-1)
-            y, tangent = jax.linearize(f, xi.reshape(-1))
-            jac = jax.vmap(tangent)(jnp.eye(y.shape[0], dtype=y.dtype))
-            return y.reshape(shape), jnp.trace(jac)
+            y, tangent = jax.linearize(g, xi.reshape(-1))
+            columns = jax.vmap(tangent)(jnp.eye(y.shape[0], dtype=y.dtype))
+            return y.reshape(shape), columns.T
 
         return jax.vmap(single)(x) if labels is None else jax.vmap(single)(x, labels)
 

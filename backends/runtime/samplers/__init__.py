@@ -42,6 +42,11 @@ class SamplerKind(ABC):
         """The role whose density the sampler starts from: ``base`` or ``target``."""
         return "base"
 
+    def inpaints(self, entry) -> bool:
+        """It can be guided by observed coordinates (runtime/inpainting.py): it runs the
+        model's velocity (``field``) or drift (``drift``) from the base."""
+        return self.start(entry) == "base"
+
     def finite(self, model, entry, t, x, out) -> list:
         """The values that must be finite at time t for the sampler to start or end there
         (the emitted functions on points ``x`` and stand-in network outputs ``out``)."""

@@ -9,6 +9,9 @@ from . import SAMPLERS, SamplerKind
 
 @SAMPLERS.register("fewstep")
 class FewStep(SamplerKind):
+    def inpaints(self, entry) -> bool:
+        return False  # each step is the map, not a field that can be guided
+
     def finite(self, model, entry, t, x, out) -> list:
         return [x]  # a map has no singular field at an end
 

@@ -136,6 +136,22 @@ def drifts(t, x, out):
     return {'sde': out_b - 0.7071067811865476*out_eta/torch.sqrt(t*(1 - t))}
 
 
+def given_data(t, x, d):
+    """The velocity and the score at (t, x) where the data prediction E[x1 | x_t = x] is d
+    (inpainting, docs/conditional.md)."""
+    _c0 = 3.141592653589793*t
+    _c1 = 0.5*_c0
+    _c2 = torch.cos(_c1)
+    _c3 = t**2
+    _c4 = -_c3 + t
+    _c5 = 2.0*t
+    _c6 = torch.sin(_c1)
+    _c7 = _c6*d
+    _c8 = 3.141592653589793*d
+    _c9 = 2.0*_c8
+    return {'velocity': 0.5*(_c0*_c2*d + _c2**3*_c9 - _c2*_c3*_c8 + _c2*_c6**2*_c9 - 6.283185307179586*_c2*_c6*x + _c5*_c7 - _c5*x - _c7 + x)/(2.0*_c2**2 + _c4), 'score': 2.0*(_c7 - x)/(_c4 + torch.cos(_c0) + 1)}
+
+
 def eps_sde(t):
     """eps(t) of sampler sde: 1/2"""
     return 0.5

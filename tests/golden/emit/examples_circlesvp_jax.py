@@ -118,6 +118,28 @@ def drifts(t, x, out):
     return {'sde': (0.05)*(199*t - 200)*(_c2*out_eta + out_eta*jnp.exp(-4.975*_c1 - _c4)/jnp.sqrt(jnp.exp((9.95)*_c3 - 0.1*t + 0.1) - 1) - x) - out_eta/_c2}
 
 
+def given_data(t, x, d):
+    """The velocity and the score at (t, x) where the data prediction E[x1 | x_t = x] is d
+    (inpainting, docs/conditional.md)."""
+    _c0 = t**2
+    _c1 = d*jnp.exp(5.025)*jnp.exp((4.975)*_c0)
+    _c2 = 200*_c1
+    _c3 = 199*t
+    _c4 = _c1*_c3
+    _c5 = jnp.exp(-10*t)
+    _c6 = jnp.exp(10.05)
+    _c7 = (9.95)*_c0
+    _c8 = jnp.exp(_c7)
+    _c9 = _c5*_c6*_c8*x
+    _c10 = 20*t
+    _c11 = jnp.sqrt(_c6*_c8*jnp.exp(-_c10) - 1)
+    _c12 = jnp.exp(_c10)
+    _c13 = jnp.sqrt(-_c12 + _c6*_c8)
+    _c14 = _c11*_c13*_c5
+    _c15 = 1/(_c11*_c13)
+    return {'velocity': -0.05*_c12*_c15*(-_c14*_c2 + _c14*_c4 - _c2 - _c3*_c9 + _c4 + 200*_c9)*jnp.exp(-10.05)*jnp.exp(-_c7), 'score': _c15*(_c1 - _c9)}
+
+
 def eps_sde(t):
     """eps(t) of sampler sde: 1"""
     return 1

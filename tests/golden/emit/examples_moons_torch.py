@@ -109,6 +109,13 @@ def drifts(t, x, out):
     return {}
 
 
+def given_data(t, x, d):
+    """The velocity and the score at (t, x) where the data prediction E[x1 | x_t = x] is d
+    (inpainting, docs/conditional.md)."""
+    _c0 = -x
+    return {'velocity': -(_c0 + d)/(t - 1), 'score': (_c0 + d*t)/(t**2 - 2.0*t + 1)}
+
+
 # each field alone, by name: what samplers evaluate
 FIELDS = {
     'velocity': field_velocity,

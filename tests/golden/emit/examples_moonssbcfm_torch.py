@@ -85,6 +85,11 @@ def drifts(t, x, out):
     return {}
 
 
+# the noise part of x_t is not Gaussian (no isotropic normal base with an independent coupling):
+# the fields are not functions of x and the data prediction alone, and there is no inpainting
+given_data = None
+
+
 # each field alone, by name: what samplers evaluate
 FIELDS = {
     'velocity': field_velocity,

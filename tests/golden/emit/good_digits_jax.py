@@ -107,6 +107,16 @@ def drifts(t, x, out):
     return {}
 
 
+def given_data(t, x, d):
+    """The velocity and the score at (t, x) where the data prediction E[x1 | x_t = x] is d
+    (inpainting, docs/conditional.md)."""
+    _c0 = (0.5)*jnp.pi
+    _c1 = _c0*t
+    _c2 = jnp.cos(_c1)
+    _c3 = jnp.sin(_c1)
+    return {'velocity': _c0*(-_c3*x + d)/_c2, 'score': (_c3*d - x)/_c2**2}
+
+
 # each field alone, by name: what samplers evaluate
 FIELDS = {
     'velocity': field_velocity,

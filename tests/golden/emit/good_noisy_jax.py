@@ -132,6 +132,11 @@ def drifts(t, x, out):
     return {'sde': -0.5*jnp.sqrt(10)*_c0*out_eta/jnp.sqrt(-_c0) + out_b}
 
 
+# the noise part of x_t is not Gaussian (no isotropic normal base with an independent coupling):
+# the fields are not functions of x and the data prediction alone, and there is no inpainting
+given_data = None
+
+
 def eps_sde(t):
     """eps(t) of sampler sde: t*(1 - t)/2"""
     return -0.5*t*(t - 1)
