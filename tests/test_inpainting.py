@@ -1,8 +1,9 @@
 """Inpainting (backends/runtime/inpainting.py, docs/conditional.md): the guided data prediction
-is the exact posterior mean of a Gaussian target given x_t and the observed coordinates, on both
-backends and for masks that differ from point to point; sampling with the exact field of a
-Gaussian target gives its exact conditional (ODE and forward SDE), the same on both backends;
-bad observations and models that cannot be guided are clear errors."""
+is the exact posterior mean of a Gaussian target given x_t and the observed coordinates (with
+the ridge's observation noise), on both backends and for masks that differ from point to point;
+sampling with the exact field of a Gaussian target gives its exact conditional (ODE and forward
+SDE), the same on both backends; bad observations and models that cannot be guided are clear
+errors."""
 
 from __future__ import annotations
 
@@ -52,8 +53,9 @@ def test_the_guided_data_prediction_is_the_gaussian_posterior_mean(backend_ops, 
         d = mean + gain @ (x[i] - t * mean)
         c = cov - gain @ (t * cov)
         o = mask[i] > 0
-        want = d + c[:, o] @ np.linalg.solve(c[np.ix_(o, o)], values[i, o] - d[o]) \
-            if o.any() else d
+        noise = inpainting.RIDGE * np.trace(c) / 3  # the ridge: as if y had this variance
+        block = c[np.ix_(o, o)] + noise * np.eye(int(o.sum()))
+        want = d + c[:, o] @ np.linalg.solve(block, values[i, o] - d[o]) if o.any() else d
         np.testing.assert_allclose(got[i], want, rtol=2e-4, atol=2e-4)
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from ...errors import Diagnostic, TfmSemanticError
 
 OBSERVED = "inpainting.observed"  # the key of a sampling pass's (values, mask) among its weights
-RIDGE = 1e-5  # relative to the mean of the observed block's diagonal
+RIDGE = 1e-2  # relative to the mean eigenvalue of J: observation noise of 1% of its scale
 SIGN_ITERATIONS = 28  # of the matrix sign function in ``positive_part``
 EARLY = 0.05  # before this time, J is taken at this time (it vanishes at t = 0)
 
