@@ -18,7 +18,8 @@ The masked system is solved for every point at once, with points of different ma
 batch: A u = P (y - d), A = P J P + (I - P) (P the diagonal of the point's mask), so that u is
 zero off the mask and (M J M^T)^-1 M (y - d) on it; J is symmetrised (the exact one is
 symmetric), its negative eigenvalues (a covariance has none; a network's Jacobian may) are
-set to zero, and a small ridge keeps A invertible where J is nearly singular. Written once on
+set to zero, and a ridge of 1% of J's mean eigenvalue on the mask (as if y had a little noise)
+keeps A invertible and damps the directions where a network's J is mostly error. Written once on
 the array API; ``ops.value_and_jacobian`` gives J (forward mode per point in JAX, reverse mode
 per dimension in torch).
 """
