@@ -194,3 +194,15 @@ def test_a_conditioned_model_inpaints_given_its_condition(in_root):
            for i in range(2)]
     assert np.all(x[:, 1] == np.float32(0.3)) and np.isfinite(x).all()
     np.testing.assert_allclose(x[:2], np.stack(one), rtol=1e-4, atol=1e-4)
+
+
+def test_models_without_fields_refuse_conditions_clearly(in_root):
+    pytest.importorskip("torch")
+    funnel = tfm.load("examples/funnel.tfm", backend="torch")
+    with pytest.raises(TfmSemanticError, match="samples its target's energy"):
+        funnel.sample(5, observed=[1.0] + [np.nan] * (funnel.shape[0] - 1))
+    flow = tfm.load("examples/moons_realnvp.tfm", backend="torch")
+    with pytest.raises(TfmSemanticError, match="normalizing flow is not conditioned"):
+        flow.sample(5, cond=1)
+    with pytest.raises(TfmSemanticError, match="normalizing flow is not conditioned"):
+        flow.log_prob(np.zeros((2, 2)), cond=[0, 1])

@@ -246,10 +246,15 @@ class EnergyModel(ABC):
                      [k.target_accept(a) for k, a in kernels])
         return Run(entry.name, entry.method, names, result, seed)
 
-    def sample(self, n: int, sampler: str | None = None, seed: int = 0) -> np.ndarray:
+    def sample(self, n: int, sampler: str | None = None, seed: int = 0, cond=None,
+               guidance=None, observed=None) -> np.ndarray:
         """n draws of the target (n, *shape): an MCMC sampler continues its chains (those a run
         left, or fresh ones after a warm-up) for as many iterations as n draws need; an SMC or
-        AIS sampler runs with n particles in all (rounded up to a multiple of its replicas)."""
+        AIS sampler runs with n particles in all (rounded up to a multiple of its replicas).
+        ``cond``, ``guidance`` and ``observed`` are refused: they guide networks of (t, x)."""
+        if cond is not None or guidance or observed is not None:
+            raise error("This model samples its target's energy; it has no networks of (t, x) "
+                        "to condition on classes or to guide by observed coordinates.")
         entry = self.sampler_entry(sampler)
         if entry.kind == "smc" or entry.method in FLOW_STARTS:
             replicas = int(entry.args["replicas"])

@@ -116,8 +116,14 @@ class FlowModel(EnergySampling):
         x, log_q = program(self.weights, z)
         return ops.numpy(x), ops.numpy(log_q)
 
-    def sample(self, n: int, sampler=None, seed: int = 0, trajectory: bool = False, x0=None):
-        """n draws (n, *shape): the flow's own (no sampler), or the sampler's."""
+    def sample(self, n: int, sampler=None, seed: int = 0, trajectory: bool = False, x0=None,
+               cond=None, guidance=None, observed=None):
+        """n draws (n, *shape): the flow's own (no sampler), or the sampler's. ``cond``,
+        ``guidance`` and ``observed`` are refused (docs/conditional.md: not for flows)."""
+        if cond is not None or guidance or observed is not None:
+            raise error("A normalizing flow is not conditioned on classes and cannot be guided "
+                        "by observed coordinates (its map is not a field of (t, x)).",
+                        "Use a model with networks of (t, x) along an interpolant.")
         if trajectory:
             raise error("A flow draws in one step; it keeps no trajectory.")
         if x0 is not None:
@@ -133,8 +139,10 @@ class FlowModel(EnergySampling):
         return True
 
     def log_prob(self, x, sampler=None, exact=None, seed: int = 0,
-                 batch: int = 16384) -> np.ndarray:
+                 batch: int = 16384, cond=None) -> np.ndarray:
         """log q(x), the flow's exact log-density (by the change of variables)."""
+        if cond is not None:
+            raise error("A normalizing flow is not conditioned on classes.")
         x = np.asarray(x, dtype=np.float32)
         if x.shape[1:] != self.shape:
             raise TfmRuntimeError(Diagnostic("Runtime", f"Points of shape {x.shape[1:]} given; "
