@@ -36,25 +36,38 @@ MAX_SIMPLIFY_OPS = 40  # sympy.simplify is superlinear; larger expressions only 
 SIMPLIFY_SECONDS = 1.0  # and it can take minutes on trigonometric constants: then cancel() too
 
 
+_TIDIED: dict[sympy.Expr, sympy.Expr] = {}  # tidy's memo (the same schedules recur)
+MAX_TIDIED = 4096
+
+
 def tidy(expr: sympy.Expr) -> sympy.Expr:
-    """A cheap, deterministic simplification (memoised: the same schedules recur)."""
-    return _tidy(expr)
+    """A cheap, deterministic simplification, memoised; a result that fell back to the cheap
+    form because simplify ran out of time is not kept, so that a later call (with more time,
+    on an idle machine) does not inherit it."""
+    if expr in _TIDIED:
+        return _TIDIED[expr]
+    result, complete = _tidy(expr)
+    if complete:
+        if len(_TIDIED) >= MAX_TIDIED:
+            _TIDIED.clear()
+        _TIDIED[expr] = result
+    return result
 
 
-@functools.lru_cache(maxsize=4096)
-def _tidy(expr: sympy.Expr) -> sympy.Expr:
+def _tidy(expr: sympy.Expr) -> tuple[sympy.Expr, bool]:
+    """(the tidied expression, whether simplify finished in time or was not tried)."""
     cheap = sympy.cancel(expr) if expr.is_rational_function() else expr
     if expr.count_ops() > MAX_SIMPLIFY_OPS:
-        return cheap
+        return cheap, True
     try:
         with deadline(SIMPLIFY_SECONDS):
             simplified = sympy.simplify(expr)
     except Expired:
-        return cheap
+        return cheap, False
     if (simplified.has(sympy.Piecewise) or simplified.count_ops() > cheap.count_ops()
             or _largest_number_bits(simplified) > max(64, 2 * _largest_number_bits(cheap))):
-        return cheap  # simplify() sometimes multiplies out constants such as 5000**(2 t)
-    return simplified
+        return cheap, True  # simplify() sometimes multiplies out constants such as 5000**(2 t)
+    return simplified, True
 
 
 def _largest_number_bits(expr: sympy.Expr) -> int:
@@ -348,23 +361,40 @@ def given_data(model: ir.Model, form: ir.LinearForm | None) -> tuple[tuple[str, 
     independent coupling): x = alpha E[x0|x] + beta d + gamma E[z|x] + c and the merge of x0
     with z give E[x0|x] and E[z|x] from x and d. Inpainting changes d to its value given the
     observed coordinates and reads the fields back from it (runtime/inpainting.py,
-    docs/conditional.md). Empty where the noise is not Gaussian."""
+    docs/conditional.md). Empty where the noise is not Gaussian (or absent)."""
     gaussian = gaussian_base(model)
-    if form is None or gaussian is None or form.x1 == 0:
+    if form is None or gaussian is None or form.x1 == 0 or (form.x0 == 0 and form.z == 0):
         return ()
+    coefficients = (form.x0, form.x1, form.z, form.const)
+    values = dict(zip(_COEFFICIENTS, coefficients))
+    values |= dict(zip(_RATES, (tidy(c.diff(ir.t)) for c in coefficients)))
+    values |= dict(zip((BASE_MEAN, BASE_SCALE), gaussian))
+    # cancel() alone: simplify() took 0.1-0.3 s more per model here, on every compile
+    return tuple((name, sympy.cancel(e.xreplace(values)))
+                 for name, e in _given_data_generic(form.z != 0))
+
+
+_COEFFICIENTS = tuple(sympy.Symbol(n, real=True) for n in ("alpha", "beta", "gamma", "c"))
+_RATES = tuple(sympy.Symbol(n + "_dot", real=True) for n in ("alpha", "beta", "gamma", "c"))
+
+
+@functools.lru_cache(maxsize=None)
+def _given_data_generic(latent: bool) -> tuple[tuple[str, sympy.Expr], ...]:
+    """``given_data`` in the coefficients as plain symbols (solved once, then substituted)."""
+    alpha, beta, gamma, c = _COEFFICIENTS
     eta0, etaz = ETA["x0"], ETA["z"]
-    m, s = gaussian
-    equations = [ir.x - (form.x0 * eta0 + form.x1 * DATA + form.z * etaz + form.const)]
-    equations.append(etaz if form.z == 0 else form.z * (eta0 - m) - form.x0 * s ** 2 * etaz)
-    solution = sympy.solve(equations, [eta0, etaz], dict=True)
-    if len(solution) != 1:
-        return ()
-    (solution,) = solution
-    rates = [tidy(c.diff(ir.t)) for c in (form.x0, form.x1, form.z, form.const)]
-    velocity = rates[0] * eta0 + rates[1] * DATA + rates[2] * etaz + rates[3]
-    score = -etaz / form.z if form.z != 0 else -(eta0 - m) / (form.x0 * s ** 2)
-    return tuple((name, tidy(sympy.cancel(e.xreplace(solution))))
-                 for name, e in (("velocity", velocity), ("score", score)))
+    if latent:  # the merge gamma (E[x0|x] - m) = alpha s^2 E[z|x]
+        equations = [ir.x - (alpha * eta0 + beta * DATA + gamma * etaz + c),
+                     gamma * (eta0 - BASE_MEAN) - alpha * BASE_SCALE ** 2 * etaz]
+        (solution,) = sympy.linsolve(equations, [eta0, etaz]).args
+        e0, ez = solution
+        score = -ez / gamma
+    else:
+        e0, ez = (ir.x - beta * DATA - c) / alpha, sympy.Integer(0)
+        score = -(e0 - BASE_MEAN) / (alpha * BASE_SCALE ** 2)
+    a_dot, b_dot, g_dot, c_dot = _RATES
+    velocity = a_dot * e0 + b_dot * DATA + g_dot * ez + c_dot
+    return (("velocity", sympy.cancel(velocity)), ("score", sympy.cancel(score)))
 
 
 def _zeros(denominator: sympy.Expr) -> tuple[float, ...]:

@@ -37,13 +37,11 @@ def pytest_addoption(parser):
 def update_golden(request, monkeypatch) -> bool:
     """Whether to rewrite the goldens. A test comparing with a golden also gets a deterministic
     simplifier: sympy's simplify has 30 s instead of the compiler's 1 s (compiler/derive.py),
-    and the memo starts empty, so that a loaded machine does not fall back to the cheaper form
-    (test_derive[encoder_decoder] did so once under load). Every golden's slowest simplify
+    so that a loaded machine does not fall back to the cheaper form (test_derive[encoder_decoder]
+    did so once under load); the memo keeps no such fallback. Every golden's slowest simplify
     takes about 0.15 s."""
     from tfm.compiler import derive
     monkeypatch.setattr(derive, "SIMPLIFY_SECONDS", 30.0)
-    derive._tidy.cache_clear()
-    request.addfinalizer(derive._tidy.cache_clear)
     return request.config.getoption("--update-golden") or os.environ.get("TFM_UPDATE_GOLDEN") == "1"
 
 

@@ -1028,7 +1028,7 @@ def test_speed_of_compiling_each_stdlib_interpolant(data_folder):
     compile_text(stdlib_text("linear").replace("normal(3, 1)", "normal(2, 1)"), "m.tfm", HERE)
     times = {}
     for name, (text, folder) in cases.items():
-        derive_module._tidy.cache_clear()
+        derive_module._TIDIED.clear()
         sympy.core.cache.clear_cache()
         start = time.perf_counter()
         result = compile_text(text, "m.tfm", folder)

@@ -139,17 +139,17 @@ def drifts(t, x, out):
 def given_data(t, x, d):
     """The velocity and the score at (t, x) where the data prediction E[x1 | x_t = x] is d
     (inpainting, docs/conditional.md)."""
-    _c0 = 3.141592653589793*t
-    _c1 = 0.5*_c0
-    _c2 = torch.cos(_c1)
-    _c3 = t**2
-    _c4 = -_c3 + t
+    _c0 = t**2
+    _c1 = 3.141592653589793*t
+    _c2 = 0.5*_c1
+    _c3 = torch.cos(_c2)
+    _c4 = 1/(-_c0 + 2.0*_c3**2 + t)
     _c5 = 2.0*t
-    _c6 = torch.sin(_c1)
+    _c6 = torch.sin(_c2)
     _c7 = _c6*d
     _c8 = 3.141592653589793*d
     _c9 = 2.0*_c8
-    return {'velocity': 0.5*(_c0*_c2*d + _c2**3*_c9 - _c2*_c3*_c8 + _c2*_c6**2*_c9 - 6.283185307179586*_c2*_c6*x + _c5*_c7 - _c5*x - _c7 + x)/(2.0*_c2**2 + _c4), 'score': 2.0*(_c7 - x)/(_c4 + torch.cos(_c0) + 1)}
+    return {'velocity': 0.5*_c4*(-_c0*_c3*_c8 + _c1*_c3*d + _c3**3*_c9 + _c3*_c6**2*_c9 - 6.283185307179586*_c3*_c6*x + _c5*_c7 - _c5*x - _c7 + x), 'score': 2.0*_c4*(_c7 - x)}
 
 
 def eps_sde(t):

@@ -122,22 +122,15 @@ def given_data(t, x, d):
     """The velocity and the score at (t, x) where the data prediction E[x1 | x_t = x] is d
     (inpainting, docs/conditional.md)."""
     _c0 = t**2
-    _c1 = d*jnp.exp(5.025)*jnp.exp((4.975)*_c0)
-    _c2 = 200*_c1
+    _c1 = jnp.exp(25.125)*jnp.exp((24.875)*_c0)
+    _c2 = _c1*x
     _c3 = 199*t
-    _c4 = _c1*_c3
-    _c5 = jnp.exp(-10*t)
-    _c6 = jnp.exp(10.05)
-    _c7 = (9.95)*_c0
-    _c8 = jnp.exp(_c7)
-    _c9 = _c5*_c6*_c8*x
-    _c10 = 20*t
-    _c11 = jnp.sqrt(_c6*_c8*jnp.exp(-_c10) - 1)
-    _c12 = jnp.exp(_c10)
-    _c13 = jnp.sqrt(-_c12 + _c6*_c8)
-    _c14 = _c11*_c13*_c5
-    _c15 = 1/(_c11*_c13)
-    return {'velocity': -0.05*_c12*_c15*(-_c14*_c2 + _c14*_c4 - _c2 - _c3*_c9 + _c4 + 200*_c9)*jnp.exp(-10.05)*jnp.exp(-_c7), 'score': _c15*(_c1 - _c9)}
+    _c4 = 10*t
+    _c5 = jnp.exp(-_c4)
+    _c6 = _c5*d*jnp.exp(30.15)*jnp.exp((29.85)*_c0)
+    _c7 = (4.975)*_c0
+    _c8 = _c5*jnp.exp(5.025)*jnp.exp(_c7)
+    return {'velocity': (0.05)*(-_c2*_c3 + 200*_c2 + _c3*_c6 - 200*_c6)/(_c1 - jnp.exp(35.175)*jnp.exp((34.825)*_c0)*jnp.exp(-20*t)), 'score': -(-_c8*x + d)/(-_c8 + jnp.exp(-5.025)*jnp.exp(_c4)*jnp.exp(-_c7))}
 
 
 def eps_sde(t):

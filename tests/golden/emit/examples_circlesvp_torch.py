@@ -135,22 +135,15 @@ def given_data(t, x, d):
     """The velocity and the score at (t, x) where the data prediction E[x1 | x_t = x] is d
     (inpainting, docs/conditional.md)."""
     _c0 = t**2
-    _c1 = 152.17025611266956*d*torch.exp(4.975*_c0)
-    _c2 = 200.0*_c1
+    _c1 = 81592240297.39134*torch.exp(24.875*_c0)
+    _c2 = _c1*x
     _c3 = 199.0*t
-    _c4 = _c1*_c3
-    _c5 = torch.exp(-10.0*t)
-    _c6 = 23155.786845395447
-    _c7 = 9.95*_c0
-    _c8 = torch.exp(_c7)
-    _c9 = _c5*_c6*_c8*x
-    _c10 = 20.0*t
-    _c11 = torch.sqrt(_c6*_c8*torch.exp(-_c10) - 1)
-    _c12 = torch.exp(_c10)
-    _c13 = torch.sqrt(-_c12 + _c6*_c8)
-    _c14 = _c11*_c13*_c5
-    _c15 = 1/(_c11*_c13)
-    return {'velocity': -2.159287453017065e-06*_c12*_c15*(-_c14*_c2 + _c14*_c4 - _c2 - _c3*_c9 + _c4 + 200.0*_c9)*torch.exp(-_c7), 'score': _c15*(_c1 - _c9)}
+    _c4 = 10.0*t
+    _c5 = torch.exp(-_c4)
+    _c6 = 12415912102860.52*_c5*d*torch.exp(29.85*_c0)
+    _c7 = 4.975*_c0
+    _c8 = 152.17025611266956*_c5*torch.exp(_c7)
+    return {'velocity': 0.05*(-_c2*_c3 + 200.0*_c2 + _c3*_c6 - 200.0*_c6)/(_c1 - 1889332524564679.0*torch.exp(34.825*_c0)*torch.exp(-20.0*t)), 'score': -(-_c8*x + d)/(-_c8 + 0.0065715864949296154*torch.exp(_c4)*torch.exp(-_c7))}
 
 
 def eps_sde(t):

@@ -127,7 +127,8 @@ def given_data(t, x, d):
     _c1 = _c0*t
     _c2 = torch.cos(_c1)
     _c3 = torch.sin(_c1)
-    return {'velocity': _c0*(-_c3*x + d)/_c2, 'score': (_c3*d - x)/_c2**2}
+    _c4 = _c2**2
+    return {'velocity': _c0*(_c3**2*d - _c3*x + _c4*d)/_c2, 'score': (_c3*d - x)/_c4}
 
 
 # each field alone, by name: what samplers evaluate
