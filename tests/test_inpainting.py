@@ -164,11 +164,11 @@ def test_the_forward_sde_inpaints_too(in_root):
             return (a * torch.linalg.solve(cov_t, shifted))[:, :, 0] + self.zero
 
     m = tfm.load("examples/circles_vp.tfm", backend="torch", networks={"eta": Exact()})
-    n = 20000
+    n = 8000
     x = m.sample(n, sampler="sde", observed=[OBSERVED, np.nan], seed=1)
     mean, var = CONDITIONAL
     assert abs(x[:, 1].mean() - mean) < 5 * np.sqrt(var / n)
-    assert abs(x[:, 1].var() / var - 1) < 0.06
+    assert abs(x[:, 1].var() / var - 1) < 0.08
 
 
 def test_the_positive_part_sets_negative_eigenvalues_to_zero(backend_ops):
