@@ -469,31 +469,37 @@ class Model(EnergySampling, ABC):
 
     def _guided_interval(self, entry: Sampler, t0: float, t1: float) -> tuple[float, float]:
         """A sampler's interval for inpainting: it ends where the fields given the data
-        prediction are finite."""
-        rng = np.random.default_rng(0)
-        ops, given = self.ops, self.module.given_data
-        x = ops.asarray(rng.standard_normal((8,) + self.shape))
-        for k in range(3):
-            t = ops.time(float(np.float32(t1 - k * END_STEP)), x)
-            if all_finite(ops.xp, list(given(t, x, x).values())):
-                return t0, float(t)
-        raise error(f"The fields given the data prediction are not finite near t = {t1:g}.",
-                    "Restrict the time law, e.g. time ~ uniform(0, 0.999).")
+        prediction are finite too."""
+        given = self.module.given_data
+        end = self._first_finite(lambda t, x: list(given(t, x, x).values()), t1, -1)
+        if end is None:
+            raise error(f"The fields given the data prediction are not finite near t = {t1:g}.",
+                        "Restrict the time law, e.g. time ~ uniform(0, 0.999).")
+        return t0, end
 
     def _inside(self, entry: Sampler, end: float, direction: int) -> float:
         """``end``, or the first point inside from it where the sampler's values are finite."""
-        rng = np.random.default_rng(0)
-        ops = self.ops
-        x = ops.asarray(rng.standard_normal((8,) + self.shape))
-        out = {n.key: ops.asarray(rng.standard_normal((8,) + self.shape))
+        rng = np.random.default_rng(1)
+        out = {n.key: self.ops.asarray(rng.standard_normal((8,) + self.shape))
                for n in self.spec.networks}
         kind = kind_of(entry)
+        t = self._first_finite(lambda t, x: kind.finite(self, entry, t, x, out), end, direction)
+        if t is None:
+            raise error(f"The sampler '{entry.name}' needs a field that is not finite near "
+                        f"t = {end:g}.", "Restrict the time law, e.g. time ~ uniform(0.001, "
+                        "0.999).")
+        return t
+
+    def _first_finite(self, values, end: float, direction: int) -> float | None:
+        """``end``, or the first of the next two points inside from it (END_STEP apart) where
+        every array of ``values(t, x)`` is finite on 8 random points x; None if none is."""
+        ops = self.ops
+        x = ops.asarray(np.random.default_rng(0).standard_normal((8,) + self.shape))
         for k in range(3):
             t = ops.time(float(np.float32(end + direction * k * END_STEP)), x)
-            if all_finite(ops.xp, kind.finite(self, entry, t, x, out)):
+            if all_finite(ops.xp, values(t, x)):
                 return float(t)
-        raise error(f"The sampler '{entry.name}' needs a field that is not finite near "
-                    f"t = {end:g}.", "Restrict the time law, e.g. time ~ uniform(0.001, 0.999).")
+        return None
 
     def sampler_entry(self, name: str | Sampler | None, density: bool = False) -> Sampler:
         """The sampler called ``name`` (or given as a spec Sampler), or the default: the first

@@ -166,6 +166,15 @@ def one_hot(xp, labels, width: int):
 LABELS = "condition.labels"  # the key of a sampling pass's labels among the weights it runs on
 
 
+def conditioned_outputs(outputs, labels, guidance: float) -> dict:
+    """Every network's output for ``labels`` (``outputs(labels)``; None: no label), guided by
+    ``guidance`` where labels are given (``guided``): what both backends' networks return."""
+    out = outputs(labels)
+    if labels is None or not guidance:
+        return out
+    return guided(out, outputs(None), guidance)
+
+
 def guided(outputs_with, outputs_without, guidance: float) -> dict:
     """Classifier-free guidance on every network output: (1 + w) N(t, x | c) - w N(t, x | none).
     The emitted fields and drifts are affine in the outputs, so this gives the guided field

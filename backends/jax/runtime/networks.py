@@ -96,11 +96,9 @@ class Outputs:
         sampling pass, ``networks.LABELS``), for those classes, guided by ``guidance``."""
         if labels is None:
             labels = self.weights.get(networks.LABELS)
-        out = outputs(self.spec, self.weights, t, x, self.dtype, self.user, seeds, labels)
-        if labels is None or not self.guidance:
-            return out
-        free = outputs(self.spec, self.weights, t, x, self.dtype, self.user, seeds)
-        return networks.guided(out, free, self.guidance)
+        return networks.conditioned_outputs(
+            lambda y: outputs(self.spec, self.weights, t, x, self.dtype, self.user, seeds, y),
+            labels, self.guidance)
 
 
 def push(net, params: dict, z, shape, dtype=jnp.float32):

@@ -284,11 +284,9 @@ class _Functional:
     def __call__(self, t, x, seeds=None, labels=None):
         """The outputs at (t, x); with labels given here or with the weights, for those
         classes, guided by ``guidance`` (docs/conditional.md)."""
-        labels = self.labels if labels is None else labels
-        out = self._call(t, x, seeds, labels)
-        if labels is None or not self.guidance:
-            return out
-        return runtime_networks.guided(out, self._call(t, x, seeds, None), self.guidance)
+        return runtime_networks.conditioned_outputs(
+            lambda y: self._call(t, x, seeds, y), self.labels if labels is None else labels,
+            self.guidance)
 
     def _call(self, t, x, seeds, labels):
         options = {} if seeds is None else {"seeds": seeds}
