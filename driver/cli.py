@@ -573,7 +573,7 @@ def _info(args) -> int:
                    + (f" in {entry['processes']} processes" if entry["processes"] > 1 else "")
                    + (f" ({entry['platform']})" if "platform" in entry else "")
                    + (f", {entry['batch_per_device']} points per device"
-                      if entry["devices"] > 1 else ""))
+                      if entry["devices"] > 1 and "batch_per_device" in entry else ""))
             print(f"  from step {entry['from_step']:<6} {how}")
     return EXIT_OK
 

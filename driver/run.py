@@ -192,7 +192,7 @@ def _train_and_evaluate(path: Path, backend: str, out: Path, own: Path, compilat
 def _run_samplers(path: Path, backend: str, out: Path, seed, resume: bool, log,
                   compilation: Compilation, devices: int | None = None) -> dict:
     """A model without networks: its samplers run into the run folder (driver/sampling.py),
-    their chains or particles split over ``devices`` (JAX)."""
+    their chains or particles split over ``devices``."""
     from .sampling import run_samplers
 
     if resume:
@@ -208,7 +208,8 @@ def _run_samplers(path: Path, backend: str, out: Path, seed, resume: bool, log,
     (out / "model.tfm").write_text(model.source_text)
     checkpoint.write_json(out / "config.json", {
         "model": model.spec.model, "source": str(model.source_path), "backend": backend,
-        "tfm_version": __version__, "seed": model.seed, "spec": model.spec.to_json()})
+        "tfm_version": __version__, "seed": model.seed,
+        "layouts": [{"from_step": 0, **model.layout.describe()}], "spec": model.spec.to_json()})
     result = run_samplers(model, out, log)
     checkpoint.write_json(out / "metrics.json", result)
     written = sorted(p.name for p in out.iterdir() if p.is_file())

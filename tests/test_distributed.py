@@ -262,7 +262,7 @@ def test_jax_splits_mcmc_chains_and_smc_particles_over_the_devices(jax_report):
     """The chains' draws equal the 1-device run's to float rounding (200 MALA iterations);
     SMC's resampling and adaptive temperatures turn rounding into other choices, so its runs
     agree in law: both log Z near the funnel's 0."""
-    assert jax_report["chains_on"] == [2, 2]
+    assert jax_report["chains_on"] and set(jax_report["chains_on"]) == {2}  # (and resamplings)
     assert jax_report["mcmc"] < 1e-3
     assert all(abs(v) < 0.5 for v in jax_report["log_Z"])
 
@@ -409,6 +409,26 @@ def test_a_worker_that_dies_stops_the_run_and_keeps_the_checkpoint(model_file, t
     done = _tfmc("run", model_file, "--backend", "torch", "--out", out, "--quiet", "--resume",
                  "--steps", str(step + 10))
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_torch_splits_mcmc_chains_and_smc_particles_over_processes(model_file, tmp_path):
+    """``tfmc run chains.tfm --backend torch --devices 2``: each process runs half of the 64
+    MALA chains and of the 4 x 256 SMC particles. The chains' draws are drawn for all chains
+    and sliced, so they equal the 1-process run's to float rounding (measured: 1e-5); SMC's
+    host decisions are taken on the gathered energies, the same in every process, so log Z
+    does too (measured: 2e-7)."""
+    pytest.importorskip("torch")
+    import tfm
+
+    chains, two = model_file.parent / "chains.tfm", tmp_path / "two"
+    done = _tfmc("run", chains, "--backend", "torch", "--out", two, "--quiet", "--devices", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    one = tfm.load(chains, backend="torch", device="cpu")
+    assert np.max(np.abs(np.load(two / "samples.npy") - one.run("mala").draws)) < 1e-3
+    metrics = json.loads((two / "metrics.json").read_text())
+    assert metrics["log_Z"] == pytest.approx(one.run("smc").result.log_Z, abs=1e-4)
+    layout = json.loads((two / "config.json").read_text())["layouts"][0]
+    assert (layout["devices"], layout["processes"], layout["collectives"]) == (2, 2, "gloo")
 
 
 def _children(pid: int) -> list[int]:

@@ -77,7 +77,7 @@ class EnergyModel(ABC):
         # a model with flows: each flow's FlowProposal, and the weights runs pass them
         self.proposals: dict[str, object] = {}
         self.context = None
-        self.layout = parallel.Layout()  # JAX: chains and particles split over a mesh
+        self.layout = parallel.Layout()  # chains and particles split over devices
 
     # --- backend hooks ----------------------------------------------------------------------
     @abstractmethod
@@ -207,7 +207,7 @@ class EnergyModel(ABC):
         result = run_chains(self.ops, self.program, kernels, potential(self.ops, self.energy),
                             x0, key, warmup, int(draws if draws is not None else args["draws"]),
                             thin, steps, [k.target_accept(a) for k, a in kernels],
-                            adapt=not continue_chains, context=self.context)
+                            adapt=not continue_chains, context=self.context, layout=self.layout)
         self.states[entry.name] = (result.state, list(result.step_sizes))
         return Run(entry.name, entry.method, names, result, seed)
 
@@ -243,7 +243,7 @@ class EnergyModel(ABC):
                      replicas, temperatures, float(entry.args.get("ess", 0.5)),
                      int(entry.args["moves"]), entry.method in ("smc", "flow_smc"),
                      [k.initial_step(a) for k, a in kernels],
-                     [k.target_accept(a) for k, a in kernels])
+                     [k.target_accept(a) for k, a in kernels], layout=self.layout)
         return Run(entry.name, entry.method, names, result, seed)
 
     def sample(self, n: int, sampler: str | None = None, seed: int = 0, cond=None,

@@ -50,7 +50,7 @@ class EnergySampling:
         if getattr(self, "_energy_model", None) is None:
             em = self.energy_model_class(self.module, self.root, **self._energy_options())
             em.proposals = {name: FlowProposal(self, name) for name in self.flow_names}
-            em.layout = self.layout  # the model's devices (JAX splits chains over them)
+            em.layout = self.layout  # the model's devices (chains split over them)
             self._energy_model = em
         self._energy_model.seed = self.seed
         self._energy_model.context = self.weights

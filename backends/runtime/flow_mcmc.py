@@ -47,6 +47,7 @@ def adaptive(model, entry, seed: int, progress: bool = False, log=print) -> Run:
     targets = [k.target_accept(a) for k, a in local]
     steps = [k.initial_step(a) for k, a in local]
     x = em.base_draws(chains, seed)
+    rows = em.layout.rows  # each device's chains (the results come back whole)
     rng = np.random.default_rng([seed, 17])
     buffer: list[np.ndarray] = []
     history = {"local_acceptance": [], "global_acceptance": [], "loss": []}
@@ -55,13 +56,13 @@ def adaptive(model, entry, seed: int, progress: bool = False, log=print) -> Run:
                desc=f"{entry.name}")
     try:
         for r in range(rounds):
-            res = run_chains(ops, em.program, local, pot, x, ops.key(seed, 1000 + 2 * r),
+            res = run_chains(ops, em.program, local, pot, rows(x), ops.key(seed, 1000 + 2 * r),
                              n_local if r == 0 else 0, n_local, 1, steps, targets,
-                             adapt=r == 0)
+                             adapt=r == 0, layout=em.layout)
             steps = res.step_sizes
-            glob = run_chains(ops, em.program, [flow_move], pot, ops.asarray(res.state),
+            glob = run_chains(ops, em.program, [flow_move], pot, rows(ops.asarray(res.state)),
                               ops.key(seed, 1001 + 2 * r), 0, n_global, 1, [1.0], [0.5],
-                              adapt=False, context=model.weights)
+                              adapt=False, context=model.weights, layout=em.layout)
             x = ops.asarray(glob.state)
             energy_evals += res.energy_evals + glob.energy_evals
             grad_evals += res.grad_evals + glob.grad_evals
@@ -81,9 +82,9 @@ def adaptive(model, entry, seed: int, progress: bool = False, log=print) -> Run:
     finally:
         bar.close()
     cycle = local + [flow_move]
-    final = run_chains(ops, em.program, cycle, pot, x, ops.key(seed, 3000), 0, draws, thin,
-                       list(steps) + [1.0], targets + [0.5], adapt=False,
-                       context=model.weights)
+    final = run_chains(ops, em.program, cycle, pot, rows(x), ops.key(seed, 3000), 0, draws,
+                       thin, list(steps) + [1.0], targets + [0.5], adapt=False,
+                       context=model.weights, layout=em.layout)
     em.states[entry.name] = (final.state, list(final.step_sizes))
     history["non_finite_proposals"] = _non_finite(model, args["flow"]["name"], seed)
     result = attrs.evolve(final, energy_evals=final.energy_evals + energy_evals,

@@ -59,9 +59,25 @@ class Layout:
 
     def rows(self, x):
         """MCMC chains or SMC particles (n, ...) laid out by rows without padding (their
-        number must split over the devices): JAX shards them over the mesh; torch processes
-        each run every chain."""
+        number must split over the devices): JAX shards them over the mesh; each torch process
+        keeps its slice."""
         return x
+
+    def whole(self, n: int) -> int:
+        """The chains or particles of all processes together, from this process's ``n`` (a JAX
+        array holds them all; torch: ``n`` times the processes)."""
+        return n
+
+    def own(self, arrays: tuple, n: int) -> tuple:
+        """This process's rows of random numbers drawn for all ``n`` chains, so that a chain's
+        draws do not depend on the number of devices (torch: its slice of each array whose
+        leading axis has ``n`` rows; a JAX array keeps them all)."""
+        return arrays
+
+    def assemble(self, values, axis: int = 0):
+        """All processes' rows (along ``axis``) of ``values`` (chains or particles), on the
+        device, in order (torch: an all-gather; a JAX array holds them all)."""
+        return values
 
     def gather(self, values, n: int, axis: int = 0):
         """Every device's rows of ``values`` back in order on the host's side, cut to ``n``
@@ -84,18 +100,20 @@ class Layout:
         return losses
 
 
-def check_devices(devices, sampling_only: bool = False) -> None:
-    """``devices=`` of ``tfm.load``: a whole number; ``sampling_only``: the model trains
-    nothing, and the backend cannot split its chains (torch)."""
+def check_devices(devices) -> None:
+    """``devices=`` of ``tfm.load``: a whole number."""
     if not isinstance(devices, int) or isinstance(devices, bool) or devices < 1:
         raise TfmSemanticError(Diagnostic(
             "Semantic", f"devices= takes a whole number of devices (1 or more), not {devices!r}."))
-    if sampling_only:
+
+
+def check_rows(n: int, devices: int) -> None:
+    """``n`` chains or particles split evenly over ``devices``."""
+    if n % devices:
         raise TfmSemanticError(Diagnostic(
-            "Semantic", "This model trains nothing, and the torch backend runs the chains and "
-            "particles of a sampler on one device.",
-            suggestion="Leave out devices=, or use the JAX backend, which splits them over "
-            "its devices."))
+            "Semantic", f"{n} chains or particles do not split over {devices} devices.",
+            suggestion=f"Use a multiple of {devices} (chains, or particles times replicas), or "
+            "another number of devices."))
 
 
 def check_batch(batch: int, devices: int) -> None:

@@ -34,7 +34,7 @@ def build(model, folder: str | Path | None = None, root: str | Path | None = Non
     if devices is not None:
         from ..runtime.parallel import check_devices
 
-        check_devices(devices, cls is TorchEnergyModel)
+        check_devices(devices)
         extra["devices"] = int(devices)
     return cls(module, root=Path(root) if root is not None else Path(model.file).resolve().parent,
                device=device, compile=compile, **extra)

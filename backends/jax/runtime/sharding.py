@@ -82,11 +82,7 @@ class MeshLayout(parallel.Layout):
                                                parallel.padded(x.shape[0], self.devices)))
 
     def rows(self, x):
-        if x.shape[0] % self.devices:
-            raise TfmSemanticError(Diagnostic(
-                "Semantic", f"{x.shape[0]} chains or particles do not split over "
-                f"{self.devices} devices.", suggestion=f"Use a multiple of {self.devices} (chains, "
-                "or particles times replicas), or another number of devices."))
+        parallel.check_rows(x.shape[0], self.devices)
         return self._by_rows(x)
 
     def _by_rows(self, x):

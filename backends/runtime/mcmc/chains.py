@@ -5,6 +5,11 @@ adapts each kernel's step size by dual averaging, then the sampling iterations, 
 Each phase is one compiled program (``program``: the backend's program wrapper, jit in JAX) over
 ``ops.scan`` (``lax.scan`` in JAX, a Python loop in torch), with one key per iteration; the kept
 states stay on the device and come to numpy once, at the end.
+
+The chains may be split over devices (``layout``, runtime/parallel.py): every iteration's random
+numbers are drawn for all chains and each device keeps its chains' rows, so a chain's draws do
+not depend on the number of devices; the mean acceptance that adapts the step sizes is averaged
+over the devices, and the kept states are gathered in order at the end.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import attrs
 import numpy as np
 
 from ....errors import Diagnostic, TfmRuntimeError
+from ..parallel import Layout
 from . import adaptation, cycle_evaluations, init_state, tracks_gradients
 
 
@@ -37,18 +43,20 @@ class ChainResult:
     thin: int
 
 
-def iterate(ops, kernels, potential, state, step_sizes, key, context=None):
+def iterate(ops, kernels, potential, state, step_sizes, key, context=None, layout=None):
     """One iteration of the cycle ``kernels`` [(Kernel, args)]: each kernel steps every chain in
     turn, with step size ``step_sizes[i]``, from its share of the iteration's random stream
-    ``key`` (and the run's ``context``). Returns (state, the mean acceptance probability of each
-    kernel (kernels,))."""
+    ``key`` (and the run's ``context``), drawn for the chains of every device (``layout``).
+    Returns (state, the mean acceptance probability of each kernel (kernels,) over this
+    device's chains)."""
     xp = ops.xp
+    layout = layout or Layout()
     x = state[0]
-    n, shape = x.shape[0], tuple(x.shape[1:])
+    n, shape = layout.whole(x.shape[0]), tuple(x.shape[1:])
     streams = ops.random(key).split(len(kernels))
     accept = []
     for i, ((kernel, args), rng) in enumerate(zip(kernels, streams)):
-        draws = kernel.draws(rng, n, shape, args)
+        draws = layout.own(kernel.draws(rng, n, shape, args), n)
         state, prob = kernel.step(ops, potential, state, step_sizes[i], draws, args,
                                   context)
         accept.append(xp.mean(prob))
@@ -87,9 +95,11 @@ def check_start(ops, state, what: str = "chain") -> None:
 
 
 def run_chains(ops, program, kernels, potential, x0, key, warmup: int, draws: int, thin: int,
-               step_sizes, target_accepts, adapt: bool = True, context=None) -> ChainResult:
-    """Runs ``len(x0)`` chains of the cycle ``kernels`` [(Kernel, args)] on ``potential`` from
-    the points ``x0`` (chains, *shape): ``warmup`` iterations (adapting each kernel's step size
+               step_sizes, target_accepts, adapt: bool = True, context=None,
+               layout=None) -> ChainResult:
+    """Runs the chains of the cycle ``kernels`` [(Kernel, args)] on ``potential`` from
+    the points ``x0`` (chains, *shape; this device's rows of them where ``layout`` splits the
+    chains over devices): ``warmup`` iterations (adapting each kernel's step size
     from ``step_sizes`` towards ``target_accepts`` by dual averaging when ``adapt``), then
     ``draws`` iterations of which every ``thin``-th is kept (``draws`` is taken down to a
     multiple of ``thin``). ``program(key, fn)`` makes ``fn`` ready to run many times (the
@@ -97,14 +107,15 @@ def run_chains(ops, program, kernels, potential, x0, key, warmup: int, draws: in
     (arrays, or None) reaches every kernel step as an argument of the compiled programs, so a
     flow kernel runs with new weights without compiling again."""
     xp = ops.xp
+    layout = layout or Layout()
     gradients = tracks_gradients(kernels)
     potential = attrs.evolve(potential, gradients=gradients)
-    chains, k = int(x0.shape[0]), len(kernels)
+    chains, k = layout.whole(int(x0.shape[0])), len(kernels)
     kept = draws // thin
     sig = (potential, signature(kernels))
 
     state = init_state(ops, kernels, potential, x0)
-    check_start(ops, state)
+    check_start(ops, (None, layout.assemble(state[1]), layout.assemble(state[2])))
     targets = ops.asarray(np.asarray(target_accepts, dtype=np.float64))
     warm_rng, draw_rng = ops.random(key).split(2)
 
@@ -115,9 +126,9 @@ def run_chains(ops, program, kernels, potential, x0, key, warmup: int, draws: in
             def body(carry, key):
                 state, dual = carry
                 state, accept = iterate(ops, kernels, potential, state,
-                                        adaptation.step_sizes(xp, dual), key, context)
+                                        adaptation.step_sizes(xp, dual), key, context, layout)
                 if adapting:
-                    dual = adaptation.update(xp, dual, accept, targets)
+                    dual = adaptation.update(xp, dual, layout.average(accept), targets)
                 return (state, dual), None
             return ops.scan(body, (state, dual), keys)[0]
 
@@ -134,15 +145,18 @@ def run_chains(ops, program, kernels, potential, x0, key, warmup: int, draws: in
               chains * (int(gradients) + iterations * grad_evals))
     if kept == 0:
         shape = tuple(x0.shape[1:])
-        return ChainResult(np.zeros((0, chains) + shape, np.float32), np.zeros((0, chains), np.float32),
-                           ops.numpy(state[0]), [float(e) for e in ops.numpy(eps)], [math.nan] * k,
+        return ChainResult(np.zeros((0, chains) + shape, np.float32),
+                           np.zeros((0, chains), np.float32),
+                           ops.numpy(layout.gather(state[0], chains)),
+                           [float(e) for e in ops.numpy(eps)], [math.nan] * k,
                            *totals, warmup, draws, thin)
 
     def sample(state, eps, keys, context):
         def outer(carry, key):
             def inner(carry, key):
                 state, total = carry
-                state, accept = iterate(ops, kernels, potential, state, eps, key, context)
+                state, accept = iterate(ops, kernels, potential, state, eps, key, context,
+                                        layout)
                 return (state, total + accept), None
             carry = ops.scan(inner, carry, ops.random(key).keys(thin))[0]
             return carry, (carry[0][0], carry[0][1])
@@ -150,7 +164,9 @@ def run_chains(ops, program, kernels, potential, x0, key, warmup: int, draws: in
 
     (state, total), (xs, us) = program(("mcmc", "sample", thin) + sig, sample)(
         state, eps, draw_rng.keys(kept), context)
-    return ChainResult(ops.numpy(xs), ops.numpy(us), ops.numpy(state[0]),
+    return ChainResult(ops.numpy(layout.gather(xs, chains, axis=1)),
+                       ops.numpy(layout.gather(us, chains, axis=1)),
+                       ops.numpy(layout.gather(state[0], chains)),
                        [float(e) for e in ops.numpy(eps)],
-                       [float(a) for a in ops.numpy(total) / (kept * thin)],
+                       [float(a) for a in ops.numpy(layout.average(total)) / (kept * thin)],
                        *totals, warmup, draws, thin)

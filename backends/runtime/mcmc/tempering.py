@@ -14,7 +14,10 @@ r gives an unbiased estimate Z_r; log Z is log mean_r Z_r and its standard error
 method, std_r(Z_r) / (sqrt(R) mean_r Z_r), both computed in log space.
 
 The weights, the choice of temperatures and resampling run on the host in float64 (one
-transfer of V per temperature); the MCMC moves run on the device.
+transfer of V per temperature); the MCMC moves run on the device. Where the particles are split
+over devices (``layout``, runtime/parallel.py), each device moves its rows, V is gathered whole
+for the host's decisions (every process takes the same ones, from the same generator), and a
+resampling gathers the particles before each device takes its rows of the new ones.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from scipy.special import logsumexp
 
 from ....errors import Diagnostic, TfmRuntimeError
 from ..diagnostics import log_Z_from_replicas
+from ..parallel import Layout
 from . import Potential, ValueAndGrad, cycle_evaluations, init_state, tracks_gradients
 from .chains import check_start, iterate, signature
 
@@ -113,9 +117,11 @@ def systematic(host: np.random.Generator, log_w: np.ndarray) -> np.ndarray:
 
 
 def smc(ops, program, kernels, base_log_prob, energy, x0, key, replicas: int, temperatures,
-        ess: float, moves: int, resample: bool, step_sizes, target_accepts) -> SMCResult:
+        ess: float, moves: int, resample: bool, step_sizes, target_accepts,
+        layout=None) -> SMCResult:
     """Tempers ``replicas`` replicas of the particles ``x0`` (R N, *shape; drawn from the base,
-    replica r holding rows r N .. (r + 1) N - 1) from the base (``base_log_prob``, normalised)
+    replica r holding rows r N .. (r + 1) N - 1; this device's rows of them where ``layout``
+    splits the particles over devices) from the base (``base_log_prob``, normalised)
     to exp(-``energy``). ``temperatures``: a fixed schedule of that many steps
     (``fixed_schedule``), or None for adaptive tempering keeping the conditional ESS at the
     fraction ``ess`` of N. After each reweighting a replica whose ESS is below N / 2 is
@@ -128,7 +134,8 @@ def smc(ops, program, kernels, base_log_prob, energy, x0, key, replicas: int, te
     gradient where the kernels use it) to start the moves, the moves, and V at their end.
     Finished replicas stay at beta = 1 and keep moving while others finish."""
     xp = ops.xp
-    total = int(x0.shape[0])
+    layout = layout or Layout()
+    total = layout.whole(int(x0.shape[0]))
     if temperatures is not None and not 1 <= int(temperatures) <= MAX_TEMPERATURES:
         raise TfmRuntimeError(Diagnostic(
             "Runtime", f"A fixed tempering schedule takes from 1 to {MAX_TEMPERATURES} "
@@ -158,11 +165,11 @@ def smc(ops, program, kernels, base_log_prob, energy, x0, key, replicas: int, te
 
         def body(carry, key):
             state, total = carry
-            state, accept = iterate(ops, kernels, pot, state, eps, key)
+            state, accept = iterate(ops, kernels, pot, state, eps, key, layout=layout)
             return (state, total + accept), None
         state = init_state(ops, kernels, pot, x)
         state, total = ops.scan(body, (state, xp.zeros_like(eps)), ops.random(key).keys(moves))[0]
-        return state[0], total / moves, relative(state[0])
+        return state[0], layout.average(total / moves), relative(state[0])
 
     def energies(x):
         u = energy(x)
@@ -176,8 +183,8 @@ def smc(ops, program, kernels, base_log_prob, energy, x0, key, replicas: int, te
     host = np.random.default_rng(int(ops.numpy(seed_rng.randint(2 ** 31 - 1, (1,)))[0]))
 
     x = x0
-    u_dev, v_dev = start_program(x)
-    check_start(ops, (x, u_dev, xp.zeros_like(x)), "particle")
+    u_dev, v_dev = (layout.assemble(a) for a in start_program(x))
+    check_start(ops, (None, u_dev, xp.zeros_like(u_dev)), "particle")
     v = ops.numpy(v_dev).astype(np.float64).reshape(replicas, n)
     beta = np.zeros(replicas)
     log_w = np.zeros((replicas, n))
@@ -218,15 +225,17 @@ def smc(ops, program, kernels, base_log_prob, energy, x0, key, replicas: int, te
             index[low] = systematic(host, log_w[low]) + n * low[:, None]
             # each replica keeps its total mass: every particle gets the mean weight
             log_w[low] = (logsumexp(log_w[low], axis=1) - math.log(n))[:, None]
-            x = xp.take(x, ops.asarray(index.reshape(-1), xp.int32), axis=0)
+            x = layout.rows(xp.take(layout.assemble(x), ops.asarray(index.reshape(-1), xp.int32),
+                                    axis=0))
             v = v.reshape(-1)[index.reshape(-1)].reshape(replicas, n)
 
         if moves > 0:
             rng, move_rng = rng.split(2)
-            x, accept, v_dev = move_program(x, ops.asarray(np.repeat(beta, n)),
-                                            ops.asarray(np.exp(log_eps)), move_rng.key())
+            temps = layout.own((ops.asarray(np.repeat(beta, n)),), total)[0]
+            x, accept, v_dev = move_program(x, temps, ops.asarray(np.exp(log_eps)),
+                                            move_rng.key())
             accept = ops.numpy(accept).astype(np.float64)
-            v = ops.numpy(v_dev).astype(np.float64).reshape(replicas, n)
+            v = ops.numpy(layout.assemble(v_dev)).astype(np.float64).reshape(replicas, n)
             v = np.where(np.isnan(v), np.inf, v)  # a NaN V (never accepted by a move) weighs 0
             accept_sum += accept
             log_eps += np.clip(accept - targets, -MAX_STEP_CHANGE, MAX_STEP_CHANGE)
@@ -238,7 +247,7 @@ def smc(ops, program, kernels, base_log_prob, energy, x0, key, replicas: int, te
             "weight vanished.", suggestion="Start from a base that covers the target, or use "
             "more particles or temperatures."))
     final = (systematic(host, log_w) + n * np.arange(replicas)[:, None]).reshape(-1)
-    particles = ops.numpy(xp.take(x, ops.asarray(final, xp.int32), axis=0))
+    particles = ops.numpy(xp.take(layout.assemble(x), ops.asarray(final, xp.int32), axis=0))
 
     moved = steps if moves > 0 else 0
     energy_evals, grad_evals = cycle_evaluations(kernels, gradients)

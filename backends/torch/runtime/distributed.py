@@ -87,10 +87,23 @@ class ProcessLayout(parallel.Layout):
         x = parallel.pad_rows(torch, x, rows)
         return x[parallel.rows_of(rows, self.rank, self.devices)]
 
-    def gather(self, values, n: int, axis: int = 0):
+    def rows(self, x):
+        parallel.check_rows(x.shape[0], self.devices)
+        return x[parallel.rows_of(x.shape[0], self.rank, self.devices)]
+
+    def whole(self, n: int) -> int:
+        return n * self.devices
+
+    def own(self, arrays: tuple, n: int) -> tuple:
+        return self.batch(arrays, n)
+
+    def assemble(self, values, axis: int = 0):
         parts = [torch.empty_like(values) for _ in range(self.devices)]
         _collective(dist.all_gather, parts, values.contiguous())
-        return torch.cat(parts, dim=axis).narrow(axis, 0, n)
+        return torch.cat(parts, dim=axis)
+
+    def gather(self, values, n: int, axis: int = 0):
+        return self.assemble(values, axis).narrow(axis, 0, n)
 
     def agree(self, length: int) -> int:
         shortest = torch.tensor([length], dtype=torch.int64, device=self.device)
