@@ -27,7 +27,7 @@ export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 IDLE_WAI
 # section NAME SECONDS COMMAND...: its output in $WORK/NAME.log, its time and exit status in
 # summary.txt, the end of its log on stdout (the reply carries the end of the output)
 section() {
-    case " ${SECTIONS:-env torch_bench jax_bench bf16 moons conv sharded unet rerun tests profile} " in
+    case " ${SECTIONS:-env torch_bench jax_bench bf16 moons conv sharded unet fewstep ot rerun tests profile} " in
         *" $1 "*) ;;
         *) return 0 ;;
     esac
@@ -79,6 +79,11 @@ section conv 40 env OUT="$WORK" STEPS=256 ROUNDS=3 N=10000 "$PYTHON" bench/conv.
 # one; tfm's U-Net against torchcfm's
 section sharded "${SHARDED_LIMIT:-110}" env OUT="$WORK" "$PYTHON" bench/sharded.py
 section unet "${UNET_LIMIT:-160}" env OUT="$WORK" "$PYTHON" bench/unet.py
+# the few-step maps' samples per second against the 20-step ODE (a short training: the speed does
+# not depend on it); the minibatch OT coupling's step against the independent one
+section fewstep "${FEWSTEP_LIMIT:-120}" env OUT="$WORK" STEPS=${FEWSTEP_STEPS:-2000} SECTIONS=maps \
+    BACKENDS=jax,torch "$PYTHON" bench/fewstep.py
+section ot "${OT_LIMIT:-150}" env OUT="$WORK" SECTIONS=solver,step "$PYTHON" bench/ot_coupling.py
 # the CUDA paths of the tests: torch on the card (compiled losses, TF32), JAX on the card;
 # TESTS (pytest arguments) and TESTS_LIMIT (seconds) choose others; RERUN: node ids run again
 # with their tracebacks
