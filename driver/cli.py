@@ -566,15 +566,17 @@ def _info(args) -> int:
                       for k, v in summary["train"].items())
     print(f"  train        {train}")
     if trained is not None:
+        sampling = trained["steps"] is None  # a model that trains nothing: its samplers ran
         print(f"run {folder}: {trained['backend']} backend, seed {trained['seed']}, "
-              f"step {trained['step']} of {trained['steps']}")
+              + ("samplers run (nothing trained)" if sampling else
+                 f"step {trained['step']} of {trained['steps']}"))
         for entry in trained["layouts"]:
             how = (f"{entry['devices']} device{'s' * (entry['devices'] > 1)}"
                    + (f" in {entry['processes']} processes" if entry["processes"] > 1 else "")
                    + (f" ({entry['platform']})" if "platform" in entry else "")
                    + (f", {entry['batch_per_device']} points per device"
                       if entry["devices"] > 1 and "batch_per_device" in entry else ""))
-            print(f"  from step {entry['from_step']:<6} {how}")
+            print(f"  on {how}" if sampling else f"  from step {entry['from_step']:<6} {how}")
     return EXIT_OK
 
 

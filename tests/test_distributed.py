@@ -411,7 +411,7 @@ def test_a_worker_that_dies_stops_the_run_and_keeps_the_checkpoint(model_file, t
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def test_torch_splits_mcmc_chains_and_smc_particles_over_processes(model_file, tmp_path):
+def test_torch_splits_mcmc_chains_and_smc_particles_over_processes(model_file, tmp_path, capsys):
     """``tfmc run chains.tfm --backend torch --devices 2``: each process runs half of the 64
     MALA chains and of the 4 x 256 SMC particles. The chains' draws are drawn for all chains
     and sliced, so they equal the 1-process run's to float rounding (measured: 1e-5); SMC's
@@ -429,6 +429,12 @@ def test_torch_splits_mcmc_chains_and_smc_particles_over_processes(model_file, t
     assert metrics["log_Z"] == pytest.approx(one.run("smc").result.log_Z, abs=1e-4)
     layout = json.loads((two / "config.json").read_text())["layouts"][0]
     assert (layout["devices"], layout["processes"], layout["collectives"]) == (2, 2, "gloo")
+    from tfm.driver.cli import main
+
+    assert main(["info", str(two)]) == 0
+    text = capsys.readouterr().out
+    assert "torch backend, seed 0, samplers run (nothing trained)" in text
+    assert "  on 2 devices in 2 processes (cpu)" in text
 
 
 def _children(pid: int) -> list[int]:
