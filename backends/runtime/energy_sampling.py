@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from . import importance
+from . import importance, parallel
 from .energy_model import Run
 from .flow_density import FlowProposal
 
@@ -66,6 +66,22 @@ class EnergySampling:
 
     def energy_of(self, x) -> np.ndarray:
         return self.energy_model.energy_of(x)
+
+    def check_split(self) -> None:
+        """On several devices: every sampler of the energy that ``tfmc run`` runs splits its
+        chains or particles evenly over them, checked before training rather than after."""
+        devices = self.layout.devices
+        if devices == 1:
+            return
+        used = {value["name"] for s in self.spec.samplers for value in s.args.values()
+                if isinstance(value, dict) and value.get("ref") == "sampler"}
+        for entry in self.energy_samplers:
+            args = entry.args
+            if entry.name in used or ("particles" not in args and "chains" not in args):
+                continue
+            rows = int(args["particles"]) * int(args.get("replicas", 1)) \
+                if "particles" in args else int(args["chains"])
+            parallel.check_rows(rows, devices, entry.name)
 
     @property
     def energy_samplers(self) -> list:

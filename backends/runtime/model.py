@@ -325,6 +325,8 @@ class Model(EnergySampling, ABC):
         there every ``checkpoint_every`` steps and at the end; ``resume`` continues from it."""
         tr = self.spec.train
         total = int(steps if steps is not None else tr.steps)
+        if self.energy_samplers:
+            self.check_split()
         if resume:
             if out is None:
                 raise error("resume needs the run folder (out).")

@@ -69,9 +69,9 @@ class Layout:
         return n
 
     def own(self, arrays: tuple, n: int) -> tuple:
-        """This process's rows of random numbers drawn for all ``n`` chains, so that a chain's
-        draws do not depend on the number of devices (torch: its slice of each array whose
-        leading axis has ``n`` rows; a JAX array keeps them all)."""
+        """This process's rows of random numbers drawn for all ``n`` chains (each array's
+        leading axis has the ``n`` rows), so that a chain's draws do not depend on the number
+        of devices (torch: its slice of each; a JAX array keeps them all)."""
         return arrays
 
     def assemble(self, values, axis: int = 0):
@@ -107,11 +107,13 @@ def check_devices(devices) -> None:
             "Semantic", f"devices= takes a whole number of devices (1 or more), not {devices!r}."))
 
 
-def check_rows(n: int, devices: int) -> None:
-    """``n`` chains or particles split evenly over ``devices``."""
+def check_rows(n: int, devices: int, sampler: str | None = None) -> None:
+    """``n`` chains or particles (of the sampler named ``sampler``) split evenly over
+    ``devices``."""
     if n % devices:
+        owner = f" of the sampler '{sampler}'" if sampler else ""
         raise TfmSemanticError(Diagnostic(
-            "Semantic", f"{n} chains or particles do not split over {devices} devices.",
+            "Semantic", f"{n} chains or particles{owner} do not split over {devices} devices.",
             suggestion=f"Use a multiple of {devices} (chains, or particles times replicas), or "
             "another number of devices."))
 

@@ -115,7 +115,8 @@ def run_chains(ops, program, kernels, potential, x0, key, warmup: int, draws: in
     sig = (potential, signature(kernels))
 
     state = init_state(ops, kernels, potential, x0)
-    check_start(ops, (None, layout.assemble(state[1]), layout.assemble(state[2])))
+    u = layout.assemble(state[1])  # every process checks all chains, and raises alike
+    check_start(ops, (None, u, layout.assemble(state[2]) if gradients else xp.zeros_like(u)))
     targets = ops.asarray(np.asarray(target_accepts, dtype=np.float64))
     warm_rng, draw_rng = ops.random(key).split(2)
 

@@ -95,6 +95,9 @@ class ProcessLayout(parallel.Layout):
         return n * self.devices
 
     def own(self, arrays: tuple, n: int) -> tuple:
+        if any(a.shape[0] != n for a in arrays):  # a draw not made per chain: a kernel's error
+            raise ValueError(f"draws for {n} chains have leading sizes "
+                             f"{[a.shape[0] for a in arrays]}")
         return self.batch(arrays, n)
 
     def assemble(self, values, axis: int = 0):
