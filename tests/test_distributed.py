@@ -437,20 +437,6 @@ def test_torch_splits_mcmc_chains_and_smc_particles_over_processes(model_file, t
     assert "  on 2 devices in 2 processes (cpu)" in text
 
 
-ODD_CHAINS = """
-model TwoModes {
-    dim 2
-    base x0 ~ box(-8, 8)
-    energy U(x) = -logsumexp(-0.5 * sum((x - 4)^2), -0.5 * sum((x + 4)^2))
-    target x1 ~ energy(U)
-    network T = realnvp(layers = 2, width = 8, depth = 1)
-    objective { T ~ forward_kl }
-    sampler local = mala(step = 0.5)
-    sampler fmc = flow_mcmc(flow = T, kernel = local, chains = 63, rounds = 2,
-                            local_steps = 5, global_steps = 5, draws = 10)
-    train { steps 20  batch 64  seed 0 }
-}
-"""
 
 
 def test_chains_that_do_not_split_stop_the_run_before_training(tmp_path):
@@ -462,8 +448,10 @@ def test_chains_that_do_not_split_stop_the_run_before_training(tmp_path):
     class TwoDevices(parallel.Layout):
         devices = 2
 
+    from test_flow_models import TWO_MODES  # tests/: a flow-assisted MCMC of two modes
+
     path = tmp_path / "odd.tfm"
-    path.write_text(ODD_CHAINS)
+    path.write_text(TWO_MODES.replace("chains = 64", "chains = 63"))
     model = tfm.load(path, backend="torch", device="cpu")
     model.layout = TwoDevices()
     with pytest.raises(TfmSemanticError, match="63 chains or particles of the sampler 'fmc' do "
