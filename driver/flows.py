@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from ..backends.runtime import metrics as metric_fns
-from .run import EVAL_POINTS, NLL_POINTS, _reference
+from .run import _reference, eval_points, nll_points
 
 
-def evaluate_flow(model, out: Path, progress: bool = True, log=print, n: int = EVAL_POINTS,
+def evaluate_flow(model, out: Path, progress: bool = True, log=print, n: int | None = None,
                   seed: int = 0) -> dict:
     from ..backends.runtime import plots
 
+    n = eval_points() if n is None else int(n)
     name = model.spec.model
     result: dict = {}
     if model.spec.samplers:
@@ -30,7 +31,7 @@ def evaluate_flow(model, out: Path, progress: bool = True, log=print, n: int = E
     if reference is not None:
         own["w2"] = metric_fns.w2(flow, reference)
         own["mmd"] = metric_fns.mmd(flow, reference)
-        own["nll"] = float(-np.mean(model.log_prob(reference[:NLL_POINTS])))
+        own["nll"] = float(-np.mean(model.log_prob(reference[:nll_points(n)])))
     if model.spec.samplers:
         result["flow"] = own
         np.save(out / "flow_samples.npy", flow.astype(np.float32))

@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import json
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -33,8 +34,27 @@ from ..backends.runtime.spec import DEFAULT_SAMPLER
 DEQUANTISATION = ("none: the NLL is the continuous density of the data as given; for integer "
                   "pixel values it bounds the discrete likelihood only after uniform noise is "
                   "added to the data (dequantisation) before training")
-EVAL_POINTS = 2000
-NLL_POINTS = 1000
+EVAL_POINTS = 2000  # the samples a trained model is evaluated with (TFM_EVAL_POINTS overrides)
+NLL_POINTS = 1000  # of which at most this many (and at most half) are scored for the NLL
+
+
+def eval_points() -> int:
+    """The samples ``tfmc run`` evaluates a trained model with: EVAL_POINTS, or the environment
+    variable TFM_EVAL_POINTS (fewer for a quicker, noisier evaluation; the test suite uses 500)."""
+    text = os.environ.get("TFM_EVAL_POINTS")
+    if text is None:
+        return EVAL_POINTS
+    if not text.strip().isdigit() or int(text) < 2:
+        raise TfmSemanticError(Diagnostic(
+            "Semantic", f"TFM_EVAL_POINTS is '{text}'; it is the number of samples a trained "
+            "model is evaluated with.", suggestion=f"Set it to a whole number of at least 2 "
+            f"(the default is {EVAL_POINTS}), or unset it."))
+    return int(text)
+
+
+def nll_points(n: int) -> int:
+    """The target draws scored for the NLL when evaluating with ``n`` samples."""
+    return min(NLL_POINTS, max(1, n // 2))
 
 
 def backend_module(name: str):
@@ -305,12 +325,13 @@ def _resumable(out: Path, model_name: str, seed: int | None, total: int,
     return meta
 
 
-def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0,
+def evaluate(model, out: Path | None = None, n: int | None = None, seed: int = 0,
              prefix: str = "", log=None) -> dict:
-    """Metrics of a trained model against fresh target draws (docs/maths.md §6); with ``out``
-    also the samples and plots (their file names after ``prefix``). ``log`` gets a status line
-    before each step that takes time."""
+    """Metrics of a trained model against ``n`` fresh target draws (default: ``eval_points()``;
+    docs/maths.md §6); with ``out`` also the samples and plots (their file names after
+    ``prefix``). ``log`` gets a status line before each step that takes time."""
     log = log or (lambda message: None)
+    n = eval_points() if n is None else int(n)
     from ..backends.runtime import plots
 
     name = model.spec.model
@@ -365,10 +386,11 @@ def evaluate(model, out: Path | None = None, n: int = EVAL_POINTS, seed: int = 0
         log("evaluating: the ODE and flow-map samplers side by side")
         result["samplers"] = compare_samplers(model, n, reference, seed)
     if reference is not None and model.has_density and ode:
-        log(f"evaluating: the negative log-likelihood of {NLL_POINTS} target draws (the "
+        scored = nll_points(n)
+        log(f"evaluating: the negative log-likelihood of {scored} target draws (the "
             "probability-flow ODE with its divergence)")
-        lp = model.log_prob(reference[:NLL_POINTS], seed=seed,
-                            cond=None if cond is None else cond[:NLL_POINTS])
+        lp = model.log_prob(reference[:scored], seed=seed,
+                            cond=None if cond is None else cond[:scored])
         result["nll"] = float(-np.mean(lp))
         if len(model.shape) == 3:  # images: also in bits per dimension, as image papers give it
             result["nll_bits_per_dim"] = result["nll"] / (math.prod(model.shape) * math.log(2))
