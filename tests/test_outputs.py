@@ -4,6 +4,7 @@ time so that the progress bar moves and Ctrl-C is answered within seconds."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -149,3 +150,27 @@ def test_compiled_chunks_keep_one_length_aligned_to_the_log_steps():
     loop.train(run_chunk, 0, 0, 1000, 100, 500, lambda s, losses: None, lambda s: None,
                pipelined=False)
     assert sum(lengths) == 1000 and len(set(lengths)) <= 2 and 100 % lengths[-1] == 0
+
+
+@pytest.mark.parametrize("value, points", [(None, 2000), ("500", 500), (" 64 ", 64)])
+def test_the_number_of_evaluation_points_comes_from_the_environment(monkeypatch, value, points):
+    """TFM_EVAL_POINTS sets how many samples `tfmc run` evaluates with (the suite sets 500)."""
+    from tfm.driver import run
+
+    if value is None:
+        monkeypatch.delenv("TFM_EVAL_POINTS", raising=False)
+    else:
+        monkeypatch.setenv("TFM_EVAL_POINTS", value)
+    assert run.eval_points() == points
+    assert run.nll_points(points) == min(1000, points // 2)
+
+
+@pytest.mark.parametrize("value", ["1", "many", "2.5", "-3"])
+def test_a_bad_number_of_evaluation_points_is_a_clear_error(monkeypatch, value):
+    from tfm.driver import run
+    from tfm.errors import TfmSemanticError
+
+    monkeypatch.setenv("TFM_EVAL_POINTS", value)
+    with pytest.raises(TfmSemanticError,
+                       match=rf"(?s)TFM_EVAL_POINTS is '{re.escape(value)}'.*at least 2"):
+        run.eval_points()
