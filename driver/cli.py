@@ -261,7 +261,8 @@ def _run(args) -> int:
 
         _warn(compilation)
         out = Path(args.out) if args.out else default_out(Path(args.file))
-        return launch(args.argv, args.devices, lambda: kept(out))
+        trains = not (compilation.model.sampling and not compilation.model.flow)
+        return launch(args.argv, args.devices, lambda: kept(out, trains))
     if args.backend == "jax" and args.devices:  # N devices of a CPU (before JAX starts)
         flag = "--xla_force_host_platform_device_count"
         if flag not in os.environ.get("XLA_FLAGS", ""):

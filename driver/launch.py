@@ -113,9 +113,13 @@ def _reason(code: int) -> str:
     return f"exit status {code}"
 
 
-def kept(out: Path) -> str:
-    """What a stopped run leaves in its folder."""
+def kept(out: Path, trains: bool = True) -> str:
+    """What a stopped run leaves in its folder (``trains``: the model trains networks; one
+    that only runs samplers has no checkpoint to resume)."""
     from ..backends.runtime import checkpoint
+
+    if not trains:
+        return "The model trains nothing, so there is nothing to resume: run it again."
 
     try:
         step = checkpoint.step_of(out / checkpoint.NAME)

@@ -458,6 +458,21 @@ def test_chains_that_do_not_split_stop_the_run_before_training(tmp_path):
                        "not split over 2 devices"):
         model.fit(progress=False)
     assert model.step == 0
+    # a model that only samples: its sampler stops at once, named
+    path = tmp_path / "chains.tfm"
+    path.write_text(CHAINS.replace("chains = 64", "chains = 63"))
+    sampling = tfm.load(path, backend="torch", device="cpu")
+    sampling.layout = TwoDevices()
+    with pytest.raises(TfmSemanticError, match="63 chains or particles of the sampler 'mala'"):
+        sampling.run("mala")
+
+
+def test_what_a_stopped_run_keeps_is_said_truthfully(tmp_path):
+    from tfm.driver.launch import kept
+
+    assert "No checkpoint was written" in kept(tmp_path)
+    assert kept(tmp_path, trains=False) == ("The model trains nothing, so there is nothing to "
+                                            "resume: run it again.")
 
 
 def _children(pid: int) -> list[int]:

@@ -203,6 +203,7 @@ class EnergyModel(ABC):
             x0, warmup = self.ops.asarray(state), 0
         else:
             x0 = self.base_draws(chains, seed)
+        parallel.check_rows(int(x0.shape[0]), self.layout.devices, entry.name)
         x0 = self.layout.rows(x0)
         result = run_chains(self.ops, self.program, kernels, potential(self.ops, self.energy),
                             x0, key, warmup, int(draws if draws is not None else args["draws"]),
@@ -238,6 +239,7 @@ class EnergyModel(ABC):
                               .sample(z)[0])(self.context, z)
         else:
             x0 = self.base_draws(replicas * n, seed)
+        parallel.check_rows(replicas * n, self.layout.devices, entry.name)
         x0 = self.layout.rows(x0)
         result = smc(self.ops, self.program, kernels, base_log_prob, self.energy, x0, key,
                      replicas, temperatures, float(entry.args.get("ess", 0.5)),
