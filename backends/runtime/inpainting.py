@@ -86,8 +86,9 @@ def data_given(ops, data, t, x, values, mask):
     in J outweighs J; only J's directions matter (d_y is unchanged when J is scaled), and
     those change little there (the covariance of x1 given x_t tends to the target's)."""
     xp, t = ops.xp, ops.time(t, x)
-    d = data(t, x)
-    _, jac = ops.value_and_jacobian(data, xp.maximum(t, EARLY), x)
+    value, jac = ops.value_and_jacobian(data, xp.maximum(t, EARLY), x)
+    # d at t itself: the linearisation's value from EARLY on, one more network pass before
+    d = ops.cond(xp.all(t >= EARLY), lambda: value, lambda: data(t, x))
     batch, dim = x.shape[0], math.prod(x.shape[1:])
     jac = (jac + xp.permute_dims(jac, (0, 2, 1))) / 2
     jac = positive_part(xp, jac)  # a covariance: negative directions are the network's error
@@ -142,29 +143,33 @@ def _split(weights):
     return observed, {k: v for k, v in weights.items() if k != OBSERVED}
 
 
+def _guided(model, weights):
+    """(t, x) -> (t per point, the velocity and the score given the observations among
+    ``weights``)."""
+    (values, mask), rest = _split(weights)
+    data, given, ops = model.field("data", rest), model.module.given_data, model.ops
+
+    def fields(t, x):
+        t = ops.time(t, x)
+        return t, given(t, x, data_given(ops, data, t, x, values, mask))
+    return fields
+
+
 def field(model, name: str, weights):
     """(t, x) -> the field ``name`` (velocity or score) given the observations among
     ``weights``."""
     if name not in ("velocity", "score"):
         raise error(f"Inpainting guides the velocity and the score, not the {name}.")
-    (values, mask), rest = _split(weights)
-    data, given, ops = model.field("data", rest), model.module.given_data, model.ops
-
-    def f(t, x):
-        t = ops.time(t, x)
-        return ops.full(given(t, x, data_given(ops, data, t, x, values, mask))[name], x)
-    return f
+    fields = _guided(model, weights)
+    return lambda t, x: model.ops.full(fields(t, x)[1][name], x)
 
 
 def drift(model, entry, weights):
     """(t, x) -> the forward SDE's drift b + eps s of sampler ``entry`` given the observations
     among ``weights``."""
-    (values, mask), rest = _split(weights)
-    data, given, ops = model.field("data", rest), model.module.given_data, model.ops
-    eps = model.eps(entry.name)
+    fields, eps = _guided(model, weights), model.eps(entry.name)
 
     def f(t, x):
-        t = ops.time(t, x)
-        fields = given(t, x, data_given(ops, data, t, x, values, mask))
-        return ops.full(fields["velocity"] + eps(t) * fields["score"], x)
+        t, given = fields(t, x)
+        return model.ops.full(given["velocity"] + eps(t) * given["score"], x)
     return f

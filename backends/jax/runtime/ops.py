@@ -97,6 +97,10 @@ class Ops:
     def while_loop(self, cond, body, state):
         return jax.lax.while_loop(cond, body, state)
 
+    def cond(self, pred, if_true, if_false):
+        """``if_true()`` where the scalar ``pred`` holds, else ``if_false()``: only one runs."""
+        return jax.lax.cond(pred, if_true, if_false)
+
     def full(self, value, like, dtype=None):
         """``value`` (an array that broadcasts to ``like``, or a number) as an array of
         ``like``'s shape and of ``dtype`` (default: like's)."""

@@ -168,6 +168,10 @@ class Ops:
             state = body(state)
         return state
 
+    def cond(self, pred, if_true, if_false):
+        """``lax.cond``'s contract: only the branch that ``pred`` picks runs."""
+        return if_true() if bool(pred) else if_false()
+
     def full(self, value, like, dtype=None):
         """``value`` (a tensor that broadcasts to ``like``, or a number) as a tensor of
         ``like``'s shape and of ``dtype`` (default: like's): a term constant in x still counts
