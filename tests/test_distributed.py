@@ -199,7 +199,7 @@ report["mcmc"] = float(np.max(np.abs(plain.run("mala", seed=1).draws
 report["log_Z"] = [plain.run("smc", seed=1).result.log_Z, split.run("smc", seed=1).result.log_Z]
 seen = []
 shard = split.layout.rows
-split.layout.rows = lambda x: seen.append(len(shard(x).sharding.device_set)) or shard(x)
+split.layout.rows = lambda x, *a: seen.append(len(shard(x).sharding.device_set)) or shard(x, *a)
 split.run("mala", seed=2)
 split.run("smc", seed=2)
 report["chains_on"] = seen

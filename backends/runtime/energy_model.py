@@ -53,6 +53,14 @@ class Run:
         return samples.reshape((-1,) + samples.shape[2:])
 
 
+def top_level(samplers) -> list:
+    """The samplers no other sampler uses (a kernel named by a cycle or an SMC sampler runs
+    inside it): what ``tfmc run`` runs, in the order of the file."""
+    used = {value["name"] for s in samplers for value in s.args.values()
+            if isinstance(value, dict) and value.get("ref") == "sampler"}
+    return [s for s in samplers if s.name not in used]
+
+
 class EnergyModel(ABC):
     """A compiled model without networks: ``run`` a sampler, ``sample`` draws, ``energy`` of
     points, ``save`` and ``load`` of the chains' state."""
@@ -123,11 +131,8 @@ class EnergyModel(ABC):
 
     # --- samplers ---------------------------------------------------------------------------
     def top_level(self) -> list:
-        """The samplers no other sampler uses (a kernel named by a cycle or an SMC sampler runs
-        inside it): what ``tfmc run`` runs, in the order of the file."""
-        used = {value["name"] for s in self.spec.samplers for value in s.args.values()
-                if isinstance(value, dict) and value.get("ref") == "sampler"}
-        return [s for s in self.spec.samplers if s.name not in used]
+        """The samplers no other sampler uses: what ``tfmc run`` runs (``top_level``)."""
+        return top_level(self.spec.samplers)
 
     def sampler_entry(self, name: str | None = None):
         samplers = self.spec.samplers
@@ -203,8 +208,7 @@ class EnergyModel(ABC):
             x0, warmup = self.ops.asarray(state), 0
         else:
             x0 = self.base_draws(chains, seed)
-        parallel.check_rows(int(x0.shape[0]), self.layout.devices, entry.name)
-        x0 = self.layout.rows(x0)
+        x0 = self.layout.rows(x0, entry.name)
         result = run_chains(self.ops, self.program, kernels, potential(self.ops, self.energy),
                             x0, key, warmup, int(draws if draws is not None else args["draws"]),
                             thin, steps, [k.target_accept(a) for k, a in kernels],
@@ -239,8 +243,7 @@ class EnergyModel(ABC):
                               .sample(z)[0])(self.context, z)
         else:
             x0 = self.base_draws(replicas * n, seed)
-        parallel.check_rows(replicas * n, self.layout.devices, entry.name)
-        x0 = self.layout.rows(x0)
+        x0 = self.layout.rows(x0, entry.name)
         result = smc(self.ops, self.program, kernels, base_log_prob, self.energy, x0, key,
                      replicas, temperatures, float(entry.args.get("ess", 0.5)),
                      int(entry.args["moves"]), entry.method in ("smc", "flow_smc"),

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from . import importance, parallel
-from .energy_model import Run
+from .energy_model import Run, top_level
 from .flow_density import FlowProposal
 
 TRANSPORTS = ("ode", "sde", "map")  # the sampler families that transport by what was learned
@@ -73,11 +73,9 @@ class EnergySampling:
         devices = self.layout.devices
         if devices == 1:
             return
-        used = {value["name"] for s in self.spec.samplers for value in s.args.values()
-                if isinstance(value, dict) and value.get("ref") == "sampler"}
-        for entry in self.energy_samplers:
+        for entry in top_level(self.energy_samplers):
             args = entry.args
-            if entry.name in used or ("particles" not in args and "chains" not in args):
+            if "particles" not in args and "chains" not in args:
                 continue
             rows = int(args["particles"]) * int(args.get("replicas", 1)) \
                 if "particles" in args else int(args["chains"])

@@ -47,7 +47,9 @@ def adaptive(model, entry, seed: int, progress: bool = False, log=print) -> Run:
     targets = [k.target_accept(a) for k, a in local]
     steps = [k.initial_step(a) for k, a in local]
     x = em.base_draws(chains, seed)
-    rows = em.layout.rows  # each device's chains (the results come back whole)
+    def rows(x):  # each device's chains (the results come back whole)
+        return em.layout.rows(x, entry.name)
+
     rng = np.random.default_rng([seed, 17])
     buffer: list[np.ndarray] = []
     history = {"local_acceptance": [], "global_acceptance": [], "loss": []}

@@ -57,10 +57,11 @@ class Layout:
         the last point) and laid out by rows; ``gather`` undoes it."""
         return x
 
-    def rows(self, x):
+    def rows(self, x, sampler: str | None = None):
         """MCMC chains or SMC particles (n, ...) laid out by rows without padding (their
-        number must split over the devices): JAX shards them over the mesh; each torch process
-        keeps its slice."""
+        number must split over the devices, or an error names ``sampler``): JAX shards them
+        over the mesh; each torch process keeps its slice."""
+        check_rows(x.shape[0], self.devices, sampler)
         return x
 
     def whole(self, n: int) -> int:

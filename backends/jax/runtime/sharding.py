@@ -81,9 +81,8 @@ class MeshLayout(parallel.Layout):
         return self._by_rows(parallel.pad_rows(jax.numpy, x,
                                                parallel.padded(x.shape[0], self.devices)))
 
-    def rows(self, x):
-        parallel.check_rows(x.shape[0], self.devices)
-        return self._by_rows(x)
+    def rows(self, x, sampler: str | None = None):
+        return self._by_rows(super().rows(x, sampler))
 
     def _by_rows(self, x):
         if isinstance(x, jax.core.Tracer):  # inside a compiled program

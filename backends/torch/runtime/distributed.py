@@ -87,8 +87,8 @@ class ProcessLayout(parallel.Layout):
         x = parallel.pad_rows(torch, x, rows)
         return x[parallel.rows_of(rows, self.rank, self.devices)]
 
-    def rows(self, x):
-        parallel.check_rows(x.shape[0], self.devices)
+    def rows(self, x, sampler: str | None = None):
+        x = super().rows(x, sampler)
         return x[parallel.rows_of(x.shape[0], self.rank, self.devices)]
 
     def whole(self, n: int) -> int:
