@@ -163,6 +163,12 @@ def check_flow_map(model: ir.Model) -> list[Diagnostic]:
     term = model.objective.flow_map
     if term is not None:
         teacher = dict(term.objective.args).get("teacher")
+        anchor = dict(term.objective.args).get("anchor", 0.0)
+        if anchor > 1:
+            out.append(Diagnostic(
+                "Semantic", f"anchor is the fraction of each batch anchored to the teacher's "
+                f"ODE; it is at most 1, and is {anchor:g}.", term.span,
+                "Use e.g. anchor = 0.25, or 0 for none."))
         if isinstance(teacher, ir.Reference):
             trained = {t.network for t in model.objective.regressions}
             if teacher.name not in trained:

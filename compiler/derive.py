@@ -234,9 +234,13 @@ def flow_map_loss(model: ir.Model, interpolant: sympy.Expr, fields) -> ir.FlowMa
     else:
         residual = mapped.diff(t) - teacher(t, mapped)
     args = dict(term.objective.args)
+    anchor, anchor_steps, anchor_loss = float(args.get("anchor", 0.0)), 0, None
+    if anchor > 0:  # the map's mean velocity against the teacher's flow Phi (solved by Heun)
+        phi = sympy.Function("Phi")(s, t, xs)
+        anchor_steps, anchor_loss = int(args["anchor_steps"]), (v(s, t, xs) - (phi - xs) / (t - s)) ** 2
     return ir.FlowMapLoss(term.network, term.objective.name,
                           getattr(args.get("teacher"), "name", None), flow(s, t, x), start,
-                          residual ** 2, args.get("run") or None)
+                          residual ** 2, args.get("run") or None, anchor, anchor_steps, anchor_loss)
 
 
 def _singular_conversions(model: ir.Model, fields) -> list[Diagnostic]:

@@ -271,7 +271,9 @@ def _flow_map_text(d) -> list[str]:
         by += f", its weights read from the run '{m.teacher_run}' and fixed"
     return ["", f"flow map {m.network} ({m.form}, {by}; s <= t both from the time law; one "
             "coordinate stands for the vector)",
-            f"  X_{{s,t}}(x) = {m.map}", f"  x_s = {m.start}", f"  loss = {m.loss}"]
+            f"  X_{{s,t}}(x) = {m.map}", f"  x_s = {m.start}", f"  loss = {m.loss}"] + (
+        [f"  anchor = {m.anchor_loss}  (on a fraction {m.anchor:g} of each batch; Phi the "
+         f"teacher's flow, {m.anchor_steps} Heun steps)"] if m.anchor_loss is not None else [])
 
 
 def _flow_map_json(d) -> dict | None:
@@ -280,7 +282,9 @@ def _flow_map_json(d) -> dict | None:
         return None
     return {"network": m.network, "form": m.form, "teacher": m.teacher,
             "teacher_run": m.teacher_run, "map": _expr(m.map),
-            "start": _expr(m.start), "loss": _expr(m.loss)}
+            "start": _expr(m.start), "loss": _expr(m.loss), "anchor": m.anchor,
+            "anchor_steps": m.anchor_steps,
+            "anchor_loss": _expr(m.anchor_loss) if m.anchor_loss is not None else None}
 
 
 def _latex(model, d, findings) -> str:
@@ -299,6 +303,9 @@ def _latex(model, d, findings) -> str:
     if d.flow_map is not None:
         rows.append(rf"X_{{s,t}}(x) &= {L(d.flow_map.map)}")
         rows.append(rf"\ell_{{\mathrm{{{_tex_name(d.flow_map.network)}}}}} &= {L(d.flow_map.loss)}")
+        if d.flow_map.anchor_loss is not None:
+            name = _tex_name(d.flow_map.network)
+            rows.append(rf"\ell^{{\mathrm{{anchor}}}}_{{\mathrm{{{name}}}}} &= {L(d.flow_map.anchor_loss)}")
     for f in d.fields:
         if f.expr is not None:
             rows.append(rf"\text{{{f.name}}} &= {L(f.expr)}")

@@ -281,6 +281,9 @@ class FlowMapLoss:
     start: sympy.Expr
     loss: sympy.Expr
     teacher_run: str | None = None  # the run folder the teacher's weights are read from
+    anchor: float = 0.0  # the fraction of a batch anchored to the teacher's ODE
+    anchor_steps: int = 0  # the Heun steps of that ODE (0 without anchors)
+    anchor_loss: sympy.Expr | None = None  # the anchor term at (s, t, x_s), where anchor > 0
 
 
 @attrs.frozen

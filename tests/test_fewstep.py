@@ -138,9 +138,63 @@ def test_the_map_is_the_identity_at_equal_times(tmp_path, backend):
         np.testing.assert_array_equal(y, x)
 
 
-@pytest.mark.parametrize("form", sorted(FORMS))
-def test_both_backends_give_the_same_flow_map_loss_steps_and_samples(tmp_path, form):
-    path = _write(tmp_path, form)
+ANCHORED = {"X ~ lagrangian(teacher = b)":
+            "X ~ lagrangian(teacher = b, anchor = 0.5, anchor_steps = 3)"}
+
+
+def test_an_anchored_map_shows_its_anchor_term():
+    compilation = compile_text(_text("lagrangian", **ANCHORED), file="maps.tfm", folder=ROOT)
+    loss = compilation.model.derivation.flow_map
+    assert (loss.anchor, loss.anchor_steps) == (0.5, 3)
+    assert str(loss.anchor_loss) == "(v_X(s, t, x_s) - (-x_s + Phi(s, t, x_s))/(-s + t))**2"
+    plain = compile_text(_text("lagrangian"), file="maps.tfm", folder=ROOT)
+    assert plain.model.derivation.flow_map.anchor_loss is None
+    errors = _errors(_text("lagrangian", **{"X ~ lagrangian(teacher = b)":
+                                            "X ~ lagrangian(teacher = b, anchor = 2)"}))
+    assert any("anchor is the fraction of each batch anchored to the teacher's ODE; it is at "
+               "most 1, and is 2." in e for e in errors), errors
+    assert any("has no parameter 'anchor'" in e for e in _errors(
+        _text("self_distillation", **{"X ~ self_distillation": "X ~ self_distillation(anchor = 1)"})))
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_the_anchor_target_is_the_mean_velocity_of_the_teachers_flow(tmp_path, backend):
+    """With the exact velocity of the Gaussian flow as teacher, the anchor's target (Heun in
+    each point's own interval) is the exact map's mean velocity, to Heun's error."""
+    from tfm.backends.runtime.objectives.flow_map import mean_velocity
+
+    model = tfm.load(_write(tmp_path, "lagrangian", **ANCHORED), backend=backend,
+                     folder=tmp_path / backend)
+    assert (model.spec.objective_args["anchor"], model.spec.objective_args["anchor_steps"]) == \
+        (0.5, 3)
+    ops, xp = model.ops, model.ops.xp
+    mean, scale = np.array([2.0, -1.0]), np.array([0.5, 1.5])
+    rng = np.random.default_rng(3)
+    u = rng.uniform(0, 1, (2, 256))
+    s, t = np.minimum(*u), np.maximum(*u)
+    x = rng.standard_normal((256, 2)) * 1.3
+
+    def velocity(time, y):
+        time = time[:, None]
+        sd = xp.sqrt((1 - time) ** 2 + time ** 2 * ops.asarray(scale ** 2))
+        rate = (time * ops.asarray(scale ** 2) - (1 - time)) / sd
+        return ops.asarray(mean) + rate / sd * (y - time * ops.asarray(mean))
+
+    exact = (_exact_map(s[:, None], t[:, None], x, mean, scale) - x) / np.maximum(
+        (t - s)[:, None], 1e-3)
+    errors = {steps: float(np.abs(ops.numpy(mean_velocity(
+        ops, velocity, ops.asarray(s), ops.asarray(t), ops.asarray(x), steps)) - exact).max())
+        for steps in (5, 10, 20, 40)}
+    # Heun's order 2: each halving of the step divides the error by about 4
+    for coarse, fine in ((5, 10), (10, 20), (20, 40)):
+        assert 3.0 < errors[coarse] / errors[fine] < 5.0, errors
+    assert errors[40] < 2e-3, errors
+
+
+@pytest.mark.parametrize("form, replace", [(f, {}) for f in sorted(FORMS)] +
+                         [("lagrangian", ANCHORED)], ids=sorted(FORMS) + ["anchored"])
+def test_both_backends_give_the_same_flow_map_loss_steps_and_samples(tmp_path, form, replace):
+    path = _write(tmp_path, form, **replace)
     jax_model = tfm.load(path, backend="jax", folder=tmp_path / "jax")
     torch_model = tfm.load(path, backend="torch", folder=tmp_path / "torch")
     rng = np.random.default_rng(1)
@@ -203,17 +257,20 @@ def _exact_velocity(mean, scale):
     return Exact(jnp.zeros(()))
 
 
-def test_the_learned_map_of_a_gaussian_matches_the_closed_form(tmp_path):
-    """N(0, I) -> N([2, -1], diag([0.5, 1.5]^2)), the map distilled (lagrangian) from the exact
-    velocity: at five (s, t) the learned map's RMS error over points of rho_s is within 2% of
-    the spread of X_{s,t} (its standard deviation), in each coordinate."""
+@pytest.mark.parametrize("anchor", [0, 0.25])
+def test_the_learned_map_of_a_gaussian_matches_the_closed_form(tmp_path, anchor):
+    """N(0, I) -> N([2, -1], diag([0.5, 1.5]^2)), the map distilled (lagrangian, and with a
+    quarter of each batch anchored to the teacher's Heun flow) from the exact velocity: at five
+    (s, t) the learned map's RMS error over points of rho_s is within 2% of the spread of
+    X_{s,t} (its standard deviation), in each coordinate."""
     pytest.importorskip("equinox")
     mean, scale = np.array([2.0, -1.0]), np.array([0.5, 1.5])
     path = _write(tmp_path, "lagrangian", **{
         "steps 100": "steps 5000", "batch 64": "batch 1024",
         "network X = mlp(width = 32, depth = 2)": "network X = resmlp(width = 64, blocks = 2)",
         "optimizer adam(lr = 1e-3)": "optimizer adam(lr = 2e-3)\n        "
-        "lr_schedule cosine_decay(warmup = 100)\n        ema 0.99"})
+        "lr_schedule cosine_decay(warmup = 100)\n        ema 0.99",
+        "X ~ lagrangian(teacher = b)": f"X ~ lagrangian(teacher = b, anchor = {anchor})"})
     model = tfm.load(path, folder=tmp_path / "jax",
                      networks={"b": _exact_velocity(mean, scale)}).fit(progress=False)
     rng = np.random.default_rng(2)

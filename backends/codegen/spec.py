@@ -98,9 +98,12 @@ def _objective_args(model: ir.Model) -> dict:
         return {}
     args = dict(term.objective.args)
     teacher = args.get("teacher")
-    return {"network": identifier(term.network), "form": term.objective.name,
-            "teacher": identifier(teacher.name) if isinstance(teacher, ir.Reference) else None,
-            "teacher_run": args.get("run") or None}
+    out = {"network": identifier(term.network), "form": term.objective.name,
+           "teacher": identifier(teacher.name) if isinstance(teacher, ir.Reference) else None,
+           "teacher_run": args.get("run") or None}
+    if "anchor" in args:  # (self_distillation has none)
+        out.update(anchor=float(args["anchor"]), anchor_steps=int(args["anchor_steps"]))
+    return out
 
 
 # the time law of a model without networks (which trains nothing): the default, for the record

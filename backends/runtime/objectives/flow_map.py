@@ -21,12 +21,42 @@ trained, with its gradient stopped, so teacher and map train together in one run
 
 Each is zero exactly when X is the flow map of b (Boffi, Albergo and Vanden-Eijnden 2024); the
 loss is the mean over the batch and the elements, as the regression's.
+
+Both residuals are local in t': an error of the map grows along the flow where the flow
+stretches (Gronwall); on moons the 1- and 2-step samplers' worst points start near the line
+that splits the base between the two moons. With ``anchor = a`` the first ceil(a B) points of
+a batch (a random subset: the batch is drawn independently) are also anchored to the teacher's
+flow: the map's mean velocity
+v(s, t', x_s) = (X_{s,t'}(x_s) - x_s) / (t' - s) is regressed on the teacher's,
+(Phi_{s,t'}(x_s) - x_s) / (t' - s), Phi solved by ``anchor_steps`` Heun steps of b (the mean
+over the anchored points and the elements, added to the loss). This term is zero at the flow
+map too, up to the Heun error, and measures the map's error where it lands, not where it
+starts to drift. The teacher's ODE is solved in the interval's own time tau = (u - s) / (t' - s)
+in [0, 1], so that one fixed-step solve serves every point's interval.
 """
 
 from __future__ import annotations
 
-from .. import time_laws
+import math
+
+from .. import solvers, time_laws
 from . import OBJECTIVES, Objective
+
+SHORTEST_GAP = 1e-3  # mean velocities over shorter intervals are taken as over this one
+
+
+def mean_velocity(ops, teacher, s, t, x, steps: int):
+    """The teacher's mean velocity (Phi_{s,t}(x) - x) / (t - s) over each point's interval
+    (s, t (B,), s <= t), its flow Phi solved by ``steps`` Heun steps; its gradient stopped."""
+    xp = ops.xp
+    gap = xp.reshape(t - s, (-1,) + (1,) * (x.ndim - 1))
+
+    def f(tau, y):  # dy/dtau = (t - s) b(s + tau (t - s), y)
+        return gap * teacher(s + tau * (t - s), y)
+
+    y = solvers.fixed_step(ops, f, x, 0.0, 1.0, steps, "heun")
+    return ops.stop_gradient((y - x) / xp.maximum(gap, SHORTEST_GAP))
+
 
 @OBJECTIVES.register("flow_map")
 class FlowMap(Objective):
@@ -52,6 +82,17 @@ class FlowMap(Objective):
             field = velocity(xp.reshape(t, (-1,) + trailing), x, network(t, x))
             return ops.stop_gradient(ops.full(field, x))
 
+        anchor = float(args.get("anchor", 0.0))  # (none in self_distillation's spec, or an old one)
+
+        def anchored(s, later, xs):
+            """The anchor term on the first ceil(anchor B) points of the batch."""
+            k = min(xs.shape[0], math.ceil(anchor * xs.shape[0]))
+            s, later, xs = s[:k], later[:k], xs[:k]
+            target = mean_velocity(ops, teacher, s, later, xs, int(args["anchor_steps"]))
+            gap = xp.reshape(xp.maximum(later - s, SHORTEST_GAP), (-1,) + trailing)
+            error = (flow_map(s, later, xs) - xs) / gap - target
+            return xp.mean(error * error)
+
         def loss(t, x0, x1, z, *rest):  # rest: (dropout seeds,) u
             u = rest[-1]
             s, later = xp.minimum(t, u), xp.maximum(t, u)
@@ -63,5 +104,6 @@ class FlowMap(Objective):
             else:
                 x, dx = ops.jvp(lambda t_: flow_map(s, t_, xs), (later,), (xp.ones_like(later),))
                 residual = dx - teacher(later, x)
-            return regression(t, x0, x1, z, *rest[:-1]) + xp.mean(residual * residual)
+            value = regression(t, x0, x1, z, *rest[:-1]) + xp.mean(residual * residual)
+            return value + anchored(s, later, xs) if anchor > 0 else value
         return loss

@@ -53,7 +53,12 @@ SPEC = Spec.from_json(
      'objective': 'flow_map',
      'energies': [],
      'constants': {},
-     'objective_args': {'network': 'X', 'form': 'lagrangian', 'teacher': 'b', 'teacher_run': None}})
+     'objective_args': {'network': 'X',
+                        'form': 'lagrangian',
+                        'teacher': 'b',
+                        'teacher_run': None,
+                        'anchor': 0.0,
+                        'anchor_steps': 10}})
 
 
 def interpolant(t, x0, x1, z):

@@ -48,7 +48,12 @@ SPEC = Spec.from_json(
      'objective': 'flow_map',
      'energies': [],
      'constants': {},
-     'objective_args': {'network': 'X', 'form': 'lagrangian', 'teacher': 'b', 'teacher_run': None}})
+     'objective_args': {'network': 'X',
+                        'form': 'lagrangian',
+                        'teacher': 'b',
+                        'teacher_run': None,
+                        'anchor': 0.25,
+                        'anchor_steps': 10}})
 
 
 def interpolant(t, x0, x1, z):

@@ -49,7 +49,12 @@ SPEC = Spec.from_json(
      'objective': 'flow_map',
      'energies': [],
      'constants': {},
-     'objective_args': {'network': 'X', 'form': 'lagrangian', 'teacher': 'b', 'teacher_run': None}})
+     'objective_args': {'network': 'X',
+                        'form': 'lagrangian',
+                        'teacher': 'b',
+                        'teacher_run': None,
+                        'anchor': 0.25,
+                        'anchor_steps': 10}})
 
 
 class Networks(torch.nn.Module):
