@@ -20,7 +20,7 @@ SPEC = Spec.from_json(
      'time_law': {'name': 'uniform', 'args': {'low': 0.0, 'high': 1.0}},
      'networks': [{'name': 'X',
                    'kind': 'resmlp',
-                   'args': {'width': 256, 'blocks': 3, 'activation': 'silu', 'times': 2},
+                   'args': {'width': 256, 'blocks': 6, 'activation': 'silu', 'times': 2},
                    'target': 'map',
                    'output': 'map',
                    'key': 'X'},
