@@ -257,12 +257,12 @@ def _exact_velocity(mean, scale):
     return Exact(jnp.zeros(()))
 
 
-@pytest.mark.parametrize("anchor", [0, 0.25])
-def test_the_learned_map_of_a_gaussian_matches_the_closed_form(tmp_path, anchor):
-    """N(0, I) -> N([2, -1], diag([0.5, 1.5]^2)), the map distilled (lagrangian, and with a
-    quarter of each batch anchored to the teacher's Heun flow) from the exact velocity: at five
-    (s, t) the learned map's RMS error over points of rho_s is within 2% of the spread of
-    X_{s,t} (its standard deviation), in each coordinate."""
+def test_the_learned_map_of_a_gaussian_matches_the_closed_form(tmp_path):
+    """N(0, I) -> N([2, -1], diag([0.5, 1.5]^2)), the map distilled (lagrangian, a quarter of
+    each batch anchored to the teacher's Heun flow) from the exact velocity: at five (s, t) the
+    learned map's RMS error over points of rho_s is within 2% of the spread of X_{s,t} (its
+    standard deviation), in each coordinate. (Without the anchor it was 1.44%, with it 1.77%:
+    docs/fewstep.md §5; one of the two runs here keeps the suite's time.)"""
     pytest.importorskip("equinox")
     mean, scale = np.array([2.0, -1.0]), np.array([0.5, 1.5])
     path = _write(tmp_path, "lagrangian", **{
@@ -270,7 +270,7 @@ def test_the_learned_map_of_a_gaussian_matches_the_closed_form(tmp_path, anchor)
         "network X = mlp(width = 32, depth = 2)": "network X = resmlp(width = 64, blocks = 2)",
         "optimizer adam(lr = 1e-3)": "optimizer adam(lr = 2e-3)\n        "
         "lr_schedule cosine_decay(warmup = 100)\n        ema 0.99",
-        "X ~ lagrangian(teacher = b)": f"X ~ lagrangian(teacher = b, anchor = {anchor})"})
+        "X ~ lagrangian(teacher = b)": "X ~ lagrangian(teacher = b, anchor = 0.25)"})
     model = tfm.load(path, folder=tmp_path / "jax",
                      networks={"b": _exact_velocity(mean, scale)}).fit(progress=False)
     rng = np.random.default_rng(2)
