@@ -84,13 +84,14 @@ class FlowMap(Objective):
 
         anchor = float(args.get("anchor", 0.0))  # (none in self_distillation's spec, or an old one)
 
-        def anchored(s, later, xs):
-            """The anchor term on the first ceil(anchor B) points of the batch."""
+        def anchored(s, later, xs, mapped):
+            """The anchor term on the first ceil(anchor B) points of the batch (``mapped``:
+            X_{s,t'}(x_s), which the residual's JVP has computed already)."""
             k = min(xs.shape[0], math.ceil(anchor * xs.shape[0]))
             s, later, xs = s[:k], later[:k], xs[:k]
             target = mean_velocity(ops, teacher, s, later, xs, int(args["anchor_steps"]))
             gap = xp.reshape(xp.maximum(later - s, SHORTEST_GAP), (-1,) + trailing)
-            error = (flow_map(s, later, xs) - xs) / gap - target
+            error = (mapped[:k] - xs) / gap - target
             return xp.mean(error * error)
 
         def loss(t, x0, x1, z, *rest):  # rest: (dropout seeds,) u
@@ -99,11 +100,12 @@ class FlowMap(Objective):
             xs = module.interpolant(xp.reshape(s, (-1,) + trailing), x0, x1, z)
             if form == "eulerian":
                 b = teacher(s, xs)
-                _, residual = ops.jvp(lambda s_, x_: flow_map(s_, later, x_), (s, xs),
+                mapped, residual = ops.jvp(lambda s_, x_: flow_map(s_, later, x_), (s, xs),
                                       (xp.ones_like(s), b))
             else:
-                x, dx = ops.jvp(lambda t_: flow_map(s, t_, xs), (later,), (xp.ones_like(later),))
-                residual = dx - teacher(later, x)
+                mapped, dx = ops.jvp(lambda t_: flow_map(s, t_, xs), (later,),
+                                     (xp.ones_like(later),))
+                residual = dx - teacher(later, mapped)
             value = regression(t, x0, x1, z, *rest[:-1]) + xp.mean(residual * residual)
-            return value + anchored(s, later, xs) if anchor > 0 else value
+            return value + anchored(s, later, xs, mapped) if anchor > 0 else value
         return loss
