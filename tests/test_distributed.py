@@ -47,6 +47,7 @@ def model_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("parallel") / "parallel.tfm"
     path.write_text(MODEL)
     (path.parent / "chains.tfm").write_text(CHAINS)
+    (path.parent / "flow.tfm").write_text(FLOW)
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 600)
     np.savez(path.parent / "labelled.npz", y=labels,
@@ -215,6 +216,25 @@ report["labelled_loss"] = float(np.max(np.abs(np.subtract(c1.history, c2.history
 cond = np.arange(101) % 3
 report["labelled_samples"] = float(np.max(np.abs(c1.sample(101, cond=cond, guidance=1.0)
                                                  - c2.sample(101, cond=cond, guidance=1.0))))
+
+# a normalizing flow: its training, draws, log-densities and importance sampling (2 x 301
+# draws: padded to 302 a replica, and cut) over the devices
+flow = os.path.join(os.path.dirname(path), "flow.tfm")
+f1, f2 = tfm.load(flow, backend="jax"), tfm.load(flow, backend="jax", devices=2)
+f1.fit(progress=False)
+f2.fit(progress=False)
+report["flow_loss"] = float(np.max(np.abs(np.subtract(f1.history, f2.history))
+                                   / np.max(np.abs(f1.history))))
+seen = []
+points = f2.layout.points
+f2.layout.points = lambda x: seen.append(len(points(x).sharding.device_set)) or points(x)
+d1, d2 = f1.sample(101, seed=2), f2.sample(101, seed=2)
+report["flow_samples"] = float(np.max(np.abs(d1 - d2)))
+report["flow_log_prob"] = float(np.max(np.abs(f1.log_prob(d1) - f2.log_prob(d1))))
+r1, r2 = f1.run("w", seed=1), f2.run("w", seed=1)
+report["importance"] = [r1.result.log_Z, r2.result.log_Z]
+report["importance_draws"] = float(np.max(np.abs(r1.draws - r2.draws)))
+report["flow_points_on"] = seen
 print(json.dumps(report))
 """
 
@@ -226,6 +246,18 @@ model Chains {
     sampler mala = mala(step = 0.2, chains = 64, warmup = 100, draws = 100)
     sampler moves = hmc(step = 0.3, leapfrog = 5, jitter = 3, accept = 0.9)
     sampler smc = smc(kernel = moves, particles = 256, replicas = 4, ess = 0.9, moves = 5)
+}
+"""
+
+FLOW = """import stdlib.targets
+
+model Flow {
+    base x0 ~ normal(0, 1)
+    target x1 ~ funnel()
+    network T = realnvp(layers = 2, width = 16, depth = 1)
+    objective { T ~ reverse_kl }
+    sampler w = importance(flow = T, particles = 301, replicas = 2)
+    train { steps 20  batch 64  optimizer adam(lr = 1e-3)  seed 0 }
 }
 """
 
@@ -265,6 +297,17 @@ def test_jax_splits_mcmc_chains_and_smc_particles_over_the_devices(jax_report):
     assert jax_report["chains_on"] and set(jax_report["chains_on"]) == {2}  # (and resamplings)
     assert jax_report["mcmc"] < 1e-3
     assert all(abs(v) < 0.5 for v in jax_report["log_Z"])
+
+
+def test_jax_splits_a_flows_draws_log_densities_and_importance_sampling(jax_report):
+    """A normalizing flow on 2 devices: the same training, and its draws, exact log-densities
+    and importance sampling (log Z and the resampled draws) equal the 1-device ones."""
+    assert jax_report["flow_loss"] < RTOL
+    assert jax_report["flow_points_on"] and set(jax_report["flow_points_on"]) == {2}
+    assert jax_report["flow_samples"] < 1e-4
+    assert jax_report["flow_log_prob"] < 1e-3
+    one, two = jax_report["importance"]
+    assert abs(one - two) < 1e-4 and jax_report["importance_draws"] < 1e-4
 
 
 def test_jax_trains_and_samples_a_labelled_model_over_two_devices_as_on_one(jax_report):
@@ -437,6 +480,33 @@ def test_torch_splits_mcmc_chains_and_smc_particles_over_processes(model_file, t
     assert "  on 2 devices in 2 processes (cpu)" in text
 
 
+
+def test_torch_splits_a_flows_draws_and_importance_sampling_over_processes(model_file, tmp_path):
+    """``tfmc run flow.tfm --backend torch --devices 2``: the flow trains as on one process,
+    and each process draws its share of the flow's points, of their exact log-densities and of
+    importance sampling's 2 x 301 draws (padded to split, cut when gathered); the results equal
+    the 1-process run's."""
+    pytest.importorskip("torch")
+    import tfm
+    from tfm.driver.flows import evaluate_flow
+
+    flow, two = model_file.parent / "flow.tfm", tmp_path / "two"
+    done = _tfmc("run", flow, "--backend", "torch", "--out", two, "--quiet", "--devices", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    one = tfm.load(flow, backend="torch", device="cpu")
+    one.fit(progress=False)
+    loss, weights = _run_state(two)
+    assert len(loss) == 20 and _close(one.history, loss) < RTOL
+    assert all(_close(v, weights[k]) < RTOL for k, v in _weights(one).items())
+    (tmp_path / "one").mkdir()
+    mine = evaluate_flow(one, tmp_path / "one", progress=False, log=lambda *a: None)
+    theirs = json.loads((two / "metrics.json").read_text())
+    assert theirs["log_Z"] == pytest.approx(mine["log_Z"], abs=1e-4)
+    assert theirs["flow"]["nll"] == pytest.approx(mine["flow"]["nll"], abs=1e-4)
+    assert np.max(np.abs(np.load(two / "flow_samples.npy")
+                         - np.load(tmp_path / "one" / "flow_samples.npy"))) < 1e-4
+    assert np.max(np.abs(np.load(two / "samples.npy")
+                         - np.load(tmp_path / "one" / "samples.npy"))) < 1e-4
 
 
 def test_chains_that_do_not_split_stop_the_run_before_training(tmp_path):

@@ -69,14 +69,15 @@ class EnergySampling:
 
     def check_split(self) -> None:
         """On several devices: every sampler of the energy that ``tfmc run`` runs splits its
-        chains or particles evenly over them, checked before training rather than after."""
+        chains or particles evenly over them, checked before training rather than after
+        (importance sampling's draws split as sampled points do, padded)."""
         devices = self.layout.devices
         if devices == 1:
             return
         for entry in top_level(self.energy_samplers):
             args = entry.args
-            if "particles" not in args and "chains" not in args:
-                continue
+            if entry.method == "importance" or ("particles" not in args and "chains" not in args):
+                continue  # (importance draws are points: padded to split, cut when gathered)
             rows = int(args["particles"]) * int(args.get("replicas", 1)) \
                 if "particles" in args else int(args["chains"])
             parallel.check_rows(rows, devices, entry.name)
@@ -135,11 +136,12 @@ class EnergySampling:
         name = entry.args["flow"]["name"]
         rng = ops.random(ops.key(seed, 5))
         keys = rng.split(replicas)
+        layout = self.layout  # each replica's draws split over the devices, gathered in order
         xs, lws = [], []
         for r in range(replicas):  # one replica at a time: memory stays at N draws
-            x, lw = self.log_weights(keys[r].normal((n,) + self.shape), name)
-            xs.append(ops.numpy(x))
-            lws.append(ops.numpy(lw))
+            x, lw = self.log_weights(layout.points(keys[r].normal((n,) + self.shape)), name)
+            xs.append(ops.numpy(layout.gather(x, n)))
+            lws.append(ops.numpy(layout.gather(lw, n)))
         result = importance.estimate(np.concatenate(xs), np.concatenate(lws), replicas, seed)
         return Run(entry.name, entry.method, (), result, seed)
 

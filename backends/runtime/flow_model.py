@@ -109,12 +109,12 @@ class FlowModel(EnergySampling):
     # --- draws and densities ----------------------------------------------------------------
     def flow_sample(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """n draws of the flow and their log-densities (numpy)."""
-        ops = self.ops
+        ops, layout = self.ops, self.layout  # the latents split over the devices
         z = ops.random(ops.key(seed, 7)).normal((n,) + self.shape)
         program = self.program(("flow", "sample"),
                                lambda w, z: self.flow_density(self.bound(w)).sample(z))
-        x, log_q = program(self.weights, z)
-        return ops.numpy(x), ops.numpy(log_q)
+        x, log_q = program(self.weights, layout.points(z))
+        return ops.numpy(layout.gather(x, n)), ops.numpy(layout.gather(log_q, n))
 
     def sample(self, n: int, sampler=None, seed: int = 0, trajectory: bool = False, x0=None,
                cond=None, guidance=None, observed=None):
@@ -147,11 +147,14 @@ class FlowModel(EnergySampling):
         if x.shape[1:] != self.shape:
             raise TfmRuntimeError(Diagnostic("Runtime", f"Points of shape {x.shape[1:]} given; "
                                              f"the model's samples have shape {self.shape}."))
-        ops = self.ops
+        ops, layout = self.ops, self.layout  # the points split over the devices
         program = self.program(("flow", "log_prob"),
                                lambda w, y: self.flow_density(self.bound(w)).log_prob(y))
-        parts = [ops.numpy(program(self.weights, ops.asarray(x[i:i + batch])))
-                 for i in range(0, len(x), batch)]
+        parts = []
+        for i in range(0, len(x), batch):
+            chunk = ops.asarray(x[i:i + batch])
+            parts.append(ops.numpy(layout.gather(program(self.weights, layout.points(chunk)),
+                                                 chunk.shape[0])))
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
