@@ -480,7 +480,6 @@ def test_torch_splits_mcmc_chains_and_smc_particles_over_processes(model_file, t
     assert "  on 2 devices in 2 processes (cpu)" in text
 
 
-
 def test_torch_splits_a_flows_draws_and_importance_sampling_over_processes(model_file, tmp_path):
     """``tfmc run flow.tfm --backend torch --devices 2``: the flow trains as on one process,
     and each process draws its share of the flow's points, of their exact log-densities and of

@@ -262,7 +262,7 @@ def test_the_learned_map_of_a_gaussian_matches_the_closed_form(tmp_path):
     each batch anchored to the teacher's Heun flow) from the exact velocity: at five (s, t) the
     learned map's RMS error over points of rho_s is within 2% of the spread of X_{s,t} (its
     standard deviation), in each coordinate. (Without the anchor it was 1.44%, with it 1.77%:
-    docs/fewstep.md §5; one of the two runs here keeps the suite's time.)"""
+    docs/fewstep.md §5; only the anchored run is kept here, for the suite's time.)"""
     pytest.importorskip("equinox")
     mean, scale = np.array([2.0, -1.0]), np.array([0.5, 1.5])
     path = _write(tmp_path, "lagrangian", **{
