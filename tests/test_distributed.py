@@ -544,13 +544,16 @@ def test_what_a_stopped_run_keeps_is_said_truthfully(tmp_path):
                                             "resume: run it again.")
 
 
-def _children(pid: int) -> list[int]:
-    """The child processes of ``pid``, in the order they were started."""
-    found = []
+def _children(pid: int) -> dict[int, int]:
+    """The worker processes of the launcher ``pid``, by their RANK (from their environment:
+    the order of process ids is not the order of starting once the ids wrap around)."""
+    found = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found += [int(c) for c in text]
-    return sorted(found)
+        for child in map(int, (task / "children").read_text().split()):
+            env = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+            rank = next(v.split(b"=", 1)[1] for v in env if v.startswith(b"RANK="))
+            found[int(rank)] = child
+    return found
 
 
 def test_torch_in_one_process_refuses_more_devices(model_file):
