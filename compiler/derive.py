@@ -37,26 +37,35 @@ SIMPLIFY_SECONDS = 1.0  # and it can take minutes on trigonometric constants: th
 
 
 _TIDIED: dict[sympy.Expr, sympy.Expr] = {}  # tidy's memo (the same schedules recur)
+_EXPIRED: dict[sympy.Expr, float] = {}  # expressions whose simplify ran out of that many seconds
 MAX_TIDIED = 4096
 
 
 def tidy(expr: sympy.Expr) -> sympy.Expr:
     """A cheap, deterministic simplification, memoised; a result that fell back to the cheap
-    form because simplify ran out of time is not kept, so that a later call (with more time,
-    on an idle machine) does not inherit it."""
+    form because simplify ran out of time is not kept, so that a later call with more time
+    does not inherit it. simplify is not tried again on an expression it ran out of as much
+    time on (one model's derivations meet the same expression many times: a cosine of a
+    rational multiple of pi cost 1 s at each of 8 meetings, 9 s to compile the model)."""
     if expr in _TIDIED:
         return _TIDIED[expr]
+    if _EXPIRED.get(expr, 0.0) >= SIMPLIFY_SECONDS:
+        return _cheap(expr)
     result, complete = _tidy(expr)
-    if complete:
-        if len(_TIDIED) >= MAX_TIDIED:
-            _TIDIED.clear()
-        _TIDIED[expr] = result
+    store = _TIDIED if complete else _EXPIRED
+    if len(store) >= MAX_TIDIED:
+        store.clear()
+    store[expr] = result if complete else SIMPLIFY_SECONDS
     return result
+
+
+def _cheap(expr: sympy.Expr) -> sympy.Expr:
+    return sympy.cancel(expr) if expr.is_rational_function() else expr
 
 
 def _tidy(expr: sympy.Expr) -> tuple[sympy.Expr, bool]:
     """(the tidied expression, whether simplify finished in time or was not tried)."""
-    cheap = sympy.cancel(expr) if expr.is_rational_function() else expr
+    cheap = _cheap(expr)
     if expr.count_ops() > MAX_SIMPLIFY_OPS:
         return cheap, True
     try:

@@ -116,8 +116,11 @@ class JaxModel(shared.Model):
 
     def loss(self, t, x0, x1, z=0.0, *more) -> float:
         """The training loss at the current weights on a given batch (numpy arrays; ``more``:
-        what else the objective draws: dropout seeds, a flow map's second time)."""
-        return float(self._loss()(self.params, *map(self.ops.asarray, (t, x0, x1, z) + more)))
+        what else the objective draws: dropout seeds, a flow map's second time). Compiled once
+        per model: evaluated op by op, a U-Net's loss compiled each of its few hundred
+        operations on its own, slower than the whole program at once."""
+        program = self.program(("loss",), self._loss())
+        return float(program(self.params, *map(self.ops.asarray, (t, x0, x1, z) + more)))
 
     def step_on(self, t, x0, x1, z=0.0, *more, total: int | None = None) -> float:
         """One optimiser step on a given batch (numpy arrays; ``more`` as in ``loss``);
