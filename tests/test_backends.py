@@ -483,6 +483,8 @@ def test_the_seed_changes_the_batches_and_fits_continue_the_stream(tmp_path, bac
     c.fit(steps=10, progress=False)
     c.fit(steps=20, progress=False)
     assert np.array_equal(np.asarray(c.history), np.asarray(a.history))
+    if backend == "jax":  # a constant learning rate: one compiled chunk serves both fits
+        assert [k for k in c._compiled if k[0] == "fit"] == [("fit", None, c.seed)]
 
 
 def test_user_errors_of_the_backends_are_diagnostics(tmp_path, backend):

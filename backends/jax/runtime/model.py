@@ -93,7 +93,7 @@ class JaxModel(shared.Model):
         # the learning-rate schedule spans the steps of this fit (a resumed run must ask for
         # the same total to repeat an uninterrupted one)
         self.optimizer = optim.optimizer(self.spec.train, total)
-        key = ("fit", total, self.seed)
+        key = ("fit", optim.span(self.spec.train, total), self.seed)
         run_chunk = self._compiled.get(key) if data is None else None  # arrays are not cached
         if run_chunk is None:
             step_fn = train.make_step(self.spec, self.objective.draw(self, data),
@@ -126,7 +126,7 @@ class JaxModel(shared.Model):
         """One optimiser step on a given batch (numpy arrays; ``more`` as in ``loss``);
         returns its loss. The schedule spans ``total`` steps (default: the train block's)."""
         total = int(total if total is not None else self.spec.train.steps)
-        key = ("step_on", total)
+        key = ("step_on", optim.span(self.spec.train, total))
         if key not in self._compiled:
             self.optimizer = optim.optimizer(self.spec.train, total)
             self._compiled[key] = jax.jit(self._update())

@@ -27,6 +27,7 @@ def _cosine(lr: float, args: dict, steps: int):
 
 # each learning-rate schedule and optimiser of the prelude, by name
 SCHEDULES = {"constant_lr": _constant, "cosine_decay": _cosine}
+SPANNING = {"cosine_decay"}  # the schedules that depend on the number of steps of the run
 OPTIMIZERS = {
     "adam": lambda lr, a: optax.adam(lr, b1=a["b1"], b2=a["b2"], eps=a["eps"]),
     "adamw": lambda lr, a: optax.adamw(lr, b1=a["b1"], b2=a["b2"], eps=a["eps"],
@@ -39,6 +40,12 @@ def schedule(train, steps: int):
     """The learning-rate schedule of the train block, spanning ``steps`` steps."""
     return SCHEDULES[train.lr_schedule.name](float(train.optimizer.args["lr"]),
                                              train.lr_schedule.args, steps)
+
+
+def span(train, steps: int) -> int | None:
+    """What of ``steps`` the optimiser depends on: the number itself where the schedule spans
+    the run, else None (one compiled program then serves runs of any length)."""
+    return steps if train.lr_schedule.name in SPANNING else None
 
 
 def optimizer(train, steps: int) -> optax.GradientTransformation:
