@@ -98,6 +98,7 @@ def test_the_training_chunk_of_a_convnet_holds_no_convolution(tmp_path):
     step = train.make_step(m.spec, m.objective.draw(m, None), m._update(),
                            jax.random.PRNGKey(0))
     chunk = jax.jit(lambda s: jax.lax.scan(step, s, None, length=2))
-    assert "convolution(" not in chunk.lower(m._state()).compile().as_text()
+    lowered = chunk.lower(m._state()).as_text()  # the program XLA gets (compiling it: 12 s)
+    assert "dot_general" in lowered and "convolution" not in lowered
     m.fit(steps=4, progress=False)
     assert np.isfinite(m.history).all() and m.sample(3).shape == (3, 1, 8, 8)
