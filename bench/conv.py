@@ -18,7 +18,9 @@ and before each call the script waits (up to IDLE_WAIT seconds, default 10; QUIC
 idle CPU; each row reports the median round (and the best). The ratios are JAX / torch rates
 (> 1: JAX faster). CONV=lax makes the JAX backend convolve with ``lax.conv_general_dilated``,
 as it did before issue 17 (backends/jax/runtime/conv.py), for comparison (1-4 s a step: use
-STEPS=8 N=100).
+STEPS=8 N=100). CONV=nhwc tries another formulation (``conv_nhwc`` below): lax's convolution
+written in the NHWC and HWIO layouts, which XLA:CPU runs fast inside a loop too, for the
+forward pass and the input gradient, and a product for the weight gradient.
 
 Not a test; run it by hand (about a minute on a 2-core CPU with the defaults; QUICK=1 for a
 smoke run). It needs torch and scikit-learn besides the JAX backend. With OUT set the rows are
@@ -27,6 +29,7 @@ written to $OUT/bench_conv.json.
     .venv/bin/python bench/conv.py                    # STEPS=64 ROUNDS=3 N=500
     STEPS=128 ROUNDS=5 .venv/bin/python bench/conv.py
     CONV=lax STEPS=8 N=100 ROUNDS=1 .venv/bin/python bench/conv.py
+    CONV=nhwc .venv/bin/python bench/conv.py
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ STEPS = int(os.environ.get("STEPS", 16 if QUICK else 64))
 ROUNDS = int(os.environ.get("ROUNDS", 1 if QUICK else 3))
 N = int(os.environ.get("N", 100 if QUICK else 500))
 CHANNELS = int(os.environ.get("CHANNELS", 64))
-CONV = os.environ.get("CONV", "matmul")  # "lax": the convolution before issue 17
+CONV = os.environ.get("CONV", "matmul")  # "lax": the convolution before issue 17; "nhwc"
 BACKENDS = ("jax", "torch")
 
 MODEL = """import stdlib.interpolants
@@ -100,13 +103,50 @@ def sample(m, seed: int) -> float:
     return dt
 
 
+def conv_nhwc():
+    """The stride-1 "SAME" convolution of h (B, I, H, W) by w (O, I, k, k), k odd, computed in
+    NHWC: the forward pass and the input gradient (the output gradient convolved with the
+    kernel turned by 180 degrees, its channels swapped) by ``lax.conv_general_dilated`` in the
+    NHWC/HWIO layouts; the weight gradient, for which no layout makes XLA:CPU's convolution
+    fast, as the product of the im2col copies (transposed) with the output gradient."""
+    import jax
+    import jax.numpy as jnp
+
+    layout = ("NHWC", "HWIO", "NHWC")
+
+    def forward(x, k):  # x (B, H, W, I), k (kh, kw, I, O)
+        return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=layout)
+
+    @jax.custom_vjp
+    def conv(x, k):
+        return forward(x, k)
+
+    def conv_fwd(x, k):
+        return forward(x, k), (x, k)
+
+    def conv_bwd(saved, dy):
+        x, k = saved
+        kh, kw, cin, cout = k.shape
+        dx = forward(dy, jnp.transpose(jnp.flip(k, (0, 1)), (0, 1, 3, 2)))
+        batch, height, width, _ = x.shape
+        xp = jnp.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+        cols = jnp.concatenate([xp[:, i:i + height, j:j + width, :] for i in range(kh)
+                                for j in range(kw)], axis=-1).reshape(-1, kh * kw * cin)
+        dk = (cols.T @ dy.reshape(-1, cout)).reshape(kh, kw, cin, cout)
+        return dx, dk
+
+    conv.defvjp(conv_fwd, conv_bwd)
+    return lambda h, w: jnp.transpose(conv(jnp.transpose(h, (0, 2, 3, 1)),
+                                           jnp.transpose(w, (2, 3, 1, 0))), (0, 3, 1, 2))
+
+
 def main() -> None:
     import tfm
 
-    if CONV == "lax":
+    if CONV in ("lax", "nhwc"):
         from tfm.backends.jax.runtime import conv
 
-        conv.conv2d = conv.conv_lax
+        conv.conv2d = conv.conv_lax if CONV == "lax" else conv_nhwc()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
