@@ -52,11 +52,17 @@ def tidy(expr: sympy.Expr) -> sympy.Expr:
     if _EXPIRED.get(expr, 0.0) >= SIMPLIFY_SECONDS:
         return _cheap(expr)
     result, complete = _tidy(expr)
-    store = _TIDIED if complete else _EXPIRED
-    if len(store) >= MAX_TIDIED:
-        store.clear()
-    store[expr] = result if complete else SIMPLIFY_SECONDS
+    if complete:
+        _remember(_TIDIED, expr, result)
+    else:
+        _remember(_EXPIRED, expr, SIMPLIFY_SECONDS)
     return result
+
+
+def _remember(memo: dict, expr: sympy.Expr, value) -> None:
+    if len(memo) >= MAX_TIDIED:
+        memo.clear()
+    memo[expr] = value
 
 
 def _cheap(expr: sympy.Expr) -> sympy.Expr:
